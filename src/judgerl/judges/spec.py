@@ -1,0 +1,131 @@
+"""What a judge is (JudgeSpec), what it is asked (JudgeRequest) and what it answers (Verdict).
+
+A judge = backend + format + mode + prompt template + sampling settings. The same spec is used by
+annotation, judge evaluation, policy rewards, the gold monitor, arena and probes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Backend = Literal["hf", "openai", "rm"]
+Format = Literal["pointwise", "pairwise"]
+Mode = Literal["reasoning", "direct"]
+
+
+class Sampling(BaseModel):
+    """Decoding settings of the judge. temperature 0 means greedy."""
+
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(0.0, ge=0.0, le=5.0, description="0 = greedy decoding.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling; 0 disables it.")
+    max_new_tokens: int = Field(256, ge=1, le=65536, description="Budget for reasoning + verdict.")
+    seed: int = Field(0, description="Sampling seed (part of the cache key).")
+
+
+class JudgeSpec(BaseModel):
+    """Everything that determines a judge's verdicts. Its fingerprint keys the cache."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("judge", description="Label used in ledgers and reports.")
+    backend: Backend = Field("hf", description="hf (in-process transformers), openai (any "
+                             "OpenAI-compatible server) or rm (scalar reward model).")
+    model: str = Field("smollm2-135m-instruct", description="Embedded model name, local folder, "
+                       "Hugging Face id, or the model name served by the endpoint.")
+    format: Format = Field("pointwise", description="pointwise: score 0-9; pairwise: 1 or 2.")
+    mode: Mode = Field("direct", description="reasoning: think, then the verdict; direct: verdict only.")
+    template: str | None = Field(None, description="Path of a prompt template file overriding the default.")
+    rubric: bool = Field(False, description="Put the item's rubric into the prompt (rubric-conditioned judge).")
+    score_min: int = Field(0, ge=0, le=9)
+    score_max: int = Field(9, ge=0, le=9)
+    force_verdict: bool = Field(True, description="Append the verdict prefix ('Score: ') after the "
+                                "reasoning and read the next-token distribution (hf; openai with prefill).")
+    sampling: Sampling = Field(default_factory=Sampling)
+    # hf / rm backends
+    device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(8, ge=1, le=4096)
+    # openai backend
+    base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
+                                 description="One or more OpenAI-compatible endpoints; requests spread across them.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never stored).")
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    logprobs: bool = Field(True, description="Ask the server for top logprobs to compute the expected score.")
+    prefill: bool = Field(False, description="Send the verdict prefix as an assistant prefill "
+                          "(vLLM continue_final_message) to force a parseable verdict.")
+    concurrency: int = Field(8, ge=1, le=1024)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=20)
+    cache: bool = Field(True, description="Serve repeated identical requests from the SQLite cache.")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("base_urls needs at least one URL")
+        for u in v:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"base_urls entry {u!r} must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "JudgeSpec":
+        if self.score_min >= self.score_max:
+            raise ValueError(f"score_min ({self.score_min}) must be below score_max ({self.score_max})")
+        if self.backend == "rm" and self.format != "pointwise":
+            raise ValueError("backend 'rm' gives a scalar reward: use format 'pointwise'")
+        if self.template and not Path(self.template).is_file():
+            raise ValueError(f"template file not found: {self.template}")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of every field that changes verdicts (not concurrency, timeouts or the name)."""
+        from judgerl.judges.prompts import template_text
+
+        keep = self.model_dump(exclude={"name", "concurrency", "timeout_s", "max_retries", "cache",
+                                        "base_urls", "api_key_env", "batch_size", "device"})
+        keep["template_text"] = template_text(self)
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class JudgeRequest(BaseModel):
+    """One thing to judge: an instruction and one (pointwise) or two (pairwise) responses."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str | list[dict]
+    responses: list[str] = Field(min_length=1, max_length=2)
+    rubric: str | None = None
+
+    def key(self, spec_fingerprint: str) -> str:
+        blob = json.dumps([spec_fingerprint, self.prompt, self.responses, self.rubric], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Verdict(BaseModel):
+    """A judge's answer. `label` is the score (pointwise) or the preferred response 1|2 (pairwise);
+    None when invalid. `expected` is the expected score Σ x·p(x) (pointwise) or P(response 1 is
+    preferred) (pairwise), read from the verdict-token distribution when the backend exposes it."""
+
+    label: int | None = None
+    expected: float | None = None
+    probs: list[float] | None = None
+    reasoning: str = ""
+    raw: str = ""
+    valid: bool = False
+    error: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    retries: int = 0
+    cached: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """True when the backend call itself failed (transport/server), not merely an invalid verdict."""
+        return self.error is not None

@@ -1,0 +1,55 @@
+"""`judgerl judge`: score one prompt/response(s), or a JSONL file of them, with any judge config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from judgerl import JudgerlError
+from judgerl.config import load_judge_spec
+from judgerl.data import iter_jsonl, write_jsonl_atomic
+from judgerl.judges.spec import JudgeRequest
+from judgerl.rundir import RunDir
+
+
+def request_from_record(rec: dict, where: str, fmt: str) -> JudgeRequest:
+    """{prompt, response} | {prompt, responses} | {prompt, chosen, rejected} -> JudgeRequest."""
+    if "prompt" not in rec:
+        raise JudgerlError(f"{where}: missing field 'prompt'")
+    if "responses" in rec:
+        responses = rec["responses"]
+    elif "response" in rec:
+        responses = [rec["response"]]
+    elif "chosen" in rec and "rejected" in rec:
+        responses = [rec["chosen"], rec["rejected"]]
+    else:
+        raise JudgerlError(f"{where}: missing field 'response' (or 'responses', or 'chosen'/'rejected')")
+    if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+        raise JudgerlError(f"{where}: responses must be strings")
+    if any(not r.strip() for r in responses):
+        raise JudgerlError(f"{where}: empty response text")
+    want = 1 if fmt == "pointwise" else 2
+    if len(responses) != want:
+        raise JudgerlError(f"{where}: a {fmt} judge needs {want} response(s), got {len(responses)}")
+    return JudgeRequest(prompt=rec["prompt"], responses=responses, rubric=rec.get("rubric"))
+
+
+def judge_one(judge: str, prompt: str, responses: list[str], run_dir: Path, overrides: list[str]) -> str:
+    spec = load_judge_spec(judge, overrides)
+    req = request_from_record({"prompt": prompt, "responses": responses}, "command line", spec.format)
+    v = RunDir(run_dir).judge(spec, "judge").judge([req])[0]
+    return json.dumps(v.model_dump(), indent=2)
+
+
+def judge_file(judge: str, input: Path, output: Path, run_dir: Path, overrides: list[str]) -> str:
+    spec = load_judge_spec(judge, overrides)
+    rows = [(n, rec) for n, rec in iter_jsonl(input)]
+    reqs = [request_from_record(rec, f"{input}:{n}", spec.format) for n, rec in rows]
+    rd = RunDir(run_dir)
+    rd.save_config(spec, "judge.yaml")
+    j = rd.judge(spec, "judge")
+    verdicts = j.judge(reqs, progress=True, desc=f"judging {input.name}")
+    write_jsonl_atomic(output, [{**rec, "verdict": v.model_dump()} for (_, rec), v in zip(rows, verdicts)])
+    valid = sum(v.valid for v in verdicts)
+    return (f"{len(verdicts)} judged ({valid} valid, {sum(v.failed for v in verdicts)} failed, "
+            f"{j.backend_calls} backend calls) -> {output}")
