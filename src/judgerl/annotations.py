@@ -1,0 +1,65 @@
+"""The annotation dataset format: what `annotate` writes and the training/evaluation stages read.
+
+An annotation dataset is a folder:
+
+    <dir>/manifest.json      {"version": 1, "judge": {...JudgeSpec...}, "template_sha256": "...",
+                              "counts": {...}, "invalid_rate": {...}, "tokens": {...}, "files": {...}}
+    <dir>/pointwise.jsonl    one row per (item, response):
+        {"item_id", "prompt", "response_idx", "response", "score" (int|None), "expected" (float|None),
+         "reasoning" (gold thinking text), "valid", "split", "rubric" (str|None), "effort"}
+    <dir>/pairwise.jsonl     one row per item with two responses (order as in the input):
+        {"item_id", "prompt", "responses": [r1, r2], "label" (1|2|None: preferred, judged as given),
+         "label_swapped" (1|2|None: judged with the order swapped, mapped back to the original order),
+         "consistent" (bool: both orders agree), "reasoning", "valid", "split", "rubric", "effort"}
+    <dir>/rubrics.jsonl      {"item_id", "prompt", "rubric"}
+    <dir>/splits.json        {"seed": int, "fractions": {...}, "item_ids": {"train": [...], ...}}
+
+`split` is deterministic per item id (seeded hash), so every row of an item lands in the same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from judgerl import JudgerlError
+from judgerl.data import iter_jsonl
+
+KINDS = ("pointwise", "pairwise", "rubrics")
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(item_id: str, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> str:
+    """Deterministic split from a seeded hash of the item id."""
+    h = int(hashlib.sha256(f"{seed}:{item_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if h < fractions[0]:
+        return "train"
+    return "validation" if h < fractions[0] + fractions[1] else "test"
+
+
+def load_manifest(path: str | Path) -> dict:
+    p = Path(path) / "manifest.json"
+    if not p.is_file():
+        raise JudgerlError(f"{path} is not an annotation dataset (no manifest.json)")
+    return json.loads(p.read_text())
+
+
+def load_annotations(path: str | Path, kind: str = "pointwise", split: str | None = None,
+                     valid_only: bool = True) -> list[dict]:
+    """Rows of one kind (and split); raises a clear error when the split is empty."""
+    if kind not in KINDS:
+        raise JudgerlError(f"unknown annotation kind {kind!r}; known: {', '.join(KINDS)}")
+    load_manifest(path)
+    f = Path(path) / f"{kind}.jsonl"
+    if not f.is_file():
+        raise JudgerlError(f"{path} has no {kind} annotations ({f.name} missing)")
+    rows = [r for _, r in iter_jsonl(f)]
+    if split is not None:
+        rows = [r for r in rows if r.get("split") == split]
+    if valid_only and kind != "rubrics":
+        rows = [r for r in rows if r.get("valid")]
+    if not rows:
+        raise JudgerlError(f"{path}: no {'valid ' if valid_only else ''}{kind} annotations"
+                           + (f" in split {split!r}" if split else ""))
+    return rows
