@@ -13,6 +13,7 @@ import asyncio
 import threading
 import time
 
+from judgerl.judges.decode import generate_ids
 from judgerl.judges.parse import expected_value, parse_verdict, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
@@ -109,18 +110,12 @@ class HFBackend:
             idx = order[s:s + bs]
             enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True,
                            add_special_tokens=False).to(self.model.device)
-            kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id,
-                      eos_token_id=self.tok.eos_token_id)
-            if temperature > 0:
-                torch.manual_seed(seed)
-                kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None)
-            else:
-                kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
-                out = self.model.generate(**enc, **kw)
-            n_in = enc["input_ids"].shape[1]
+            out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                               temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                               pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
+                               pad_rows_to=bs)
             for row, i in enumerate(idx):
-                gen = out[row, n_in:]
+                gen = out[row]
                 n_out = int((gen != self.tok.pad_token_id).sum())
                 res[i] = (self.tok.decode(gen, skip_special_tokens=True), int(enc["attention_mask"][row].sum()), n_out)
         return res
