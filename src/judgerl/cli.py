@@ -87,6 +87,9 @@ def judge_cmd(
 # --- train-policy (issue 5) -------------------------------------------------------------------
 
 # --- arena / winrate / probe (issue 6) --------------------------------------------------------
+from judgerl.evaluation.cli_eval import register as _register_evaluation  # noqa: E402
+
+_register_evaluation(app)
 
 # --- quickstart / report / validate (issue 7) -------------------------------------------------
 if __name__ == "__main__":

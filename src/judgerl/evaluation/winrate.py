@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def load_annotations(folder: Path) -> dict[str, pd.DataFrame]:
         missing = {"instruction", "output_2", "preference"} - set(df.columns)
         if missing:
             raise JudgerlError(f"{f}: annotations lack field(s) {sorted(missing)}")
-        out[f.name.split(".")[0]] = df  # the file name is the leaderboard name (NullModel's generator is "example")
+        out[re.sub(r"\.(jsonl\.gz|jsonl|json)$", "", f.name)] = df  # the file name is the leaderboard name (NullModel's generator is "example")
     return out
 
 
