@@ -85,7 +85,8 @@ class Judge:
             bar.update(len(idx))
         bar.close()
         if self.ledger is not None:
-            hit_rows = [(keys[i], out[i]) for i in range(len(requests)) if i not in set(todo)]
+            pending = set(todo)
+            hit_rows = [(keys[i], out[i]) for i in range(len(requests)) if i not in pending]
             if hit_rows:
                 self.ledger.record(self.spec.name, self.stage, hit_rows)
         return out  # type: ignore[return-value]

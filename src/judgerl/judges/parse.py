@@ -47,7 +47,7 @@ def parse_verdict(text: str, fmt: str = "pointwise", lo: int = 0, hi: int = 9) -
     last = _DECOR.sub("", lines[-1])
     reasoning = "\n".join(filter(None, [thoughts, "\n".join(lines[:-1]).strip()]))
     key = "Score" if fmt == "pointwise" else "Preferred"
-    m = re.fullmatch(rf"{key}\s*:\s*[*_`]*\s*(-?\d+)", last, flags=re.IGNORECASE)
+    m = re.fullmatch(rf"{key}\s*:\s*[*_`]*\s*(-?[0-9]+)", last, flags=re.IGNORECASE)
     if not m:
         return Parsed(None, reasoning, False, f"last line is not a '{key}: N' verdict")
     value = int(m.group(1))
@@ -62,11 +62,12 @@ def digit_distribution(token_logprobs: dict[str, float], values: list[int]) -> l
 
     Token texts are stripped, so ' 7' and '7' both count for 7 (their probabilities add)."""
     mass = {v: 0.0 for v in values}
+    by_text = {str(v): v for v in values}
     seen = False
     for tok, lp in token_logprobs.items():
-        t = tok.strip()
-        if t.isdigit() and int(t) in mass and lp is not None and lp > -math.inf:
-            mass[int(t)] += math.exp(lp)
+        v = by_text.get(tok.strip())  # exact ASCII value text: no int() on '²' or '٣'
+        if v is not None and lp is not None and not math.isnan(lp) and lp > -math.inf:
+            mass[v] += math.exp(lp)
             seen = True
     total = sum(mass.values())
     if not seen or total <= 0:

@@ -17,7 +17,10 @@ from judgerl import JudgerlError
 from judgerl.judges.spec import JudgeRequest, JudgeSpec
 
 TEMPLATE_DIR = Path(str(files("judgerl.judges").joinpath("templates")))
-_FENCE = re.compile(r"\[(BEGIN|END) (CANDIDATE RESPONSE( \d)?|INSTRUCTION|RUBRIC)\]", re.IGNORECASE)
+_FENCE = re.compile(r"\[\s*(?:(?:BEGIN|END)\s+)?(?:CANDIDATE\s+RESPONSE(?:\s*\d+)?|INSTRUCTION|RUBRIC)\s*\]",
+                    re.IGNORECASE)
+PLACEHOLDERS = ("instruction", "response_1", "response_2", "score_min", "score_max", "rubric_block",
+                "output_instructions")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -36,8 +39,23 @@ def template_text(spec: JudgeSpec) -> str:
 
 
 def neutralise(text: str) -> str:
-    """Defuse fence markers inside candidate text: '[END CANDIDATE RESPONSE]' -> '(END CANDIDATE RESPONSE)'."""
-    return _FENCE.sub(lambda m: "(" + m.group(0)[1:-1] + ")", text)
+    """Defuse fence markers inside candidate text: '[END CANDIDATE RESPONSE]' -> '(END CANDIDATE RESPONSE)'.
+
+    Also '[INSTRUCTION]', '[RUBRIC]' and spacing/case variants; '=== USER ===' section markers are
+    harmless (sections are split before filling) but are defused too."""
+    text = _FENCE.sub(lambda m: "(" + m.group(0)[1:-1].strip() + ")", text)
+    return re.sub(r"===(\s*(?:SYSTEM|USER)\s*)===", r"==\1==", text, flags=re.IGNORECASE)
+
+
+def check_template(text: str) -> str | None:
+    """Why a template text is unusable (missing USER section, unknown placeholder), or None."""
+    if "=== USER ===" not in text:
+        return "template must contain a '=== USER ===' section"
+    unknown = sorted(set(_PLACEHOLDER.findall(text)) - set(PLACEHOLDERS))
+    if unknown:
+        return (f"unknown placeholder(s) {', '.join('{{' + u + '}}' for u in unknown)} "
+                f"(known: {', '.join(PLACEHOLDERS)})")
+    return None
 
 
 def output_instructions(spec: JudgeSpec) -> str:
@@ -98,7 +116,7 @@ def render(spec: JudgeSpec, req: JudgeRequest) -> list[dict]:
         "rubric_block": rubric_block,
         "output_instructions": output_instructions(spec),
     }
-    system, user = split_sections(fill(template_text(spec), values))
+    system, user = (fill(part, values) for part in split_sections(template_text(spec)))
     msgs = [{"role": "system", "content": system}] if system else []
     return msgs + [{"role": "user", "content": user}]
 
@@ -106,7 +124,8 @@ def render(spec: JudgeSpec, req: JudgeRequest) -> list[dict]:
 def render_rubric_request(instruction: str | list[dict], template: str | None = None) -> list[dict]:
     """Messages asking a judge model to write an instruction-specific rubric (annotation stage)."""
     text = Path(template).read_text() if template else (TEMPLATE_DIR / "rubric_generation.txt").read_text()
-    system, user = split_sections(fill(text, {"instruction": neutralise(instruction_text(instruction))}))
+    values = {"instruction": neutralise(instruction_text(instruction))}
+    system, user = (fill(part, values) for part in split_sections(text))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -59,6 +59,8 @@ class JudgeSpec(BaseModel):
     logprobs: bool = Field(True, description="Ask the server for top logprobs to compute the expected score.")
     prefill: bool = Field(False, description="Send the verdict prefix as an assistant prefill "
                           "(vLLM continue_final_message) to force a parseable verdict.")
+    extra_body: dict = Field(default_factory=dict, description="Extra request fields passed through to the "
+                             "server, e.g. llama.cpp `grammar` or vLLM `chat_template_kwargs` (part of the cache key).")
     concurrency: int = Field(8, ge=1, le=1024)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
@@ -80,8 +82,14 @@ class JudgeSpec(BaseModel):
             raise ValueError(f"score_min ({self.score_min}) must be below score_max ({self.score_max})")
         if self.backend == "rm" and self.format != "pointwise":
             raise ValueError("backend 'rm' gives a scalar reward: use format 'pointwise'")
-        if self.template and not Path(self.template).is_file():
-            raise ValueError(f"template file not found: {self.template}")
+        if self.template:
+            if not Path(self.template).is_file():
+                raise ValueError(f"template file not found: {self.template}")
+            from judgerl.judges.prompts import check_template
+
+            problem = check_template(Path(self.template).read_text(encoding="utf-8"))
+            if problem:
+                raise ValueError(f"template {self.template}: {problem}")
         return self
 
     def fingerprint(self) -> str:
@@ -90,6 +98,8 @@ class JudgeSpec(BaseModel):
 
         keep = self.model_dump(exclude={"name", "concurrency", "timeout_s", "max_retries", "cache",
                                         "base_urls", "api_key_env", "batch_size", "device"})
+        if not keep["extra_body"]:
+            del keep["extra_body"]  # keeps fingerprints of specs made before the field existed
         keep["template_text"] = template_text(self)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -110,7 +120,10 @@ class JudgeRequest(BaseModel):
 class Verdict(BaseModel):
     """A judge's answer. `label` is the score (pointwise) or the preferred response 1|2 (pairwise);
     None when invalid. `expected` is the expected score Σ x·p(x) (pointwise) or P(response 1 is
-    preferred) (pairwise), read from the verdict-token distribution when the backend exposes it."""
+    preferred) (pairwise), read from the verdict-token distribution when the backend exposes it
+    (None otherwise). The `rm` backend has no discrete verdict: label None, valid True, `expected`
+    = the raw scalar reward (unbounded). `error` is set only when the call itself failed
+    (transport/server), after `retries` retries; an unparseable output is valid=False, error None."""
 
     label: int | None = None
     expected: float | None = None

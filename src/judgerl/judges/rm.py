@@ -1,0 +1,103 @@
+"""Scalar reward model backend (sequence-classification head, num_labels=1, Bradley–Terry style).
+
+A pointwise judge whose score is its reward: the input is the (prompt, response) conversation in
+the tokenizer's chat template (a plain transcript for tokenizers without one); no judge prompt
+template and no rubric are used. The Verdict carries `expected` = the raw reward (an unbounded
+float, not a 0–9 score), `label` None, `probs` None, `valid` True (False with `error` only for a
+non-finite reward). Rewards are comparable within one model only.
+
+Batched with right padding; the reward is read at the last real token (the classification head
+pools there via `config.pad_token_id`, which is set from the tokenizer when the checkpoint lacks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+
+from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
+
+
+def load_reward_model(name: str, device: str = "auto", dtype: str = "auto"):
+    """(model, tokenizer) of a sequence-classification reward model by embedded name, folder or hub id."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from judgerl.judges.hf import pick_device
+    from judgerl.models import resolve
+
+    path = resolve(name)
+    dev = pick_device(device)
+    torch_dtype = (torch.bfloat16 if dev.startswith("cuda") else torch.float32) if dtype == "auto" else getattr(torch, dtype)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch_dtype).to(dev)
+    model.eval()
+    return model, tok
+
+
+def conversation(req: JudgeRequest) -> list[dict]:
+    msgs = [{"role": "user", "content": req.prompt}] if isinstance(req.prompt, str) else list(req.prompt)
+    return msgs + [{"role": "assistant", "content": req.responses[0]}]
+
+
+def conversation_text(tok, messages: list[dict]) -> str:
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+
+
+class RewardModelBackend:
+    def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
+        self.spec = spec
+        if model is None:
+            model, tokenizer = load_reward_model(spec.model, spec.device, spec.dtype)
+        self.model, self.tok = model, tokenizer
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        if getattr(self.model.config, "num_labels", 1) != 1:
+            from judgerl import JudgerlError
+
+            raise JudgerlError(f"reward model {spec.model!r} has {self.model.config.num_labels} labels; "
+                               "a scalar reward model needs num_labels=1")
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tok.pad_token_id
+        self._lock = threading.Lock()
+
+    def _rewards(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        import torch
+
+        t0 = time.perf_counter()
+        texts = [conversation_text(self.tok, conversation(r)) for r in requests]
+        old_side = self.tok.padding_side
+        self.tok.padding_side = "right"
+        rewards: list[float] = []
+        lengths: list[int] = []
+        try:
+            for s in range(0, len(texts), self.spec.batch_size):
+                enc = self.tok(texts[s:s + self.spec.batch_size], return_tensors="pt", padding=True,
+                               add_special_tokens=False).to(self.model.device)
+                with torch.no_grad():
+                    logits = self.model(**enc).logits.float()
+                rewards.extend(logits[:, 0].cpu().tolist())
+                lengths.extend(enc["attention_mask"].sum(dim=1).cpu().tolist())
+        finally:
+            self.tok.padding_side = old_side
+        dt = (time.perf_counter() - t0) / max(1, len(requests))
+        out = []
+        for r, n in zip(rewards, lengths):
+            ok = math.isfinite(r)
+            out.append(Verdict(expected=r if ok else None, valid=ok, error=None if ok else f"non-finite reward {r}",
+                               raw=f"reward: {r:.6g}", tokens_in=int(n), tokens_out=0, seconds=dt))
+        return out
+
+    async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        def work():
+            with self._lock:
+                return self._rewards(requests)
+        return await asyncio.to_thread(work)
+
+    async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
+                       temperature: float | None = None) -> list[Verdict]:
+        return [Verdict(valid=False, error="the rm backend scores text; it cannot generate") for _ in messages]
