@@ -23,6 +23,7 @@ own loop and `run_sync` may use a fresh one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
@@ -134,7 +135,7 @@ class OpenAIBackend:
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):  # model/tokenizer: unused (remote)
         self.spec = spec
         self.values = verdict_values(spec.format, spec.score_min, spec.score_max)
-        self.key = verdict_prefix(spec.format).strip()
+        self.key = verdict_prefix(spec.format).strip()  # "Score:" / "Preferred:"
         self._rr = itertools.count()
         self._per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -148,15 +149,28 @@ class OpenAIBackend:
             key = os.environ.get(self.spec.api_key_env) or DUMMY_KEY
             clients = [AsyncOpenAI(base_url=u, api_key=key, timeout=self.spec.timeout_s, max_retries=0)
                        for u in self.spec.base_urls]
-            st = {"clients": clients, "sem": asyncio.Semaphore(self.spec.concurrency)}
+            st = {"clients": clients, "sem": asyncio.Semaphore(self.spec.concurrency), "active": 0}
             self._per_loop[loop] = st
         return st
 
-    async def aclose(self) -> None:
-        """Close this loop's HTTP clients (optional; they are dropped with their loop anyway)."""
-        st = self._per_loop.pop(asyncio.get_running_loop(), None)
-        for c in (st or {}).get("clients", []):
-            await c.close()
+    @contextlib.asynccontextmanager
+    async def _session(self):
+        """Clients live while at least one run()/generate() is active on this loop, then are closed
+        on that loop: no client outlives its event loop (asyncio.run per call, TRL's own loop)."""
+        loop = asyncio.get_running_loop()
+        st = self._state()
+        st["active"] += 1
+        try:
+            yield st
+        finally:
+            st["active"] -= 1
+            if st["active"] == 0 and self._per_loop.get(loop) is st:
+                del self._per_loop[loop]
+                for c in st["clients"]:
+                    try:
+                        await c.close()
+                    except BaseException:  # noqa: BLE001 - closing is best effort (e.g. on cancellation)
+                        pass
 
     # ---- one call with retries -------------------------------------------------------------
     def _params(self, messages: list[dict], max_tokens: int, temperature: float, logprobs: bool,
@@ -218,7 +232,7 @@ class OpenAIBackend:
         prefix_text = ""
         try:
             if spec.prefill and spec.mode == "direct":
-                prefix_text = self.key + ":"
+                prefix_text = self.key
                 params = self._params(messages + [{"role": "assistant", "content": prefix_text}],
                                       s.max_new_tokens, s.temperature, spec.logprobs, prefill=True)
             else:
@@ -236,8 +250,8 @@ class OpenAIBackend:
             if spec.prefill and spec.mode == "reasoning" and (not parsed.valid or (spec.logprobs and probs is None)):
                 # force the verdict after the reasoning: second, short call continuing the answer
                 thoughts, answer = split_think(content)
-                body = strip_verdict_tail(answer, self.key)
-                prefix_text = (body + "\n" if body else "") + self.key + ":"
+                body = strip_verdict_tail(answer, self.key.rstrip(":"))
+                prefix_text = (body + "\n" if body else "") + self.key
                 p2 = self._params(messages + [{"role": "assistant", "content": prefix_text}], 4, 0.0,
                                   spec.logprobs, prefill=True)
                 resp2, r2 = await self._call(p2)
@@ -269,7 +283,8 @@ class OpenAIBackend:
     # ---- backend interface -----------------------------------------------------------------
     async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:
         msgs = [render(self.spec, r) for r in requests]  # template errors raise before any network call
-        return list(await asyncio.gather(*(self._judge_one(m) for m in msgs)))
+        async with self._session():
+            return list(await asyncio.gather(*(self._judge_one(m) for m in msgs)))
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
                        temperature: float | None = None) -> list[Verdict]:
@@ -290,4 +305,5 @@ class OpenAIBackend:
             return Verdict(raw=answer, reasoning=reasoning, valid=bool(answer.strip()), tokens_in=tin,
                            tokens_out=tout, retries=retries, seconds=time.perf_counter() - t0)
 
-        return list(await asyncio.gather(*(one(m) for m in messages)))
+        async with self._session():
+            return list(await asyncio.gather(*(one(m) for m in messages)))
