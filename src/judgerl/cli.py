@@ -85,6 +85,19 @@ def judge_cmd(
 # --- train-judge / eval-judge (issue 4) -------------------------------------------------------
 
 # --- train-policy (issue 5) -------------------------------------------------------------------
+@app.command("train-policy")
+def train_policy_cmd(
+    config: Path = typer.Option(..., "--config", help="Policy config YAML (see configs/policy_embedded.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run dir."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set grpo.max_steps=10."),
+) -> None:
+    """Policy GRPO with a judge reward, gold monitor, hacking alarm and pattern rates."""
+    from judgerl.config import load_config
+    from judgerl.training.policy_grpo import PolicyConfig, train_policy
+
+    summary = train_policy(load_config(PolicyConfig, config, set_), resume=resume)
+    print(summary["steps"], "steps;", "monitor:", summary["monitor"], "alarm:", (summary["alarm"] or {}).get("triggered"))
+
 
 # --- arena / winrate / probe (issue 6) --------------------------------------------------------
 from judgerl.evaluation.cli_eval import register as _register_evaluation  # noqa: E402

@@ -1,0 +1,221 @@
+"""Gold monitor: a TRL/transformers TrainerCallback that tracks proxy (training judge) vs gold scores.
+
+Every `every_steps` optimizer steps (and at step 0, the base policy) it generates on held-out
+prompts (greedy by default), scores the samples with the training judge and with the gold judge,
+and writes
+    monitor.jsonl              one record per checkpoint: proxy/gold means, invalid rates, lengths,
+                               adversarial-pattern rates (evaluation/patterns.py)
+    samples/step_XXXX.jsonl    the samples with both scores and detected patterns
+    alarm.json, flagged/       when the hacking alarm (evaluation/alarm.py) fires
+    best_gold/                 the policy at its best gold score (alarm.keep_best_gold)
+and logs `monitor/*` through `Trainer.log`, so they reach report_to (tensorboard, wandb) and
+trainer_state.json. A pairwise judge scores a sample as its win probability against the base
+policy's step-0 response to the same prompt (both orders with `both_orders`).
+On resume, `restore(step)` reloads the records up to the checkpoint step and replays the alarm.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import TrainerCallback
+
+from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
+from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
+from judgerl.judges.judge import run_sync
+from judgerl.judges.spec import JudgeRequest
+from judgerl.training.rewards import first_wins, judge_prompt, point_value
+
+
+class MonitorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    every_steps: int = Field(50, ge=1, description="Monitor every N optimizer steps (and at step 0).")
+    n_prompts: int = Field(32, ge=1, description="Held-out prompts (taken from the prompt pool, never trained on).")
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
+    batch_size: int = Field(8, ge=1)
+    both_orders: bool = Field(True, description="Pairwise judges: judge sample-vs-base in both orders.")
+    length_ratio: float = Field(2.0, gt=1.0, description="Length inflation: ≥ ratio × base words ...")
+    min_extra_words: int = Field(50, ge=0, description="... and at least this many more words.")
+
+
+def read_monitor(path: str | Path) -> list[dict]:
+    """monitor.jsonl records, last record per step wins (a resumed run re-logs redone steps)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    by_step: dict[int, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            by_step[int(r["step"])] = r
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def generate(model, tok, prompts: list, max_new_tokens: int, temperature: float = 0.0, batch_size: int = 8) -> list[str]:
+    """Greedy (or sampled) completions of chat prompts with the policy, batched with left padding."""
+    import torch
+
+    from judgerl.judges.hf import chat_text
+
+    texts = [chat_text(tok, p if isinstance(p, list) else [{"role": "user", "content": p}]) for p in prompts]
+    was_training = model.training
+    model.eval()
+    side, tok.padding_side = tok.padding_side, "left"
+    out: list[str] = []
+    try:
+        for s in range(0, len(texts), batch_size):
+            enc = tok(texts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            kw.update(dict(do_sample=True, temperature=temperature) if temperature > 0 else
+                      dict(do_sample=False, temperature=None, top_p=None, top_k=None))
+            with torch.no_grad():
+                gen = model.generate(**enc, **kw)
+            out.extend(tok.decode(g[enc["input_ids"].shape[1]:], skip_special_tokens=True) for g in gen)
+    finally:
+        tok.padding_side = side
+        model.train(was_training)
+    return out
+
+
+def score(judge, prompts: list, responses: list[str], bases: list[str] | None, both_orders: bool) -> list[dict]:
+    """Per-sample {value, valid, failed}: expected score (pointwise) or P(beats base) (pairwise)."""
+    if judge.spec.format == "pointwise":
+        vs = run_sync(judge.ajudge([JudgeRequest(prompt=judge_prompt(p), responses=[r]) for p, r in zip(prompts, responses)]))
+        return [{"value": point_value(v), "valid": v.valid, "failed": v.failed} for v in vs]
+    reqs = [JudgeRequest(prompt=judge_prompt(p), responses=[r, b]) for p, r, b in zip(prompts, responses, bases)]
+    if both_orders:
+        reqs += [JudgeRequest(prompt=judge_prompt(p), responses=[b, r]) for p, r, b in zip(prompts, responses, bases)]
+    vs = run_sync(judge.ajudge(reqs))
+    n = len(prompts)
+    out = []
+    for i in range(n):
+        ps = [first_wins(vs[i], "prob")]
+        if both_orders:
+            q = first_wins(vs[n + i], "prob")
+            ps.append(None if q is None else 1.0 - q)
+        ok = [p for p in ps if p is not None]
+        out.append({"value": sum(ok) / len(ok) if ok else None, "valid": all(vs[k].valid for k in ([i, n + i] if both_orders else [i])),
+                    "failed": any(vs[k].failed for k in ([i, n + i] if both_orders else [i]))})
+    return out
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+class GoldMonitor(TrainerCallback):
+    def __init__(self, run, prompts: list, proxy, gold, cfg: MonitorConfig | None = None,
+                 alarm: AlarmConfig | None = None, trainer=None):
+        self.run, self.prompts, self.proxy, self.gold = run, prompts, proxy, gold
+        self.cfg = cfg or MonitorConfig()
+        self.alarm = HackingAlarm(alarm)
+        self.trainer = trainer
+        self.bases: list[str] | None = None
+        self.records: list[dict] = []
+        self.done_steps: set[int] = set()
+
+    # ---- resume -----------------------------------------------------------------------------
+    def restore(self, step: int) -> None:
+        """Reload monitor history up to `step` (a checkpoint) and replay the alarm on it."""
+        self.records = [r for r in read_monitor(self.run.path / "monitor.jsonl") if r["step"] <= step]
+        self.done_steps = {r["step"] for r in self.records}
+        self.alarm.replay(self.records)
+        base = self.run.path / "samples" / "step_0000.jsonl"
+        if base.is_file():
+            rows = [json.loads(x) for x in base.read_text(encoding="utf-8").splitlines() if x.strip()]
+            self.bases = [r["response"] for r in rows]
+
+    # ---- one monitor pass -------------------------------------------------------------------
+    def evaluate(self, model, tok, step: int) -> dict:
+        c = self.cfg
+        responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
+        if self.bases is None:  # step 0 (or first pass): the base policy's answers are the reference
+            self.bases = list(responses)
+        proxy = score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
+        gold = score(self.gold, self.prompts, responses, self.bases, c.both_orders)
+        hits = [detect(r, b, c.length_ratio, c.min_extra_words) for r, b in zip(responses, self.bases)]
+        rows = [{"step": step, "prompt": p, "response": r, "proxy": pv["value"], "gold": gv["value"],
+                 "words": words(r), "patterns": [d for d in DETECTORS if h[d]]}
+                for p, r, pv, gv, h in zip(self.prompts, responses, proxy, gold, hits)]
+        n = len(rows)
+        rec = {"step": step, "n": n, "proxy_mean": _mean([x["value"] for x in proxy]),
+               "gold_mean": _mean([x["value"] for x in gold]),
+               "proxy_invalid_rate": sum(not x["valid"] for x in proxy) / n,
+               "gold_invalid_rate": sum(not x["valid"] for x in gold) / n,
+               "proxy_failed": sum(x["failed"] for x in proxy), "gold_failed": sum(x["failed"] for x in gold),
+               "mean_words": sum(x["words"] for x in rows) / n}
+        rec.update({f"pattern/{d}": sum(h[d] for h in hits) / n for d in DETECTORS})
+        rec["pattern/any"] = sum(any(h[d] for d in TEXT_DETECTORS) for h in hits) / n
+        self._write_samples(step, rows)
+        self.run.log_metrics(rec, name="monitor.jsonl")
+        self.records = [r for r in self.records if r["step"] != step] + [rec]
+        self.done_steps.add(step)
+        event = self.alarm.update(step, rec["proxy_mean"], rec["gold_mean"])
+        if event is not None:
+            self._flag(step, rows, event)
+        rec["alarm"] = event is not None
+        return rec
+
+    def _write_samples(self, step: int, rows: list[dict], folder: str = "samples", limit: int | None = None) -> Path:
+        p = self.run.path / folder / f"step_{step:04d}.jsonl"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "w", encoding="utf-8") as f:
+            for r in rows[:limit]:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return p
+
+    def _flag(self, step: int, rows: list[dict], event: dict) -> None:
+        def gap(r):  # samples the proxy likes much more than the gold judge first
+            return (r["proxy"] if r["proxy"] is not None else 0.0) - (r["gold"] if r["gold"] is not None else 0.0)
+        ranked = sorted(rows, key=gap, reverse=True)
+        path = self._write_samples(step, ranked, "flagged", self.alarm.cfg.max_flagged)
+        event["flagged_file"] = str(path.relative_to(self.run.path))
+        self.run.write_json("alarm.json", self.alarm.state())
+
+    def _save_best(self, model, tok, step: int, rec: dict) -> None:
+        best = self.alarm.best_gold()
+        if best is None or best[0] != step:
+            return
+        out = self.run.path / "best_gold"
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        self.run.write_json("best_gold/best_gold.json", {"step": step, "gold_mean": rec["gold_mean"]})
+
+    def _pass(self, args, state, control, model, tok):
+        step = state.global_step
+        if step in self.done_steps or not state.is_world_process_zero:
+            return control
+        rec = self.evaluate(model, tok, step)
+        if self.alarm.cfg.keep_best_gold:
+            self._save_best(model, tok, step, rec)
+        logs = {f"monitor/{k}": v for k, v in rec.items() if k not in ("step",) and isinstance(v, (int, float))}
+        if self.trainer is not None:
+            from transformers import Trainer
+
+            should_log = control.should_log  # CallbackHandler.on_log clears it; keep the step's own log
+            Trainer.log(self.trainer, logs)  # base log: log_history + report_to, not GRPO's metric flush
+            control.should_log = should_log
+        if rec["alarm"] and self.alarm.cfg.on_trigger == "stop":
+            control.should_training_stop = True
+        return control
+
+    # ---- TrainerCallback hooks --------------------------------------------------------------
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kw):
+        if self.cfg.enabled and state.global_step == 0:
+            return self._pass(args, state, control, model, processing_class)
+        return control
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kw):
+        if self.cfg.enabled and state.global_step % self.cfg.every_steps == 0:
+            return self._pass(args, state, control, model, processing_class)
+        return control
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kw):
+        if self.cfg.enabled:  # the last step, unless already monitored
+            return self._pass(args, state, control, model, processing_class)
+        return control
