@@ -295,3 +295,10 @@ def test_verdict_position_tokenisations():
     assert g[1] == pytest.approx(math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.4)))
     assert verdict_distribution([], "pointwise", vals) is None
     assert verdict_distribution([Tok("no verdict", {})], "pointwise", vals) is None
+
+
+def test_round_robin_over_base_urls(fake):
+    spec = JudgeSpec(backend="openai", model="fake", timeout_s=1.0, max_retries=0, cache=False,
+                     base_urls=[fake.url("ok-r1"), fake.url("ok-r2")])
+    vs = Judge(spec).judge(REQS * 2)
+    assert all(v.valid for v in vs) and fake.hits["ok-r1"] == 2 and fake.hits["ok-r2"] == 2
