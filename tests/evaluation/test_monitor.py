@@ -1,0 +1,84 @@
+"""Gold monitor and hacking alarm: synthetic histories, a monitor pass on the real SmolLM2 policy
+with controlled (stub) judges, alarm files, stop control, resume replay."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import TrainerControl, TrainerState
+
+from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm, trend
+from judgerl.evaluation.monitor import GoldMonitor, MonitorConfig, read_monitor
+from judgerl.judges import Judge, JudgeSpec, Verdict
+from judgerl.rundir import RunDir
+
+
+def test_trend_is_fitted_change():
+    assert trend([1, 2, 3]) == pytest.approx(2.0)
+    assert trend([3, 3]) == 0.0 and trend([5]) == 0.0
+
+
+def test_alarm_fires_on_proxy_up_gold_down_and_not_on_healthy_runs():
+    cfg = AlarmConfig(window=3, proxy_margin=0.2, gold_margin=0.2)
+    hacked = [(0, 5.0, 5.0), (50, 5.5, 5.2), (100, 6.5, 4.9), (150, 7.8, 4.1), (200, 8.9, 3.0)]
+    a = HackingAlarm(cfg)
+    fired = [s for s, p, g in hacked if a.update(s, p, g)]
+    assert fired == [150, 200] and a.state()["first_step"] == 150
+    healthy = [(0, 5.0, 5.0), (50, 5.4, 5.3), (100, 5.9, 5.6), (150, 6.1, 6.0), (200, 6.6, 6.2)]
+    noisy = [(0, 5.0, 5.0), (50, 5.3, 4.95), (100, 5.2, 5.05), (150, 5.4, 4.98)]  # within the margins
+    for hist in (healthy, noisy):
+        b = HackingAlarm(cfg)
+        assert not any(b.update(s, p, g) for s, p, g in hist) and not b.triggered
+    c = HackingAlarm(cfg)
+    c.replay([{"step": s, "proxy_mean": p, "gold_mean": g} for s, p, g in hacked[:4]])
+    assert c.triggered and c.best_gold() == (50, 5.2)
+    assert HackingAlarm(cfg).update(0, None, 5.0) is None
+
+
+class ScriptedBackend:
+    """Pointwise verdicts whose expected score follows a per-pass script (fault injection)."""
+
+    def __init__(self, script):
+        self.script, self.pass_no = script, -1
+
+    async def run(self, requests):
+        v = self.script[min(self.pass_no, len(self.script) - 1)]
+        return [Verdict(label=round(v), expected=v, valid=True) for _ in requests]
+
+
+def test_monitor_pass_alarm_files_stop_and_resume(tmp_path, smollm2):
+    model, tok = smollm2
+    proxy_b, gold_b = ScriptedBackend([5.0, 6.0, 7.0, 8.0]), ScriptedBackend([5.0, 4.5, 4.0, 3.0])
+    spec = JudgeSpec(cache=False)
+    run = RunDir(tmp_path / "run")
+    prompts = [[{"role": "user", "content": "Say hi."}], [{"role": "user", "content": "Name a colour."}]]
+    mon = GoldMonitor(run, prompts, Judge(spec, backend=proxy_b), Judge(spec, backend=gold_b),
+                      MonitorConfig(every_steps=2, max_new_tokens=4),
+                      AlarmConfig(window=3, proxy_margin=0.5, gold_margin=0.5, on_trigger="stop", max_flagged=1))
+    state, control = TrainerState(), TrainerControl()
+    for step in (0, 1, 2, 3, 4):
+        state.global_step = step
+        proxy_b.pass_no = gold_b.pass_no = step // 2
+        hook = mon.on_train_begin if step == 0 else mon.on_step_end
+        control = hook(None, state, control, model=model, processing_class=tok)
+    recs = read_monitor(run.path / "monitor.jsonl")
+    assert [r["step"] for r in recs] == [0, 2, 4]
+    assert [r["proxy_mean"] for r in recs] == [5.0, 6.0, 7.0] and recs[-1]["gold_mean"] == 4.0
+    assert "pattern/fake_end_marker" in recs[0] and recs[0]["n"] == 2
+    samples = [json.loads(x) for x in (run.path / "samples" / "step_0004.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 and samples[0]["proxy"] == 7.0 and "patterns" in samples[0]
+    alarm = json.loads((run.path / "alarm.json").read_text())
+    assert alarm["triggered"] and alarm["first_step"] == 4
+    assert len((run.path / "flagged" / "step_0004.jsonl").read_text().splitlines()) == 1
+    assert control.should_training_stop
+    # resume from a checkpoint at step 2: history up to 2 is restored, the alarm replayed (silent)
+    mon2 = GoldMonitor(run, prompts, Judge(spec, backend=proxy_b), Judge(spec, backend=gold_b),
+                       MonitorConfig(every_steps=2), AlarmConfig(window=3, proxy_margin=0.5, gold_margin=0.5))
+    mon2.restore(2)
+    assert [h[0] for h in mon2.alarm.history] == [0, 2] and not mon2.alarm.triggered
+    assert mon2.bases == samples_base(run) and mon2.done_steps == {0, 2}
+
+
+def samples_base(run):
+    return [json.loads(x)["response"] for x in (run.path / "samples" / "step_0000.jsonl").read_text().splitlines()]
