@@ -8,11 +8,50 @@ so transformers auto-compiles it with `torch.compile(mode="reduce-overhead")`, i
 To avoid recompiling, batches are padded to a fixed row count and the cache length is rounded up
 to a multiple of `CACHE_BUCKET`. Callers sort requests by length (batching by length), so padding
 inside a batch stays small. On CPU the plain path is used (compilation does not pay off there).
+
+Grouped-query attention: transformers' SDPA path materialises `repeat_kv` (K and V copied n_rep
+times) whenever a mask is present, which with a static cache means every decode step re-writes the
+whole cache n_rep times. `grouped_sdpa` instead folds the n_rep query heads of each KV head into
+the query-length axis, so SDPA reads each KV head once (registered as attention "sdpa_gqa").
 """
 
 from __future__ import annotations
 
 CACHE_BUCKET = 256
+GQA_ATTENTION = "sdpa_gqa"
+
+
+def grouped_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
+                 is_causal=None, **kwargs):
+    """SDPA for grouped-query attention without repeating K/V: query [B, H, q, D] is viewed as
+    [B, KVH, rep*q, D] (heads are KV-major) and the mask is repeated along the query axis."""
+    import torch.nn.functional as F
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    b, h, q, d = query.shape
+    kvh = key.shape[1]
+    rep = h // kvh
+    if rep == 1 or attention_mask is None or attention_mask.dim() != 4:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    mb, _, mq, ml = attention_mask.shape
+    mask = attention_mask[:, :, None].expand(mb, 1, rep, mq, ml).reshape(mb, 1, rep * mq, ml)
+    out = F.scaled_dot_product_attention(query.reshape(b, kvh, rep * q, d), key, value, attn_mask=mask,
+                                         dropout_p=dropout if module.training else 0.0, scale=scaling)
+    return out.reshape(b, h, q, d).transpose(1, 2).contiguous(), None
+
+
+def use_grouped_attention(model) -> bool:
+    """Switch a model that uses plain SDPA to `grouped_sdpa` (same numbers, no K/V repetition)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    if getattr(model.config, "_attn_implementation", None) != "sdpa":
+        return getattr(model.config, "_attn_implementation", None) == GQA_ATTENTION
+    AttentionInterface.register(GQA_ATTENTION, grouped_sdpa)
+    AttentionMaskInterface.register(GQA_ATTENTION, sdpa_mask)
+    model.set_attn_implementation(GQA_ATTENTION)
+    return True
 
 
 def round_up(n: int, k: int) -> int:
@@ -42,6 +81,7 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
     else:
         kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     if fast:
+        use_grouped_attention(model)
         kw.update(cache_implementation="static",
                   max_cache_len=round_up(input_ids.shape[1] + max_new_tokens, CACHE_BUCKET))
     else:
