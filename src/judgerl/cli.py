@@ -81,6 +81,20 @@ def judge_cmd(
         print(judge_one(judge, prompt, response, run_dir, set_))
 
 # --- annotate (issue 3) -----------------------------------------------------------------------
+@app.command("annotate")
+def annotate_cmd(
+    config: Path = typer.Option(..., "--config", help="Annotate config YAML (see configs/annotate_embedded.yaml)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-attempt only the units that failed."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set limit=20 --set judge.mode=direct."),
+) -> None:
+    """Gold annotation: pointwise scores + reasoning, pairwise labels (both orders), rubrics, effort variants.
+    Resumable: re-run the same command after an interruption."""
+    from judgerl.annotate import AnnotateConfig, print_summary, run_annotate
+    from judgerl.config import load_config
+
+    cfg = load_config(AnnotateConfig, config, set_)
+    print_summary(run_annotate(cfg, retry_failed=retry_failed), cfg.output_dir)
+
 
 # --- train-judge / eval-judge (issue 4) -------------------------------------------------------
 
