@@ -97,6 +97,50 @@ def annotate_cmd(
 
 
 # --- train-judge / eval-judge (issue 4) -------------------------------------------------------
+@app.command("train-judge")
+def train_judge_cmd(
+    config: Path = typer.Option(..., "--config", help="Judge training config YAML (see configs/judge_embedded_*.yaml)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set sft.max_steps=10."),
+) -> None:
+    """Train a judge (non_reasoning | reasoning | rl_only | rubric | bt_rm) from an annotation dataset."""
+    from judgerl.config import load_config
+    from judgerl.training.judge_config import TrainJudgeConfig
+    from judgerl.training.train_judge import train_judge
+
+    folder, _, stats = train_judge(load_config(TrainJudgeConfig, config, set_))
+    console.print(stats)
+    print(f"judge: {folder}\nspec:  {folder.parent / 'judge.yaml'}")
+
+
+@app.command("eval-judge")
+def eval_judge_cmd(
+    judge: str = typer.Option(..., "--judge", help="Judge YAML (e.g. runs/<name>/judge.yaml) or a model name/folder."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Annotation dataset folder (gold labels)."),
+    split: str = typer.Option("test", help="Held-out split of the annotations."),
+    human: Optional[str] = typer.Option(None, "--human", help="Comma list: llmbar-natural, llmbar-adversarial, "
+                                        "llmbar-neighbor|gptinst|gptout|manual, pandalm, mtbench, or all."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items per set (slices)."),
+    both_orders: bool = typer.Option(True, "--both-orders/--one-order", help="Pairwise judges: judge both orders."),
+    shared_data: Optional[Path] = typer.Option(None, "--shared-data", help="Shared data folder (human sets)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where eval.json/eval.md go (default: the "
+                                           "judge YAML's folder, else runs/eval-judge/<name>)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a judge field, e.g. --set batch_size=4."),
+) -> None:
+    """Judge agreement: alpha / accuracy vs gold, invalid rate, position consistency, human-label accuracy."""
+    from judgerl.config import load_judge_spec
+    from judgerl.evaluation.eval_judge import default_run_dir, evaluate_judge, print_table
+    from judgerl.evaluation.human_sets import parse_set_names
+
+    names = parse_set_names(human)
+    if data is None and not names:
+        raise JudgerlError("give --data ANNOTATIONS_DIR and/or --human SETS")
+    spec = load_judge_spec(judge, set_)
+    out = run_dir or default_run_dir(judge, spec)
+    result = evaluate_judge(spec, out, str(data) if data else None, split, limit, names,
+                            str(shared_data) if shared_data else None, both_orders)
+    print_table(result)
+    print(f"results: {out / 'eval.json'}")
+
 
 # --- train-policy (issue 5) -------------------------------------------------------------------
 @app.command("train-policy")

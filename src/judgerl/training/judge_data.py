@@ -1,0 +1,126 @@
+"""Annotation rows -> judge training examples, rendered exactly as the Judge class will see them.
+
+The prompt is `chat_text(tokenizer, prompts.render(spec, request))` with the JudgeSpec the trained
+checkpoint is saved with, i.e. the very string the hf backend feeds the model. The target is what the
+strict parser accepts and what the hf backend's forced verdict expects: `Score: N` (or `Preferred: N`)
+alone for direct judges, the gold reasoning then a final verdict line for reasoning judges, followed by
+the tokenizer's end-of-turn token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from judgerl import JudgerlError
+from judgerl.annotations import load_annotations, load_manifest
+from judgerl.judges.hf import strip_verdict_lines
+from judgerl.judges.prompts import render, verdict_prefix
+from judgerl.judges.spec import JudgeRequest, JudgeSpec
+
+
+@dataclass
+class JudgeExample:
+    request: JudgeRequest
+    gold: int            # score (pointwise) or preferred response 1|2 (pairwise)
+    reasoning: str       # gold thinking text ("" when absent)
+    item_id: str = ""
+
+
+def request_of(row: dict, fmt: str) -> JudgeRequest:
+    responses = [row["response"]] if fmt == "pointwise" else list(row["responses"])
+    return JudgeRequest(prompt=row["prompt"], responses=responses, rubric=row.get("rubric"))
+
+
+def gold_of(row: dict, fmt: str) -> int | None:
+    return row.get("score") if fmt == "pointwise" else row.get("label")
+
+
+def check_score_range(path: str, rows: list[dict], lo: int, hi: int) -> None:
+    """Annotation score range (manifest judge spec and every row) must equal the configured one."""
+    judge = load_manifest(path).get("judge") or {}
+    a_lo, a_hi = judge.get("score_min", lo), judge.get("score_max", hi)
+    if (a_lo, a_hi) != (lo, hi):
+        raise JudgerlError(f"score range mismatch: {path} was annotated on {a_lo}-{a_hi}, the config says "
+                           f"{lo}-{hi} (set score_min/score_max to match)")
+    bad = [r for r in rows if not isinstance(r.get("score"), int) or not lo <= r["score"] <= hi]
+    if bad:
+        raise JudgerlError(f"score range mismatch: {len(bad)} row(s) of {path} have scores outside {lo}-{hi} "
+                           f"(first: item {bad[0].get('item_id')!r} score {bad[0].get('score')!r})")
+
+
+def load_examples(path: str, fmt: str, split: str, lo: int = 0, hi: int = 9, limit: int | None = None,
+                  need_reasoning: bool = False, need_rubric: bool = False) -> list[JudgeExample]:
+    """Valid annotation rows of one split as examples, with the checks the training variants need."""
+    rows = load_annotations(path, fmt, split)
+    if fmt == "pointwise":
+        check_score_range(path, rows, lo, hi)
+    else:
+        bad = [r for r in rows if r.get("label") not in (1, 2) or len(r.get("responses") or []) != 2]
+        if bad:
+            raise JudgerlError(f"{path}: {len(bad)} pairwise row(s) lack a label 1|2 or two responses "
+                               f"(first: item {bad[0].get('item_id')!r})")
+    if limit:
+        rows = rows[:limit]
+    if need_reasoning:
+        empty = sum(not (r.get("reasoning") or "").strip() for r in rows)
+        if empty:
+            raise JudgerlError(f"{path}: {empty} of {len(rows)} {split} rows have no reasoning trace; reasoning "
+                               f"distillation needs the gold judge's thinking (use variant non_reasoning or rl_only)")
+    if need_rubric:
+        missing = sum(not (r.get("rubric") or "").strip() for r in rows)
+        if missing:
+            raise JudgerlError(f"{path}: {missing} of {len(rows)} {split} rows have no rubric; the rubric variant "
+                               f"needs annotations made with rubrics")
+    return [JudgeExample(request_of(r, fmt), int(gold_of(r, fmt)), (r.get("reasoning") or "").strip(),
+                         str(r.get("item_id", ""))) for r in rows]
+
+
+def prompt_text(tok, spec: JudgeSpec, req: JudgeRequest) -> str:
+    from judgerl.judges.hf import chat_text
+
+    return chat_text(tok, render(spec, req))
+
+
+def target_text(tok, spec: JudgeSpec, ex: JudgeExample, think_tags: bool = False) -> str:
+    """The assistant turn to learn: [reasoning + newline] + verdict line + end-of-turn token."""
+    verdict = f"{verdict_prefix(spec.format)}{ex.gold}"
+    body = verdict
+    if spec.mode == "reasoning":
+        key = verdict_prefix(spec.format).strip()
+        thinking = strip_verdict_lines(ex.reasoning, key).strip()
+        if think_tags:
+            body = f"<think>\n{thinking}\n</think>\n\n{verdict}"
+        elif thinking:
+            body = f"{thinking}\n{verdict}"
+    return body + (tok.eos_token or "")
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def tokenize_sft(tok, spec: JudgeSpec, examples: list[JudgeExample], max_length: int,
+                 think_tags: bool = False) -> tuple[list[dict], int]:
+    """Pre-tokenized SFT rows {input_ids, completion_mask}: prompt+target tokenised as ONE string (as the
+    hf backend does at inference), loss only on the target. Returns (rows, number dropped as too long)."""
+    rows, dropped = [], 0
+    for ex in examples:
+        prompt = prompt_text(tok, spec, ex.request)
+        full = tok(prompt + target_text(tok, spec, ex, think_tags), add_special_tokens=False)["input_ids"]
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        n_prompt = common_prefix(p_ids, full)
+        if len(full) > max_length:
+            dropped += 1
+            continue
+        rows.append({"input_ids": full, "completion_mask": [0] * n_prompt + [1] * (len(full) - n_prompt)})
+    return rows, dropped
+
+
+def require_rows(rows: list, dropped: int, what: str, limit_name: str) -> None:
+    if not rows:
+        raise JudgerlError(f"no {what} examples left: all {dropped} exceed {limit_name}; raise it")
