@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from judgerl import JudgerlError
-from judgerl.config import load_judge_spec
+from judgerl.config import format_validation_error, load_judge_spec
 from judgerl.data import iter_jsonl, write_jsonl_atomic
 from judgerl.judges.spec import JudgeRequest
 from judgerl.rundir import RunDir
@@ -16,6 +18,8 @@ def request_from_record(rec: dict, where: str, fmt: str) -> JudgeRequest:
     """{prompt, response} | {prompt, responses} | {prompt, chosen, rejected} -> JudgeRequest."""
     if "prompt" not in rec:
         raise JudgerlError(f"{where}: missing field 'prompt'")
+    if isinstance(rec["prompt"], str) and not rec["prompt"].strip():
+        raise JudgerlError(f"{where}: empty prompt text")
     if "responses" in rec:
         responses = rec["responses"]
     elif "response" in rec:
@@ -31,11 +35,23 @@ def request_from_record(rec: dict, where: str, fmt: str) -> JudgeRequest:
     want = 1 if fmt == "pointwise" else 2
     if len(responses) != want:
         raise JudgerlError(f"{where}: a {fmt} judge needs {want} response(s), got {len(responses)}")
-    return JudgeRequest(prompt=rec["prompt"], responses=responses, rubric=rec.get("rubric"))
+    try:
+        return JudgeRequest(prompt=rec["prompt"], responses=responses, rubric=rec.get("rubric"))
+    except ValidationError as e:
+        raise JudgerlError(format_validation_error(e, where)) from None
+
+
+def check_model(spec) -> None:
+    """Fail fast on an unknown model name for in-process backends (before reading inputs or loading)."""
+    if spec.backend in ("hf", "rm"):
+        from judgerl.models import resolve
+
+        resolve(spec.model)
 
 
 def judge_one(judge: str, prompt: str, responses: list[str], run_dir: Path, overrides: list[str]) -> str:
     spec = load_judge_spec(judge, overrides)
+    check_model(spec)
     req = request_from_record({"prompt": prompt, "responses": responses}, "command line", spec.format)
     v = RunDir(run_dir).judge(spec, "judge").judge([req])[0]
     return json.dumps(v.model_dump(), indent=2)
@@ -43,6 +59,7 @@ def judge_one(judge: str, prompt: str, responses: list[str], run_dir: Path, over
 
 def judge_file(judge: str, input: Path, output: Path, run_dir: Path, overrides: list[str]) -> str:
     spec = load_judge_spec(judge, overrides)
+    check_model(spec)
     rows = [(n, rec) for n, rec in iter_jsonl(input)]
     reqs = [request_from_record(rec, f"{input}:{n}", spec.format) for n, rec in rows]
     rd = RunDir(run_dir)
