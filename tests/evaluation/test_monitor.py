@@ -55,7 +55,8 @@ def test_monitor_pass_alarm_files_stop_and_resume(tmp_path, smollm2):
     prompts = [[{"role": "user", "content": "Say hi."}], [{"role": "user", "content": "Name a colour."}]]
     mon = GoldMonitor(run, prompts, Judge(spec, backend=proxy_b), Judge(spec, backend=gold_b),
                       MonitorConfig(every_steps=2, max_new_tokens=4),
-                      AlarmConfig(window=3, proxy_margin=0.5, gold_margin=0.5, on_trigger="stop", max_flagged=1))
+                      AlarmConfig(window=3, proxy_margin=0.5, gold_margin=0.5, on_trigger="stop", max_flagged=1,
+                                  keep_best_gold=True))
     state, control = TrainerState(), TrainerControl()
     for step in (0, 1, 2, 3, 4):
         state.global_step = step
@@ -72,6 +73,8 @@ def test_monitor_pass_alarm_files_stop_and_resume(tmp_path, smollm2):
     assert alarm["triggered"] and alarm["first_step"] == 4
     assert len((run.path / "flagged" / "step_0004.jsonl").read_text().splitlines()) == 1
     assert control.should_training_stop
+    assert json.loads((run.path / "best_gold" / "best_gold.json").read_text())["step"] == 0  # gold only fell
+    assert (run.path / "best_gold" / "model.safetensors").is_file()
     # resume from a checkpoint at step 2: history up to 2 is restored, the alarm replayed (silent)
     mon2 = GoldMonitor(run, prompts, Judge(spec, backend=proxy_b), Judge(spec, backend=gold_b),
                        MonitorConfig(every_steps=2), AlarmConfig(window=3, proxy_margin=0.5, gold_margin=0.5))

@@ -113,11 +113,11 @@ def test_pointwise_openai_judge_on_llama_server(tmp_path, shared_data, smollm2_p
              "base_urls": [llama_server], "template": str(tpl), "timeout_s": 180, "max_retries": 1, "concurrency": 2,
              "sampling": {"max_new_tokens": 6, "temperature": 0.7, "top_k": 20, "top_p": 0.95},
              "extra_body": {"grammar": 'root ::= "Score: " [0-9]'}}
-    cfg = PolicyConfig.model_validate(cfg_dict(tmp_path, shared_data, smollm2_path, judge=judge,
-                                               grpo={"save_final": True}))
+    cfg = PolicyConfig.model_validate(cfg_dict(tmp_path, shared_data, smollm2_path, judge=judge,  # 1 prompt per step
+                                               grpo={"save_final": True, "per_device_train_batch_size": 2}))
     s = train_policy(cfg, models={"gold": smollm2})
     run = tmp_path / "run"
-    assert s["steps"] == 2 and s["reward"]["calls"] == 8 and s["reward"]["failed"] == 0
+    assert s["steps"] == 2 and s["reward"]["calls"] == 4 and s["reward"]["failed"] == 0
     rewards = [r for r in metrics(run) if "rewards/judge_expected/mean" in r]
     assert len(rewards) == 2 and all(0 <= r["reward"] <= 9 for r in rewards)
     assert [r["step"] for r in read_monitor(run / "monitor.jsonl")] == [0, 2]
@@ -140,7 +140,7 @@ def test_bad_configs_fail_before_training(tmp_path, shared_data, smollm2_path):
                      grpo={"per_device_train_batch_size": 3, "num_processes": 2})
     with pytest.raises(JudgerlError, match="split across processes"):
         validate(PolicyConfig.model_validate(split))
-    with pytest.raises(JudgerlError, match="unknown training judge"):
+    with pytest.raises(JudgerlError, match="training judge: unknown model"):
         validate(PolicyConfig.model_validate(cfg_dict(tmp_path, shared_data, smollm2_path, judge="no-such-judge")))
     with pytest.raises(JudgerlError, match="not found"):
         validate(PolicyConfig.model_validate(cfg_dict(tmp_path, shared_data, smollm2_path, judge="missing.yaml")))

@@ -187,20 +187,25 @@ class GoldMonitor(TrainerCallback):
         self.run.write_json("best_gold/best_gold.json", {"step": step, "gold_mean": rec["gold_mean"]})
 
     def _pass(self, args, state, control, model, tok):
-        step = state.global_step
-        if step in self.done_steps or not state.is_world_process_zero:
-            return control
-        rec = self.evaluate(model, tok, step)
-        if self.alarm.cfg.keep_best_gold:
-            self._save_best(model, tok, step, rec)
-        logs = {f"monitor/{k}": v for k, v in rec.items() if k not in ("step",) and isinstance(v, (int, float))}
-        if self.trainer is not None:
-            from transformers import Trainer
+        """One monitor pass on the main process; the stop decision is broadcast to the others."""
+        step, stop = state.global_step, False
+        if step not in self.done_steps and state.is_world_process_zero:
+            rec = self.evaluate(model, tok, step)
+            if self.alarm.cfg.keep_best_gold:
+                self._save_best(model, tok, step, rec)
+            logs = {f"monitor/{k}": v for k, v in rec.items() if k != "step" and isinstance(v, (int, float))}
+            if self.trainer is not None:
+                from transformers import Trainer
 
-            should_log = control.should_log  # CallbackHandler.on_log clears it; keep the step's own log
-            Trainer.log(self.trainer, logs)  # base log: log_history + report_to, not GRPO's metric flush
-            control.should_log = should_log
-        if rec["alarm"] and self.alarm.cfg.on_trigger == "stop":
+                should_log = control.should_log  # CallbackHandler.on_log clears it; keep the step's own log
+                Trainer.log(self.trainer, logs)  # base log: log_history + report_to, not GRPO's metric flush
+                control.should_log = should_log
+            stop = rec["alarm"] and self.alarm.cfg.on_trigger == "stop"
+        if self.trainer is not None and self.trainer.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            stop = broadcast_object_list([stop], from_process=0)[0]
+        if stop:
             control.should_training_stop = True
         return control
 

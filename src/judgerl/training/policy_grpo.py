@@ -151,7 +151,7 @@ def resolve_judge(value, what: str) -> JudgeSpec:
         try:
             resolve(spec.model, fetch_missing=False)
         except JudgerlError as e:
-            raise JudgerlError(f"unknown {what} judge: {e}") from None
+            raise JudgerlError(f"{what} judge: {e}") from None
     if spec.backend == "openai":
         import importlib.util
 
@@ -258,7 +258,8 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict):
               loss_type=g.loss_type, epsilon=g.epsilon, epsilon_high=g.epsilon_high, beta=g.beta,
               scale_rewards=g.scale_rewards, num_iterations=g.num_iterations, logging_steps=g.logging_steps,
               save_strategy="steps", save_steps=g.save_steps, save_total_limit=g.save_total_limit, seed=g.seed,
-              bf16=bf16, report_to=g.report_to, log_completions=False, disable_tqdm=True)
+              bf16=bf16, report_to=g.report_to, log_completions=False, disable_tqdm=True,
+              dataloader_pin_memory=torch.cuda.is_available())
     kw["steps_per_generation" if g.generation_batch_size is None else "generation_batch_size"] = (
         layout["steps_per_generation"] if g.generation_batch_size is None else g.generation_batch_size)
     kw.update(g.trl)
