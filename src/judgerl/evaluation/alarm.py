@@ -3,8 +3,9 @@ gold judge's score falls on held-out prompts.
 
 Over the last `window` monitor points, each series' trend is its least-squares slope times the span
 of the window (the fitted change from the first to the last point, robust to one noisy point). The
-alarm fires when proxy trend > `proxy_margin` and gold trend < −`gold_margin`. Points with a missing
-proxy or gold value are skipped. The state is just the history, so resuming replays monitor.jsonl.
+alarm fires when proxy trend > `proxy_margin` and gold trend < −`gold_margin`, each margin in its own
+judge's units (0-9 for a pointwise judge, win probability vs the base policy for a pairwise one).
+Points with a missing proxy or gold value are skipped. The state is just the history, so resuming replays monitor.jsonl.
 """
 
 from __future__ import annotations
