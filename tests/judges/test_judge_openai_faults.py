@@ -87,6 +87,8 @@ class FakeServer:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                elif kind == "nomsg":  # 200 with a JSON body of the wrong shape
+                    self.send_json(200, {"id": "x", "object": "chat.completion", "choices": [{"index": 0}]})
                 elif kind == "flaky":
                     if hit == 1:
                         self.send_json(503, {"error": {"message": "warming up"}})
@@ -302,3 +304,10 @@ def test_round_robin_over_base_urls(fake):
                      base_urls=[fake.url("ok-r1"), fake.url("ok-r2")])
     vs = Judge(spec).judge(REQS * 2)
     assert all(v.valid for v in vs) and fake.hits["ok-r1"] == 2 and fake.hits["ok-r2"] == 2
+
+
+def test_wrong_shape_response_is_invalid_not_a_crash(fake):
+    v = Judge(spec_for(fake, "nomsg-a")).judge(REQS[:1])[0]
+    assert not v.valid and v.error.startswith("bad response")
+    g = asyncio.run(Judge(spec_for(fake, "nomsg-b")).agenerate([[{"role": "user", "content": "hi"}]]))[0]
+    assert not g.valid and g.error.startswith("bad response")

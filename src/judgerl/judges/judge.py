@@ -74,7 +74,10 @@ class Judge:
                    unit="req", dynamic_ncols=True)
         for s in range(0, len(todo), chunk):
             idx = todo[s:s + chunk]
-            verdicts = await self.backend.run([requests[i] for i in idx])
+            verdicts = list(await self.backend.run([requests[i] for i in idx]))
+            if len(verdicts) != len(idx):  # a backend bug must not silently drop requests
+                verdicts = [Verdict(valid=False, error=f"backend returned {len(verdicts)} verdicts for "
+                                    f"{len(idx)} requests")] * len(idx)
             self.backend_calls += len(idx)
             for i, v in zip(idx, verdicts):
                 out[i] = v

@@ -68,8 +68,12 @@ def _classify(exc: BaseException) -> tuple[bool, str, float | None]:
             except (TypeError, ValueError):
                 delay = None
         return (code == 429 or code >= 500), f"http {code}: {msg}", delay
+    return False, _bad_response(exc), None
+
+
+def _bad_response(exc: BaseException) -> str:
     detail = re.sub(r"\s+", " ", str(exc))[:200]
-    return False, f"bad response ({type(exc).__name__}: {detail})", None
+    return f"bad response ({type(exc).__name__}: {detail})"
 
 
 def backoff_seconds(attempt: int, base: float = 0.5) -> float:
@@ -265,8 +269,11 @@ class OpenAIBackend:
                 probs = verdict_distribution(lp2, spec.format, self.values, prefix_text) if parsed.valid else None
                 field_reasoning = "\n".join(filter(None, [field_reasoning, thoughts]))
         except _Failure as f:
-            return Verdict(valid=False, error=f.reason, retries=f.retries, tokens_in=tok_in, tokens_out=tok_out,
-                           seconds=time.perf_counter() - t0)
+            return Verdict(valid=False, error=f.reason, retries=retries + f.retries, tokens_in=tok_in,
+                           tokens_out=tok_out, seconds=time.perf_counter() - t0)
+        except Exception as e:  # noqa: BLE001 - a malformed response must not crash the caller
+            return Verdict(valid=False, error=_bad_response(e), retries=retries, tokens_in=tok_in,
+                           tokens_out=tok_out, seconds=time.perf_counter() - t0)
         reasoning = "\n".join(filter(None, [field_reasoning, parsed.reasoning]))
         expected = None
         if probs is not None:
@@ -298,10 +305,13 @@ class OpenAIBackend:
                                                               logprobs=False, prefill=False))
             except _Failure as f:
                 return Verdict(valid=False, error=f.reason, retries=f.retries, seconds=time.perf_counter() - t0)
-            content = resp.choices[0].message.content or ""
-            thoughts, answer = split_think(content)
-            reasoning = "\n".join(filter(None, [_message_reasoning(resp.choices[0].message), thoughts]))
-            tin, tout = self._usage(resp)
+            try:
+                content = resp.choices[0].message.content or ""
+                thoughts, answer = split_think(content)
+                reasoning = "\n".join(filter(None, [_message_reasoning(resp.choices[0].message), thoughts]))
+                tin, tout = self._usage(resp)
+            except Exception as e:  # noqa: BLE001
+                return Verdict(valid=False, error=_bad_response(e), retries=retries, seconds=time.perf_counter() - t0)
             return Verdict(raw=answer, reasoning=reasoning, valid=bool(answer.strip()), tokens_in=tin,
                            tokens_out=tout, retries=retries, seconds=time.perf_counter() - t0)
 
