@@ -90,6 +90,10 @@ def eval_pointwise(judge, spec: JudgeSpec, data: str, split: str, limit: int | N
         if 0 in resp and 1 in resp and resp[0][0] != resp[1][0]:
             g_pref.append(1 if resp[0][0] > resp[1][0] else 2)
             p_pref.append(jm.prefer_from_scores(score_of(resp[0][1]), score_of(resp[1][1])))
+    if spec.backend == "rm":  # unbounded scalar rewards: only the induced preferences are comparable
+        return {"n": len(rows), "note": "rm judge: rewards are unbounded, alpha/exact match not defined",
+                "pairwise_accuracy": jm.pairwise_accuracy(g_pref, p_pref), "pairwise_n": len(g_pref),
+                "invalid_rate": jm.invalid_rate([v.valid for v in vs]), "mean_thinking_tokens": 0.0}
     return {"n": len(rows),
             "alpha": jm.krippendorff_alpha(gold, labels),
             "alpha_expected": jm.krippendorff_alpha(gold, [v.expected if v.valid else None for v in vs]),

@@ -51,6 +51,7 @@ def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
     rd.save_config(cfg)
     final = (out / "judge").resolve()
     stats: dict = {"variant": cfg.variant, "stages": cfg.stages}
+    template = str(final / "template.txt") if cfg.template and cfg.variant != "bt_rm" else None
     if cfg.variant == "bt_rm":
         from judgerl.training.reward_model import run_reward_model
 
@@ -58,9 +59,6 @@ def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
         stats.update(st)
         save_hf(model, tok, final)
     else:
-        template = None
-        if cfg.template:
-            template = str(final / "template.txt")
         train_spec = judge_spec(cfg, str(final), cfg.template)  # renders with the source template
         model, tok = load_causal(cfg.base_model, cfg.dtype)
         if "sft" in cfg.stages:
@@ -77,9 +75,9 @@ def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
             model, st = run_grpo(cfg, train_spec, model, tok, str(out / "checkpoints"))
             stats.update(st)
         save_hf(model, tok, final)
-        if cfg.template:
+        if template:
             shutil.copyfile(cfg.template, template)
-    spec = judge_spec(cfg, str(final), template if cfg.variant != "bt_rm" else None)
+    spec = judge_spec(cfg, str(final), template)
     dump_yaml(spec, out / "judge.yaml")
     ckpt = out / "checkpoints"
     if ckpt.is_dir() and not any(ckpt.iterdir()):
