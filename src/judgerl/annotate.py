@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from judgerl import JudgerlError
 from judgerl.judges.cache import Ledger, VerdictCache, connect
 from judgerl.judges.parse import split_think
-from judgerl.judges.prompts import instruction_text, render_rubric_request
+from judgerl.judges.prompts import render_rubric_request
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Sampling, Verdict
 
 log = logging.getLogger("judgerl.annotate")
@@ -64,7 +64,8 @@ class AnnotateConfig(BaseModel):
         None, description="Built-in shared-data loader used instead of `input` (see judgerl.loaders).")
     loader_options: dict = Field(default_factory=dict, description="Options passed to the built-in loader.")
     output_dir: str = Field(..., description="Annotation dataset folder (also holds work.sqlite, cache, ledger).")
-    judge: JudgeSpec = Field(default_factory=_embedded_gold, description="The gold judge. Its `format` is set "
+    judge: JudgeSpec = Field(default_factory=_embedded_gold, description="The gold judge (default: embedded "
+                             "SmolLM2 in reasoning mode; a given `judge:` mapping starts from JudgeSpec defaults, e.g. mode direct). Its `format` is set "
                              "per kind; its `rubric` flag is set by `rubric_conditioned`.")
     kinds: list[Kind] = Field(default_factory=lambda: ["pointwise", "pairwise", "rubric"],
                               description="What to annotate: pointwise scores, pairwise labels, rubrics.")
@@ -116,25 +117,9 @@ class AnnotateConfig(BaseModel):
 
 
 # ---- items -----------------------------------------------------------------------------------
-def truncate_prompt(prompt, limit: int):
-    """Cut the prompt to `limit` characters of instruction text, longest message first."""
-    marker = "\n[... truncated ...]"
-    if isinstance(prompt, str):
-        return prompt[:max(0, limit - len(marker))] + marker
-    msgs = [dict(m) for m in prompt]
-    excess = len(instruction_text(msgs)) - limit + len(marker)
-    for m in sorted(msgs, key=lambda m: -len(m["content"])):
-        if excess <= 0:
-            break
-        cut = min(excess, len(m["content"]))
-        m["content"] = m["content"][:len(m["content"]) - cut] + marker
-        excess -= cut - len(marker)
-    return msgs
-
-
 def load_config_items(cfg: AnnotateConfig) -> tuple[list[dict], dict]:
     """Items of the run (validated, limited, length-checked) and a summary of what was done to them."""
-    from judgerl.loaders import builtin_items, load_items
+    from judgerl.loaders import builtin_items, limit_prompt_length, load_items
 
     need_responses = bool({"pointwise", "pairwise"} & set(cfg.kinds))
     if cfg.input is not None:
@@ -145,27 +130,7 @@ def load_config_items(cfg: AnnotateConfig) -> tuple[list[dict], dict]:
             raise JudgerlError(f"loader {cfg.loader!r} gives prompt-only items: use kinds [rubric]")
     if cfg.limit:
         items = items[:cfg.limit]
-    info = {"items_read": len(items), "truncated": 0, "skipped_over_long": 0}
-    if cfg.max_prompt_chars:
-        long_ids = [it["id"] for it in items if len(instruction_text(it["prompt"])) > cfg.max_prompt_chars]
-        if long_ids and cfg.over_long == "refuse":
-            raise JudgerlError(f"{len(long_ids)} prompt(s) longer than max_prompt_chars={cfg.max_prompt_chars} "
-                               f"(first: item {long_ids[0]!r}); raise the limit or set over_long: truncate")
-        if long_ids:
-            verb = "truncated" if cfg.over_long == "truncate" else "skipped"
-            log.warning("%s %d prompt(s) longer than %d characters (first: item %r)", verb, len(long_ids),
-                        cfg.max_prompt_chars, long_ids[0])
-            ids = set(long_ids)
-            if cfg.over_long == "skip":
-                items = [it for it in items if it["id"] not in ids]
-                info["skipped_over_long"] = len(long_ids)
-            else:
-                for it in items:
-                    if it["id"] in ids:
-                        n = len(instruction_text(it["prompt"]))
-                        it["prompt"] = truncate_prompt(it["prompt"], cfg.max_prompt_chars)
-                        it["meta"] = {**it["meta"], "prompt_chars_before_truncation": n}
-                info["truncated"] = len(long_ids)
+    items, info = limit_prompt_length(items, cfg.max_prompt_chars, cfg.over_long)
     if not items:
         raise JudgerlError("no items to annotate")
     return items, info
@@ -415,6 +380,8 @@ def run_annotate(cfg: AnnotateConfig, retry_failed: bool = False, model=None, to
         work.setup(cfg, items, labels_fingerprint(cfg))
         work.use_items([it["id"] for it in items])
         dump_yaml(cfg, out / "config.yaml")
+        if cfg.efforts and cfg.judge.backend != "openai" and cfg.judge.mode == "direct":
+            log.warning("effort variants of a direct-mode hf judge only repeat the main labels (no thinking budget)")
         if retry_failed:
             log.warning("retrying %d failed unit(s)", work.reset_failed())
         runner = Runner(cfg, work, items, model=model, tokenizer=tokenizer, progress=progress)

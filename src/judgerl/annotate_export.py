@@ -10,7 +10,8 @@ rows with `valid: false`, so nothing is silently missing; `load_annotations` ski
 
 Effort variants go to `effort-<E>/`, itself an annotation dataset (manifest, pointwise.jsonl,
 pairwise.jsonl, rubrics.jsonl, splits.json) holding only the rows whose decision agrees with the
-main (high-effort) label: the paper's consistency filter (§4.3).
+main (high-effort) label: the paper's consistency filter (§4.3). The decision is the score
+(pointwise; `effort_tolerance` allows a difference) or the label judged as given (pairwise).
 """
 
 from __future__ import annotations

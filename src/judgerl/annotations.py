@@ -11,8 +11,13 @@ An annotation dataset is a folder:
         {"item_id", "prompt", "responses": [r1, r2], "label" (1|2|None: preferred, judged as given),
          "label_swapped" (1|2|None: judged with the order swapped, mapped back to the original order),
          "consistent" (bool: both orders agree), "reasoning", "valid", "split", "rubric", "effort"}
-    <dir>/rubrics.jsonl      {"item_id", "prompt", "rubric"}
+    <dir>/rubrics.jsonl      {"item_id", "prompt", "rubric", "valid", "split", "error"}
+    <dir>/effort-<low|medium>/   the same layout for an effort variant, filtered to the rows whose
+                             decision agrees with the main (high-effort) label
     <dir>/splits.json        {"seed": int, "fractions": {...}, "item_ids": {"train": [...], ...}}
+
+Rows may carry more fields (`error`, `meta`, `expected_swapped`, `reasoning_swapped`, token counts);
+failed judge calls are rows with valid false and `error` set (see judgerl.annotate_export).
 
 `split` is deterministic per item id (seeded hash), so every row of an item lands in the same split.
 """
@@ -57,8 +62,8 @@ def load_annotations(path: str | Path, kind: str = "pointwise", split: str | Non
     rows = [r for _, r in iter_jsonl(f)]
     if split is not None:
         rows = [r for r in rows if r.get("split") == split]
-    if valid_only and kind != "rubrics":
-        rows = [r for r in rows if r.get("valid")]
+    if valid_only:  # rubric rows without a `valid` field (older datasets) count as valid
+        rows = [r for r in rows if (r.get("valid", True) if kind == "rubrics" else r.get("valid"))]
     if not rows:
         raise JudgerlError(f"{path}: no {'valid ' if valid_only else ''}{kind} annotations"
                            + (f" in split {split!r}" if split else ""))

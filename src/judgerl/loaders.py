@@ -33,6 +33,7 @@ from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.data import read_records
+from judgerl.judges.prompts import instruction_text
 
 log = logging.getLogger("judgerl.loaders")
 
@@ -229,3 +230,47 @@ def policy_prompts(name: str, **options) -> list[str]:
     if name not in PROMPT_ONLY:
         raise JudgerlError(f"policy_prompts: {name!r} is not a prompt loader; use one of {', '.join(PROMPT_ONLY)}")
     return [it["prompt"] for it in builtin_items(name, options)]
+
+
+# ---- prompt length -----------------------------------------------------------------------
+def truncate_prompt(prompt, limit: int):
+    """Cut the prompt to `limit` characters of instruction text, longest message first."""
+    marker = "\n[... truncated ...]"
+    if isinstance(prompt, str):
+        return prompt[:max(0, limit - len(marker))] + marker
+    msgs = [dict(m) for m in prompt]
+    for m in sorted(msgs, key=lambda m: -len(m["content"])):
+        excess = len(instruction_text(msgs)) - limit
+        if excess <= 0:
+            break
+        m["content"] = m["content"][:max(0, len(m["content"]) - excess - len(marker))] + marker
+    return msgs
+
+
+def limit_prompt_length(items: list[dict], max_chars: int | None, policy: str) -> tuple[list[dict], dict]:
+    """Apply the over-long prompt policy: truncate (warning), skip (warning) or refuse (error)."""
+    info = {"items_read": len(items), "truncated": 0, "skipped_over_long": 0}
+    if not max_chars:
+        return items, info
+    long_ids = [it["id"] for it in items if len(instruction_text(it["prompt"])) > max_chars]
+    if not long_ids:
+        return items, info
+    if policy == "refuse":
+        raise JudgerlError(f"{len(long_ids)} prompt(s) longer than max_prompt_chars={max_chars} "
+                           f"(first: item {long_ids[0]!r}); raise the limit or set over_long: truncate")
+    verb = "truncated" if policy == "truncate" else "skipped"
+    log.warning("%s %d prompt(s) longer than %d characters (first: item %r)", verb, len(long_ids), max_chars,
+                long_ids[0])
+    ids = set(long_ids)
+    if policy == "skip":
+        info["skipped_over_long"] = len(long_ids)
+        return [it for it in items if it["id"] not in ids], info
+    out = []
+    for it in items:
+        if it["id"] in ids:
+            n = len(instruction_text(it["prompt"]))
+            it = {**it, "prompt": truncate_prompt(it["prompt"], max_chars),
+                  "meta": {**it["meta"], "prompt_chars_before_truncation": n}}
+        out.append(it)
+    info["truncated"] = len(long_ids)
+    return out, info
