@@ -89,7 +89,7 @@ def target_text(tok, spec: JudgeSpec, ex: JudgeExample, think_tags: bool = False
         key = verdict_prefix(spec.format).strip()
         thinking = strip_verdict_lines(ex.reasoning, key).strip()
         if think_tags:
-            body = f"<think>\n{thinking}\n</think>\n\n{verdict}"
+            body = f"<think>\n{thinking}\n</think>\n{verdict}"  # one newline, as the hf judge joins them
         elif thinking:
             body = f"{thinking}\n{verdict}"
     return body + (tok.eos_token or "")
