@@ -54,8 +54,7 @@ def test_pointwise_hf_run_then_resume(tmp_path, shared_data, smollm2_path, smoll
     assert [r["step"] for r in read_monitor(run / "monitor.jsonl")] == [0, 1]
     with pytest.raises(JudgerlError, match="already holds a run"):
         train_policy(first, models={"judge": smollm2, "gold": smollm2})
-    second = PolicyConfig.model_validate(cfg_dict(tmp_path, shared_data, smollm2_path, monitor={"every_steps": 1},
-                                                  grpo={"save_final": True}))
+    second = PolicyConfig.model_validate(cfg_dict(tmp_path, shared_data, smollm2_path, monitor={"every_steps": 1}))
     s2 = train_policy(second, resume=True, models={"judge": smollm2, "gold": smollm2})
     assert s2["steps"] == 2
     # monitor history intact: steps 0, 1 from the first run, 2 after resuming; alarm replayed over all
@@ -68,11 +67,10 @@ def test_pointwise_hf_run_then_resume(tmp_path, shared_data, smollm2_path, smoll
     assert {r["step"] for r in rewards} == {1, 2} and all(0 <= r["reward"] <= 9 for r in rewards)
     assert any(r.get("judge/calls") == 4 for r in logs)  # 2 prompts x 2 generations per step
     assert any("monitor/gold_mean" in r for r in logs)
-    for f in ("config.yaml", "ledger.sqlite", "summary.json", "samples/step_0000.jsonl", "samples/step_0002.jsonl",
-              "final/model.safetensors"):
+    for f in ("config.yaml", "ledger.sqlite", "summary.json", "samples/step_0000.jsonl", "samples/step_0002.jsonl"):
         assert (run / f).exists(), f
     assert s2["judge_calls"]  # the ledger saw the reward and monitor calls
-    assert changed(run / "final" / "model.safetensors", model)  # the policy trained ...
+    assert changed(run / "checkpoints" / "checkpoint-1" / "model.safetensors", model)  # the policy trained ...
     assert all(model.state_dict()[k].equal(v) for k, v in before.items())  # ... the judge copy did not
 
 
