@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,42 +35,14 @@ def smollm2(smollm2_path):
     return load_causal_lm(str(smollm2_path), device="cpu", dtype="float32")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """A real llama-cpp-python OpenAI-compatible server serving the SmolLM2 GGUF on 127.0.0.1."""
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] not installed (make test installs it)")
+    from judgerl.llama_server import llama_server as serve
     from judgerl.models import fetch_gguf
 
     gguf = fetch_gguf(MODEL, progress=lambda m: None)
-    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL,
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
-           "--logits_all", "true"]
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama.cpp server exited early:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not come up in 120 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve(gguf, MODEL, threads=2, log=log) as url:
+        yield url
