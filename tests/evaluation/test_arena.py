@@ -1,0 +1,190 @@
+"""Arena-Hard-V2: scoring on hand-built judgments, style features, bootstrap determinism, bad input,
+and answer + judge + score end to end on a 2-question slice with the embedded model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from judgerl import JudgerlError
+from judgerl.evaluation import arena
+from judgerl.evaluation.arena_score import (game_battle, leaderboard, parse_arena_verdict, score_battles,
+                                            style_features, style_metadata, style_vector)
+from judgerl.judges.judge import Judge
+from judgerl.judges.spec import JudgeSpec, Verdict
+
+
+def battles(pairs, cat="hard_prompt", model="m", n=20):
+    """Both games per question; g1 = baseline in A, g2 = model in A. Varied style so BT has features."""
+    out = []
+    for k in range(n):
+        for g, label in enumerate(pairs):
+            s, w = game_battle(label, model_is_b=(g == 0))
+            out.append({"uid": f"{cat}{k}", "category": cat, "model": model, "score": s, "weight": w,
+                        "model_style": [100 + 7 * k, k % 3, k % 4, k % 2], "base_style": [150, 1, 2, 1]})
+    return out
+
+
+@pytest.mark.parametrize("style", [False, True])
+def test_all_ties_score_50(style):
+    r = score_battles(battles(("A=B", "A=B")), style_control=style, n_boot=20)["m"]
+    assert r["score"] == pytest.approx(50.0, abs=1e-3)
+    assert r["n_questions"] == 20 and r["n_battles"] == 40
+
+
+@pytest.mark.parametrize("style", [False, True])
+def test_always_strongly_better_near_100(style):
+    b = battles(("B>>A", "A>>B"))
+    assert sum(x["weight"] for x in b) == 120  # strong verdicts weigh 3
+    assert score_battles(b, style_control=style, n_boot=20)["m"]["score"] > 99
+
+
+def test_strong_verdicts_weigh_three():
+    # one question: model strongly better in game 1 (x3), slightly worse in game 2 (x1) -> 3/4
+    b = battles(("B>>A", "B>A"), n=1)
+    assert score_battles(b, n_boot=5)["m"]["score"] == pytest.approx(75.0)
+
+
+def test_two_categories_in_one_call():
+    b = battles(("A=B", "A=B"), "hard_prompt") + battles(("B>A", "A>B"), "creative_writing")
+    rows = leaderboard(b, ["hard_prompt", "creative_writing"], style_control=False, n_boot=20)
+    got = {(r["category"], r["model"]): r["score"] for r in rows}
+    assert got[("hard_prompt", "m")] == pytest.approx(50)
+    assert got[("creative_writing", "m")] == pytest.approx(100)
+    assert got[("overall", "m")] == pytest.approx(75)
+    assert all(r["level"] == 0.95 for r in rows)
+
+
+def test_bootstrap_is_deterministic_under_a_seed():
+    rng = np.random.default_rng(1)
+    b = battles(("A=B", "A=B"))
+    for x in b:
+        x["score"] = float(rng.choice([0.0, 0.5, 1.0]))
+    a1 = score_battles(b, style_control=True, n_boot=30, seed=7)
+    a2 = score_battles(b, style_control=True, n_boot=30, seed=7)
+    a3 = score_battles(b, style_control=True, n_boot=30, seed=8)
+    assert a1 == a2
+    assert a1["m"]["ci_low"] < a1["m"]["score"] < a1["m"]["ci_high"]
+    assert (a1["m"]["ci_low"], a1["m"]["ci_high"]) != (a3["m"]["ci_low"], a3["m"]["ci_high"])
+    narrow = score_battles(b, n_boot=30, seed=7, level=0.5)["m"]
+    assert narrow["ci_high"] - narrow["ci_low"] <= a1["m"]["ci_high"] - a1["m"]["ci_low"] + 1e-9
+
+
+def test_style_features_on_known_text():
+    text = ("# Title\n\n## Part\n\nSome **bold** and __also__ text.\n\n1. one\n2. two\n- dash\n* star\n\n"
+            "```python\n# not a header\n- not a list\n**not bold**\n```\n")
+    m = style_metadata(text)
+    assert m["header_count"] == {"h1": 1, "h2": 1, "h3": 0, "h4": 0, "h5": 0, "h6": 0}
+    assert m["list_count"] == {"ordered": 2, "unordered": 2}
+    assert m["bold_count"] == {"**": 1, "__": 1}
+    assert list(style_vector(m)[1:]) == [2, 4, 2]
+    # normalised difference (a - b) / (a + b), 0 when both are 0, then standardised per column
+    f = style_features(np.array([[10, 0, 3, 0], [30, 2, 1, 0]]), np.array([[30, 0, 1, 0], [10, 2, 3, 0]]))
+    assert np.allclose(f[:, 0], [-1, 1]) and np.allclose(f[:, 1], 0) and np.allclose(f[:, 3], 0)
+
+
+def test_verdict_parsing():
+    assert parse_arena_verdict("reasoning... My final verdict is: [[B>A]]") == ("B>A", "")
+    assert parse_arena_verdict("[[A>>B]] ... so [[A>>B]]")[0] == "A>>B"
+    assert parse_arena_verdict("no label here")[0] is None
+    assert "conflicting" in parse_arena_verdict("[[A>B]] then [[B>A]]")[1]
+
+
+def test_unknown_category_is_an_error():
+    with pytest.raises(JudgerlError, match="unknown arena category 'poetry'"):
+        arena.check_categories(["poetry"])
+
+
+class NoVerdictBackend:
+    """Fault injection: a judge that never writes a [[verdict]]."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def generate(self, messages, max_new_tokens=None, temperature=None):
+        self.calls += len(messages)
+        return [Verdict(raw="Both answers are fine.", valid=True) for _ in messages]
+
+
+def _answer(uid, model, text):
+    return {"uid": uid, "ans_id": uid, "model": model, "tstamp": 0,
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": {"answer": text}}]}
+
+
+def test_bad_input_counted(tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    (data / "model_answer").mkdir(parents=True)
+    qs = [{"uid": "u1", "category": "creative_writing", "prompt": "Write a haiku."},
+          {"uid": "u2", "category": "creative_writing", "prompt": "Write a limerick."},
+          {"uid": "u3", "category": "poetry", "prompt": "?"}]
+    (data / "question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs))
+    (data / "model_answer" / "gemini-2.0-flash-001.jsonl").write_text(json.dumps(_answer("u1", "g", "base")) + "\n")
+    (data / "model_answer" / "o3-mini-2025-01-31.jsonl").write_text("")
+    (data / "model_answer" / "mine.jsonl").write_text(
+        json.dumps(_answer("u1", "mine", "**mine**")) + "\n" + json.dumps(_answer("u2", "mine", "x")) + "\n")
+    backend = NoVerdictBackend()
+    judge = Judge(JudgeSpec(name="fake"), cache=run / "cache.sqlite", ledger=run / "ledger.sqlite", backend=backend)
+    s = arena.run_judgments(judge, run, data, ["mine"], ["creative_writing"], retries=1)
+    assert s["skipped_questions"] == {"unknown category 'poetry'": 1}
+    assert s["models"]["mine"] == {"questions": 1, "no baseline answer": 1, "invalid games": 2}
+    assert backend.calls == 4  # 2 games, each asked again once
+    rec = json.loads((run / "model_judgment" / "fake" / "mine.jsonl").read_text())
+    assert [g["score"] for g in rec["games"]] == [None, None] and "no [[verdict]]" in rec["games"][0]["error"]
+    _, problems = arena.collect_battles(run, data, ["fake"], None, ["creative_writing"])
+    assert problems == {"fake/mine: game without a verdict": 2}
+    with pytest.raises(JudgerlError, match="no usable judgments"):
+        arena.score_run(run, data, ["fake"], ["creative_writing"])
+    arena.run_judgments(judge, run, data, ["mine"], ["creative_writing"], retries=1)
+    assert backend.calls == 4  # re-run served from the cache
+
+
+TINY = {"6c0f28a0ece24a03", "d657b1fb82b141da"}  # the shortest hard_prompt / creative_writing items (CPU budget)
+
+
+def tiny_slice(src, dst):
+    """The real questions, baseline answers and leaderboard, restricted to TINY (2 questions)."""
+    import gzip
+    import shutil
+
+    (dst / "model_answer").mkdir(parents=True)
+    for name in ["question.jsonl.gz", "model_answer/o3-mini-2025-01-31.jsonl.gz",
+                 "model_answer/gemini-2.0-flash-001.jsonl.gz"]:
+        with gzip.open(src / name, "rt") as f:
+            keep = [line for line in f if json.loads(line)["uid"] in TINY]
+        (dst / name.replace(".gz", "")).write_text("".join(keep))
+    shutil.copy(src / "leaderboard_from_readme.csv", dst)
+    return dst
+
+
+@pytest.mark.slow
+def test_answer_judge_score_tiny_slice_embedded(smollm2, shared_data, tmp_path):
+    model, tok = smollm2
+    data = tiny_slice(shared_data / "arena-hard-auto" / "v2.0", tmp_path / "data")
+    spec = JudgeSpec(name="smol", model="smollm2-135m-instruct", device="cpu", dtype="float32",
+                     sampling={"max_new_tokens": 8})
+    j = Judge(spec, cache=tmp_path / "cache.sqlite", ledger=tmp_path / "ledger.sqlite", stage="arena",
+              model=model, tokenizer=tok)
+    a = arena.generate_answers(spec, tmp_path, data, ["hard_prompt", "creative_writing"], limit=1, judge=j)
+    assert a["questions"] == 2 and a["answered"] + a["failed_or_empty"] == 2
+    recs = [json.loads(x) for x in (tmp_path / "model_answer" / "smol.jsonl").read_text().splitlines()]
+    assert {"uid", "ans_id", "model", "tstamp", "messages", "metadata"} <= set(recs[0])
+    assert set(recs[0]["metadata"]) == {"token_len", "header_count", "list_count", "bold_count"}
+    again = arena.generate_answers(spec, tmp_path, data, ["hard_prompt", "creative_writing"], limit=1, judge=j)
+    assert again["already_done"] == a["answered"]
+
+    s = arena.run_judgments(j, tmp_path, data, ["smol"], ["hard_prompt", "creative_writing"], limit=1, retries=0,
+                            max_new_tokens=8)
+    m = s["models"]["smol"]
+    assert m["questions"] == a["answered"]
+    battles_, problems = arena.collect_battles(tmp_path, data, ["smol"], None, ["hard_prompt", "creative_writing"])
+    n_bad = m.get("invalid games", 0)
+    assert sum(problems.values()) == n_bad and len({(b["uid"], b["weight"]) for b in battles_}) <= 2 * m["questions"]
+    if battles_:
+        rows, _ = arena.score_run(tmp_path, data, ["smol"], ["hard_prompt", "creative_writing"], n_boot=10,
+                                  published=True)
+        csv_path, json_path = arena.write_leaderboard(rows, tmp_path / "lb")
+        assert csv_path.read_text().startswith("category,model,score")
+        assert any(r["source"].startswith("published") for r in rows)
+    else:
+        with pytest.raises(JudgerlError, match="no usable judgments"):
+            arena.score_run(tmp_path, data, ["smol"], ["hard_prompt", "creative_writing"])
