@@ -66,7 +66,7 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | dict | None = None,
-                **defaults) -> M:
+                source: str | None = None, **defaults) -> M:
     """Load `cls` from a YAML file (optional), then apply `key=value` overrides; clear errors."""
     data = dict(defaults)
     if path is not None:
@@ -76,7 +76,7 @@ def load_config(cls: type[M], path: str | Path | None = None, overrides: list[st
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise JudgerlError(format_validation_error(e, str(path) if path else cls.__name__)) from None
+        raise JudgerlError(format_validation_error(e, source or (str(path) if path else cls.__name__))) from None
 
 
 def load_judge_spec(path_or_name: str | Path, overrides: list[str] | None = None):
@@ -87,7 +87,7 @@ def load_judge_spec(path_or_name: str | Path, overrides: list[str] | None = None
     if p.suffix in (".yaml", ".yml") or p.is_file():
         data = read_yaml(p)
         data = data.get("judge", data)
-        return load_config(JudgeSpec, overrides=deep_merge(data, parse_overrides(overrides)))
+        return load_config(JudgeSpec, overrides=deep_merge(data, parse_overrides(overrides)), source=str(p))
     return load_config(JudgeSpec, overrides=overrides, model=str(path_or_name), name=str(path_or_name))
 
 
