@@ -67,6 +67,8 @@ class AnnotateConfig(BaseModel):
     judge: JudgeSpec = Field(default_factory=_embedded_gold, description="The gold judge (default: embedded "
                              "SmolLM2 in reasoning mode; a given `judge:` mapping starts from JudgeSpec defaults, e.g. mode direct). Its `format` is set "
                              "per kind; its `rubric` flag is set by `rubric_conditioned`.")
+    templates: dict[Literal["pointwise", "pairwise"], str] = Field(
+        default_factory=dict, description="Prompt template file per format, overriding judge.template.")
     kinds: list[Kind] = Field(default_factory=lambda: ["pointwise", "pairwise", "rubric"],
                               description="What to annotate: pointwise scores, pairwise labels, rubrics.")
     rubric_conditioned: bool = Field(False, description="Give the generated rubric to the gold judge in "
@@ -108,6 +110,13 @@ class AnnotateConfig(BaseModel):
             raise ValueError(f"split_fractions must be >= 0 and sum to 1, got {self.split_fractions}")
         if self.rubric_conditioned and "rubric" not in self.kinds:
             raise ValueError("rubric_conditioned needs 'rubric' in kinds")
+        both = {"pointwise", "pairwise"} <= set(self.kinds)
+        if self.judge.template and both and set(self.templates) != {"pointwise", "pairwise"}:
+            raise ValueError("judge.template is one format's template: with both pointwise and pairwise "
+                             "kinds, give templates: {pointwise: FILE, pairwise: FILE}")
+        for k, t in self.templates.items():
+            if not Path(t).is_file():
+                raise ValueError(f"templates.{k}: file not found: {t}")
         if self.efforts and not ({"pointwise", "pairwise"} & set(self.kinds)):
             raise ValueError("efforts need pointwise or pairwise in kinds")
         missing = [e for e in self.efforts if e not in self.effort_budget]
@@ -156,6 +165,7 @@ def stage_spec(cfg: AnnotateConfig, kind: str, effort: str | None, seed_bump: in
     if kind != "rubric":
         data["format"] = kind
         data["rubric"] = cfg.rubric_conditioned
+        data["template"] = cfg.templates.get(kind, cfg.judge.template)
     if effort is not None:
         if cfg.judge.backend == "openai":
             data["reasoning_effort"] = effort
