@@ -422,3 +422,18 @@ def test_one_template_for_two_formats_is_refused(tmp_path):
     cfg = base_cfg(tmp_path, f, templates=short_templates(tmp_path))
     assert stage_spec(cfg, "pairwise", None).template.endswith("pair.txt")
     assert stage_spec(cfg, "pointwise", "low").template.endswith("point.txt")
+
+
+def test_adding_effort_variants_to_a_run_is_allowed(tmp_path):
+    f = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "p", "responses": ["x"]}])
+    from judgerl.annotate import WorkTable, labels_fingerprint
+
+    cfg = base_cfg(tmp_path, f, kinds=["pointwise"])
+    (tmp_path / "out").mkdir()
+    w = WorkTable(tmp_path / "out" / "work.sqlite")
+    items, _ = load_config_items(cfg)
+    w.setup(cfg, items, labels_fingerprint(cfg))
+    cfg2 = base_cfg(tmp_path, f, kinds=["pointwise"], efforts=["low"])
+    w.setup(cfg2, items, labels_fingerprint(cfg2))
+    stages = dict(w.conn.execute("SELECT stage, COUNT(*) FROM units GROUP BY stage"))
+    assert stages == {"pointwise": 1, "pointwise@low": 1}

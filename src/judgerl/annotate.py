@@ -177,12 +177,16 @@ def stage_spec(cfg: AnnotateConfig, kind: str, effort: str | None, seed_bump: in
     return JudgeSpec.model_validate(data)
 
 
-def labels_fingerprint(cfg: AnnotateConfig) -> str:
-    """What must not change between a run and its resumption (changes the labels)."""
-    parts = [stage_spec(cfg, k, e).fingerprint() for _, k, e in stages(cfg) if k != "rubric"]
-    parts += [cfg.judge.fingerprint(), cfg.rubric_conditioned, cfg.rubric_max_new_tokens,
+def labels_fingerprint(cfg: AnnotateConfig) -> dict[str, str]:
+    """Per stage, what must not change between a run and its resumption (it changes the labels).
+    Adding kinds or efforts to an existing run is fine; changing the judge of a stage is not."""
+    rubric = [cfg.judge.fingerprint(), cfg.rubric_max_new_tokens,
               Path(cfg.rubric_template).read_text() if cfg.rubric_template else None]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+    out = {}
+    for name, kind, effort in stages(cfg):
+        parts = rubric if kind == "rubric" else [stage_spec(cfg, kind, effort).fingerprint(), cfg.rubric_conditioned]
+        out[name] = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+    return out
 
 
 # ---- the work table -------------------------------------------------------------------------
@@ -201,12 +205,13 @@ class WorkTable:
         r = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return r[0] if r else None
 
-    def setup(self, cfg: AnnotateConfig, items: list[dict], fingerprint: str) -> None:
+    def setup(self, cfg: AnnotateConfig, items: list[dict], fingerprints: dict[str, str]) -> None:
         """Record the items and create the units (idempotent); refuse a different judge or input."""
-        old = self.meta("labels_fingerprint")
-        if old is not None and old != fingerprint:
-            raise JudgerlError(f"{cfg.output_dir} holds a run made with a different gold judge or rubric "
-                               f"settings; use a new output_dir")
+        for stage, fp in fingerprints.items():
+            old = self.meta(f"fingerprint:{stage}")
+            if old is not None and old != fp:
+                raise JudgerlError(f"{cfg.output_dir} holds a run whose {stage} labels came from a different "
+                                   f"gold judge or rubric settings; use a new output_dir")
         existing = dict(self.conn.execute("SELECT item_id, data FROM items"))
         rows = []
         for pos, it in enumerate(items):
@@ -224,7 +229,8 @@ class WorkTable:
                 units += [(name, it["id"], i) for i in idxs]
         with self.conn:
             self.conn.execute("BEGIN")
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('labels_fingerprint', ?)", (fingerprint,))
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                  [(f"fingerprint:{k}", v) for k, v in fingerprints.items()])
             self.conn.executemany("INSERT OR IGNORE INTO items VALUES (?,?,?)", rows)
             self.conn.executemany("INSERT OR IGNORE INTO units (stage, item_id, idx, status) "
                                   "VALUES (?,?,?,'pending')", units)
