@@ -148,11 +148,17 @@ def train_policy_cmd(
     config: Path = typer.Option(..., "--config", help="Policy config YAML (see configs/policy_embedded.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run dir."),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set grpo.max_steps=10."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (models, endpoints, judge calls) and exit."),
 ) -> None:
     """Policy GRPO with a judge reward, gold monitor, hacking alarm and pattern rates."""
     from judgerl.config import load_config
     from judgerl.training.policy_grpo import PolicyConfig, train_policy
 
+    if dry_run:
+        from judgerl.validate import format_plan, plan_policy
+
+        print(format_plan(plan_policy(load_config(PolicyConfig, config, set_))))
+        return
     summary = train_policy(load_config(PolicyConfig, config, set_), resume=resume)
     print(summary["steps"], "steps;", "monitor:", summary["monitor"], "alarm:", (summary["alarm"] or {}).get("triggered"))
 
@@ -163,5 +169,64 @@ from judgerl.evaluation.cli_eval import register as _register_evaluation  # noqa
 _register_evaluation(app)
 
 # --- quickstart / report / validate (issue 7) -------------------------------------------------
+@app.command("quickstart")
+def quickstart_cmd(
+    config: Optional[Path] = typer.Option(None, "--config", help="Quickstart YAML (default: configs/quickstart.yaml if present)."),
+    scale: Optional[str] = typer.Option(None, "--scale", help="full (default) or ci (every stage, minimal sizes)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where everything goes (default runs/quickstart)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, models, judge calls) and exit."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set policy_steps=4."),
+) -> None:
+    """The paper's loop end to end, offline on CPU: annotate -> judges -> policies -> scores -> probes -> report.
+    Resumable: finished stages with an unchanged config are skipped."""
+    import time
+
+    from judgerl.config import load_config
+    from judgerl.quickstart import Quickstart, QuickstartConfig, where
+    from judgerl.validate import format_plan, plan
+
+    if config is None and Path("configs/quickstart.yaml").is_file():
+        config = Path("configs/quickstart.yaml")
+    extra = [f"scale={scale}"] * bool(scale) + [f"run_dir={run_dir}"] * bool(run_dir) + list(set_)
+    cfg = load_config(QuickstartConfig, config, extra)
+    if dry_run:
+        print(format_plan(plan("quickstart", cfg)))
+        return
+    t0 = time.perf_counter()
+    result = Quickstart(cfg, log=lambda m: console.print(m, highlight=False)).run()
+    t = Table("what", "where", title=f"quickstart ({cfg.scale}) done in {time.perf_counter() - t0:.0f} s")
+    for what, path in where(Path(cfg.run_dir)):
+        t.add_row(what, path)
+    Console().print(t)
+    print(f"stages: {', '.join(f'{k} {v}' for k, v in result['stages'].items())}")
+    print(f"report: {result['report']}")
+
+
+@app.command("report")
+def report_cmd(run_dir: Path = typer.Argument(..., help="A run directory (quickstart, policy run, eval folder...).")) -> None:
+    """Self-contained HTML report (figures embedded, PNGs in figures/) of a run directory."""
+    from judgerl.report import build_report
+
+    print(f"report: {build_report(run_dir)}")
+
+
+@app.command("validate")
+def validate_cmd(
+    config: Path = typer.Argument(..., help="Any judgerl config (quickstart, annotate, train-judge, policy, judge, accelerate)."),
+    check_endpoints: bool = typer.Option(False, "--check-endpoints", help="Also GET <base_url>/models of openai judges."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Also print the plan (stages, models, endpoints, judge calls)."),
+) -> None:
+    """Check a config without running it: kind, types, enums, judge names, group layout; optionally endpoints."""
+    from judgerl.validate import check_endpoints as ping, format_plan, load_any, plan
+
+    kind, cfg = load_any(config)
+    print(f"ok: {config} is a valid {kind} config")
+    if check_endpoints:
+        for line in ping(kind, cfg):
+            print(f"  {line}")
+    if dry_run and kind in ("policy", "annotate", "train-judge", "quickstart"):
+        print(format_plan(plan(kind, cfg)))
+
+
 if __name__ == "__main__":
     main()
