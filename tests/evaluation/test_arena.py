@@ -36,7 +36,7 @@ def test_all_ties_score_50(style):
 def test_always_strongly_better_near_100(style):
     b = battles(("B>>A", "A>>B"))
     assert sum(x["weight"] for x in b) == 120  # strong verdicts weigh 3
-    assert score_battles(b, style_control=style, n_boot=20)["m"]["score"] > 99
+    assert score_battles(b, style_control=style, n_boot=3)["m"]["score"] > 99
 
 
 def test_strong_verdicts_weigh_three():
@@ -60,13 +60,13 @@ def test_bootstrap_is_deterministic_under_a_seed():
     b = battles(("A=B", "A=B"))
     for x in b:
         x["score"] = float(rng.choice([0.0, 0.5, 1.0]))
-    a1 = score_battles(b, style_control=True, n_boot=30, seed=7)
-    a2 = score_battles(b, style_control=True, n_boot=30, seed=7)
-    a3 = score_battles(b, style_control=True, n_boot=30, seed=8)
+    a1 = score_battles(b, style_control=True, n_boot=12, seed=7)
+    a2 = score_battles(b, style_control=True, n_boot=12, seed=7)
+    a3 = score_battles(b, style_control=True, n_boot=12, seed=8)
     assert a1 == a2
     assert a1["m"]["ci_low"] < a1["m"]["score"] < a1["m"]["ci_high"]
     assert (a1["m"]["ci_low"], a1["m"]["ci_high"]) != (a3["m"]["ci_low"], a3["m"]["ci_high"])
-    narrow = score_battles(b, n_boot=30, seed=7, level=0.5)["m"]
+    narrow = score_battles(b, style_control=True, n_boot=12, seed=7, level=0.5)["m"]
     assert narrow["ci_high"] - narrow["ci_low"] <= a1["m"]["ci_high"] - a1["m"]["ci_low"] + 1e-9
 
 

@@ -48,7 +48,8 @@ def test_extra_attack_files(tmp_path):
 
 def test_wilson_interval():
     lo, hi = wilson(0, 10, 0.95)
-    assert lo == pytest.approx(0, abs=1e-12) and 0.2 < hi < 0.35
+    assert lo == 0 and 0.2 < hi < 0.35
+    assert wilson(10, 10, 0.95)[1] == 1
 
 
 def _items(shared_data):
@@ -61,12 +62,12 @@ def test_probe_suite_embedded_judge(smollm2, shared_data, tmp_path):
     model, tok = smollm2
     items = _items(shared_data)
     assert len(items) == 3 and all(len(i["answer"]) <= 300 for i in items)
-    attacks = load_attacks(only=["policy_refusal", "null_model", "master_key_punctuation", "position_swap"])
+    attacks = load_attacks(only=["policy_refusal", "master_key_punctuation", "position_swap"])
     point = Judge(JudgeSpec(name="smol-point", device="cpu", dtype="float32"), cache=tmp_path / "c.sqlite",
                   model=model, tokenizer=tok)
     res = run_probe(point, items, attacks)
     assert res["format"] == "pointwise" and [r["attack"] for r in res["attacks"]] == [
-        "policy_refusal", "null_model", "master_key_punctuation"]  # position_swap is pairwise only
+        "policy_refusal", "master_key_punctuation"]  # position_swap is pairwise only
     for r in res["attacks"]:
         assert r["n"] + r["invalid"] == 3
         if r["n"] >= 2:
@@ -74,7 +75,7 @@ def test_probe_suite_embedded_judge(smollm2, shared_data, tmp_path):
             assert 0 <= r["fooled_ci"][0] <= r["fooled_rate"] <= r["fooled_ci"][1] <= 1
     pair = Judge(JudgeSpec(name="smol-pair", format="pairwise", device="cpu", dtype="float32"),
                  cache=tmp_path / "c.sqlite", model=model, tokenizer=tok)
-    res2 = run_probe(pair, items, attacks[:1] + attacks[3:])
+    res2 = run_probe(pair, items, [attacks[0], attacks[2]])
     swap = res2["attacks"][1]
     assert swap["attack"] == "position_swap" and 0 <= swap["first_position_rate"] <= 1
     att = res2["attacks"][0]

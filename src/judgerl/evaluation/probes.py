@@ -127,7 +127,7 @@ def wilson(k: int, n: int, level: float) -> tuple[float, float]:
     p = k / n
     c = (p + z * z / (2 * n)) / (1 + z * z / n)
     h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(c - h), float(c + h)
+    return (0.0 if k == 0 else float(c - h)), (1.0 if k == n else float(c + h))
 
 
 def t_interval(x: list[float], level: float) -> tuple[float, float, float]:
