@@ -1,0 +1,146 @@
+"""train-judge on the real SmolLM2 (CPU): real TRL steps for every variant; parameters change; the saved
+checkpoint loads as a judge (JudgeSpec backend hf / rm pointing at the folder) and scores.
+
+Kept tiny: 2-4 training rows, a short prompt template, 1-3 optimizer steps, one group of G = 4
+12-token rollouts per GRPO step.
+GRPO needs reward variance within a group to move any parameter, and the untrained 135M model never
+writes a `Score: N` line (every rollout scores -1, advantage 0). So the GRPO tests start from the
+module's small SFT judge (`format_judge`), which already answers in the verdict format.
+"""
+
+import pytest
+from safetensors import safe_open
+
+from judge_testdata import TINY_PAIR_TEMPLATE, TINY_TEMPLATE, alpaca_items, write_annotations
+from judgerl.config import load_judge_spec
+from judgerl.judges import Judge, JudgeRequest, JudgeSpec, parse_verdict
+from judgerl.judges.hf import chat_text
+from judgerl.judges.prompts import render
+from judgerl.training.judge_config import TrainJudgeConfig
+from judgerl.training.train_judge import train_judge
+
+pytestmark = pytest.mark.slow
+Q = "model.layers.0.self_attn.q_proj.weight"
+
+
+def tensor(folder, name=Q):
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        return f.get_tensor(name)
+
+
+@pytest.fixture(scope="module")
+def setup(shared_data, tmp_path_factory):
+    d = tmp_path_factory.mktemp("judgetrain")
+    (d / "tiny.txt").write_text(TINY_TEMPLATE)
+    (d / "tinypair.txt").write_text(TINY_PAIR_TEMPLATE)
+    return write_annotations(d / "ann", alpaca_items(shared_data, 6, chars=60)), d
+
+
+def config(setup, name, **kw) -> TrainJudgeConfig:
+    ann, d = setup
+    base = {"name": name, "output_dir": str(d / name), "annotations": str(ann), "template": str(d / "tiny.txt"),
+            "limit": 4, "seed": 0, "save_stages": True, "judge_sampling": {"max_new_tokens": 16},
+            "sft": {"learning_rate": 1e-4, "max_steps": 1, "warmup_ratio": 0.0, "per_device_train_batch_size": 2,
+                    "max_length": 160, "logging_steps": 1},
+            "grpo": {"learning_rate": 1e-4, "max_steps": 1, "num_generations": 4, "per_device_train_batch_size": 4,
+                     "max_completion_length": 12, "max_prompt_length": 160, "logging_steps": 1}}
+    for k, v in kw.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return TrainJudgeConfig.model_validate(base)
+
+
+def score_one(spec_path, **req):
+    spec = load_judge_spec(str(spec_path))
+    v = Judge(spec).judge([JudgeRequest(prompt="How do I boil an egg?", responses=["Boil it for 8 minutes."], **req)])[0]
+    return spec, v
+
+
+def test_sft_prompt_and_target_are_the_judges(setup, smollm2):
+    """The SFT prompt tokens are the hf judge's rendered prompt; the target is what the parser accepts."""
+    from judgerl.training.judge_data import load_examples, target_text, tokenize_sft
+
+    tok = smollm2[1]
+    for mode in ("direct", "reasoning"):
+        spec = JudgeSpec(model="x", mode=mode, template=str(setup[1] / "tiny.txt"))
+        exs = load_examples(str(setup[0]), "pointwise", "train", limit=2)
+        rows, dropped = tokenize_sft(tok, spec, exs, 512)
+        assert dropped == 0
+        for ex, row in zip(exs, rows):
+            n_prompt = row["completion_mask"].index(1)
+            assert tok.decode(row["input_ids"][:n_prompt]) == chat_text(tok, render(spec, ex.request))
+            target = tok.decode(row["input_ids"][n_prompt:])
+            assert target == target_text(tok, spec, ex) and target.endswith(tok.eos_token)
+            parsed = parse_verdict(target[: -len(tok.eos_token)], "pointwise")
+            assert parsed.valid and parsed.label == ex.gold
+            assert (parsed.reasoning == ex.reasoning) == (mode == "reasoning")
+    think = target_text(tok, spec, exs[0], think_tags=True)                 # Qwen3-style thinking block
+    assert think.startswith("<think>\n") and parse_verdict(think[: -len(tok.eos_token)]).reasoning == exs[0].reasoning
+
+
+@pytest.fixture(scope="module")
+def format_judge(setup, smollm2_path):
+    """Non-reasoning pointwise judge, LoRA, a few steps at a high lr so it answers `Score: N`."""
+    cfg = config(setup, "nonreason", variant="non_reasoning", finetune="lora", lora={"r": 16, "alpha": 32},
+                 sft={"learning_rate": 2e-3, "max_steps": 3, "per_device_train_batch_size": 4})
+    folder, spec, stats = train_judge(cfg)
+    return folder, spec, stats
+
+
+def test_non_reasoning_lora_sft_saves_a_working_judge(format_judge, smollm2_path):
+    folder, spec, stats = format_judge
+    assert stats["sft_steps"] == 3 and stats["sft_train_examples"] == 4
+    assert not tensor(folder).equal(tensor(smollm2_path))            # LoRA merged into the saved weights
+    assert spec.backend == "hf" and spec.mode == "direct" and spec.model == str(folder)
+    assert (folder / "template.txt").is_file() and not (folder / "adapter_config.json").exists()
+    spec2, v = score_one(folder.parent / "judge.yaml")
+    assert spec2 == spec and v.valid and 0 <= v.label <= 9
+
+
+def test_rl_only_grpo_changes_parameters(setup, format_judge):
+    base = format_judge[0]
+    cfg = config(setup, "rlonly", variant="rl_only", base_model=str(base), finetune="lora", limit=2,
+                 lora={"r": 8, "alpha": 16})
+    folder, spec, stats = train_judge(cfg)
+    assert stats["grpo_steps"] == 1 and stats["grpo_train_prompts"] == 2
+    assert not tensor(folder).equal(tensor(base))
+    assert spec.mode == "reasoning"
+    _, v = score_one(folder.parent / "judge.yaml")
+    assert v.label is None or 0 <= v.label <= 9
+
+
+def test_reasoning_distillation_then_grpo(setup, format_judge):
+    base = format_judge[0]
+    cfg = config(setup, "reason", variant="reasoning", base_model=str(base), finetune="lora", limit=2,
+                 lora={"r": 8, "alpha": 16})
+    folder, spec, stats = train_judge(cfg)
+    assert stats["sft_steps"] == 1 and stats["grpo_steps"] == 1
+    sft = folder.parent / "sft"
+    assert not tensor(sft).equal(tensor(base))                       # distillation moved the weights
+    assert not tensor(folder).equal(tensor(sft))                     # and so did GRPO
+    assert spec.mode == "reasoning"
+    _, v = score_one(folder.parent / "judge.yaml")
+    assert v.tokens_out >= 1
+
+
+def test_rubric_pairwise_full_finetune(setup, smollm2_path):
+    cfg = config(setup, "rubric", variant="rubric", format="pairwise", finetune="full",
+                 template=str(setup[1] / "tinypair.txt"))
+    folder, spec, stats = train_judge(cfg)
+    assert stats["sft_steps"] == 1
+    assert not tensor(folder).equal(tensor(smollm2_path))
+    assert spec.rubric and spec.format == "pairwise"
+    spec = load_judge_spec(str(folder.parent / "judge.yaml"))
+    v = Judge(spec).judge([JudgeRequest(prompt="Say hi.", responses=["Hi!", "No."], rubric="- greets")])[0]
+    assert v.valid and v.label in (1, 2)
+
+
+def test_bt_reward_model(setup, smollm2_path):
+    cfg = config(setup, "btrm", variant="bt_rm", finetune="lora", lora={"r": 8, "alpha": 16},
+                 rm={"learning_rate": 1e-3, "max_steps": 1, "per_device_train_batch_size": 2, "max_length": 160,
+                     "warmup_ratio": 0.0, "logging_steps": 1})
+    folder, spec, stats = train_judge(cfg)
+    assert stats["rm_steps"] == 1 and stats["rm_train_pairs"] == 4
+    assert not tensor(folder).equal(tensor(smollm2_path))
+    assert spec.backend == "rm"
+    _, v = score_one(folder.parent / "judge.yaml")
+    assert v.valid and v.expected is not None
