@@ -7,7 +7,7 @@ Sets (label conventions as each set defines them):
 - pandalm: pandalm/testset-v1.json.gz; gold = the majority of the three annotators (>= 2 of 3 agree;
   items where all three differ are dropped). 0 = tie, 1/2 = that response is better. Instruction and
   input are joined by a blank line. Ties are kept with gold 0: a binary judge never scores on them, so
-  `judge_metrics` reports accuracy both with and without tie items (see eval_judge.score_pairs).
+  `judge_metrics` reports accuracy both with and without tie items (see eval_judge.pair_metrics).
 - mtbench: llmbar/processed_MT-Bench.json; MT-Bench expert majority vote, ties already removed.
 """
 

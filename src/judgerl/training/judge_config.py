@@ -103,7 +103,7 @@ class RMSettings(BaseModel):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(4096, ge=16, description="Pairs longer than this are dropped.")
     center_rewards_coefficient: float | None = Field(None, description="Optional reward-centering penalty.")
-    both_orders: bool = Field(False, description="Only pairs whose gold label is order-consistent are used.")
+    consistent_only: bool = Field(False, description="Use only pairs whose gold label agreed in both orders.")
     logging_steps: int = Field(10, ge=1)
 
 

@@ -5,13 +5,14 @@ Algorithm choices:
 - Loss -log sigmoid(r(x, y_chosen) - r(x, y_rejected)) (TRL RewardTrainer), optional reward centering.
 - Input = the chat template applied to [user: instruction, assistant: response] (the usual RM input;
   the prompt's chat messages are kept as they are). Chosen/rejected come from the gold `label`; with
-  `rm.both_orders` only order-consistent gold labels are used.
+  `rm.consistent_only` only order-consistent gold labels are used.
 - Sequence-classification head with one output (AutoModelForSequenceClassification, num_labels=1);
   the checkpoint is saved in HF format with a JudgeSpec of backend `rm` (scalar reward as the score).
 """
 
 from __future__ import annotations
 
+from judgerl import JudgerlError
 from judgerl.training.checkpoints import load_tokenizer, peft_config, torch_dtype, training_precision
 from judgerl.training.judge_config import TrainJudgeConfig
 from judgerl.training.judge_data import load_examples, require_rows
@@ -26,7 +27,7 @@ def preference_rows(cfg: TrainJudgeConfig, split: str, limit: int | None = None)
     from judgerl.annotations import load_annotations
 
     examples = load_examples(cfg.annotations, "pairwise", split, limit=limit)
-    if cfg.rm.both_orders:
+    if cfg.rm.consistent_only:
         consistent = {str(r.get("item_id")) for r in load_annotations(cfg.annotations, "pairwise", split)
                       if r.get("consistent")}
         examples = [e for e in examples if e.item_id in consistent]
@@ -57,7 +58,8 @@ def run_reward_model(cfg: TrainJudgeConfig, out_dir: str) -> tuple:
     from trl import RewardConfig, RewardTrainer
 
     rows = preference_rows(cfg, cfg.train_split, cfg.limit)
-    require_rows(rows, 0, "reward-model", "rm.both_orders (no consistent pairs)")
+    if not rows:
+        raise JudgerlError(f"{cfg.annotations}: no order-consistent pairs for rm.consistent_only")
     model, tok = load_rm(cfg.base_model, cfg.dtype)
     r = cfg.rm
     args = RewardConfig(
