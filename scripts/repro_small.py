@@ -4,9 +4,11 @@
             AlpacaEval (../shared/data/alpaca-eval), checked on held-out pairs and on LLMBar human labels;
     annot : SmolLM2 samples answers to RL-pool prompts (wizardlm + eq-bench + writingbench), the gold RM
             scores them, scores become 0-9 labels by gold-reward decile (the pointwise annotation set);
-    judges: a non-reasoning judge (SFT on the label) and a reasoning judge trained from those labels.
-            The gold RM writes no thinking, so the reasoning judge is the RL-only variant (GRPO with
-            the paper's Eq. 1 reward, thinking then verdict): the paper's ablation, not its best judge;
+    judges: a non-reasoning judge (SFT on the label) and a reasoning judge (SFT on thinking + label,
+            then GRPO with the paper's Eq. 1 reward). The gold RM writes no thinking, so the "thinking"
+            distilled here is a short critique SmolLM2 wrote itself, followed by the GOLD score: a
+            stand-in for gpt-oss-120b's reasoning, not the paper's distillation target. (RL-only from the
+            raw 135M model does not learn: it never writes a valid verdict, every reward is -1.)
     policy: policy GRPO runs (SmolLM2 policy) against each judge, gold monitor (the gold RM) on held-out
             self-instruct prompts, hacking alarm on; curves + summary to OUT.
 
@@ -72,7 +74,7 @@ def alpaca_pairs(data: Path, limit: int | None) -> list[dict]:
 def stage_gold(a) -> None:
     import torch
 
-    from judgerl.judges import Judge, JudgeRequest, JudgeSpec, run_sync
+    from judgerl.judges import Judge, JudgeRequest, JudgeSpec, Sampling, run_sync
     from judgerl.training.judge_config import TrainJudgeConfig
     from judgerl.training.prompts import load_prompts
     from judgerl.training.train_judge import train_judge
@@ -128,10 +130,19 @@ def stage_gold(a) -> None:
     for rank, i in enumerate(order):
         score[i] = min(9, rank * 10 // len(rewards))
     cuts = [rewards[order[min(len(order) - 1, k * len(order) // 10)]] for k in range(1, 10)]
+    critic = Judge(gen_spec.model_copy(update={"sampling": Sampling(temperature=0.0, max_new_tokens=a.judge_think)}),
+                   stage="annotate-critique")
+    crit = run_sync(critic.agenerate([[{"role": "user", "content":
+                                        f"Instruction:\n{p[:1200]}\n\nResponse:\n{r[:1200]}\n\nIn two sentences, "
+                                        "judge how well the response follows the instruction and how helpful and "
+                                        "accurate it is."}] for p, r in answers]))
+    del critic
+    torch.cuda.empty_cache()
     point = [{"item_id": f"a{i // a.samples}", "prompt": p, "response_idx": i % a.samples, "response": r,
-              "score": score[i], "expected": None, "reasoning": "", "valid": True,
+              "score": score[i], "expected": None, "reasoning": crit[i].raw.strip(), "valid": True,
               "split": split_of(f"a{i // a.samples}", 0), "rubric": None, "effort": "high", "gold_reward": rewards[i]}
              for i, (p, r) in enumerate(answers)]
+    point = [r for r in point if r["reasoning"]]  # the distillation target needs a critique
     write_annotations(work / "point_ann", point, None, {"source": "SmolLM2 samples scored by the gold RM",
                                                         "decile_cuts": cuts})
     results["annotation"] = {"prompts": len(prompts), "responses": len(point), "decile_cuts": cuts}
@@ -144,11 +155,13 @@ def stage_gold(a) -> None:
                                "max_length": 1536, "logging_steps": 20})
     _, _, st = train_judge(nr)
     results["judge_nr_train"] = st
-    rl = TrainJudgeConfig(name="judge_rl", output_dir=str(work / "judge_rl"), variant="rl_only", base_model=base,
-                          annotations=str(work / "point_ann"), judge_sampling={"max_new_tokens": a.judge_think},
+    rl = TrainJudgeConfig(name="judge_rl", output_dir=str(work / "judge_rl"), variant="reasoning", base_model=base,
+                          annotations=str(work / "point_ann"), judge_sampling={"max_new_tokens": a.judge_think + 16},
+                          sft={"learning_rate": 3e-5, "num_train_epochs": a.sft_epochs, "per_device_train_batch_size": a.bs,
+                               "max_length": 1536, "logging_steps": 20},
                           grpo={"learning_rate": 2e-6, "max_steps": a.judge_grpo_steps, "num_generations": 8,
                                 "per_device_train_batch_size": 32, "max_prompt_length": 1536,
-                                "max_completion_length": a.judge_think, "logging_steps": 5})
+                                "max_completion_length": a.judge_think + 16, "logging_steps": 5})
     _, _, st = train_judge(rl)
     results["judge_rl_train"] = st
     # static agreement of each judge with gold on the held-out test split (Krippendorff alpha, interval)
@@ -181,7 +194,7 @@ def stage_policy(a) -> None:
     os.environ["JUDGERL_SHARED_DATA"] = str(data)
     gold = load_judge_spec(str(work / "gold_rm" / "judge.yaml")).model_copy(update={"batch_size": 32, "name": "gold-rm"})
     summary = {}
-    for name, extra in (("judge_nr", {}), ("judge_rl", {"sampling": {"max_new_tokens": a.judge_think, "temperature": 0.7,
+    for name, extra in (("judge_nr", {}), ("judge_rl", {"sampling": {"max_new_tokens": a.judge_think + 16, "temperature": 0.7,
                                                                       "top_k": 20, "top_p": 0.95}})):
         spec = load_judge_spec(str(work / name / "judge.yaml")).model_copy(update={"batch_size": 64})
         if extra:
