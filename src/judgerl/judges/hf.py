@@ -12,11 +12,29 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from judgerl.judges.decode import generate_ids
 from judgerl.judges.parse import expected_value, parse_verdict, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
+
+
+# All in-process model work runs on one long-lived thread: CUDA-graph trees (the fast decode path) keep
+# per-thread state, so graphs recorded on this thread are replayed here, whichever event loop calls.
+_MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-model")
+
+
+def _on_model_thread(fn):
+    def work():
+        import torch
+
+        if torch.cuda.is_available() and not torch._C._is_key_in_tls("tree_manager_containers"):
+            from torch._inductor import cudagraph_trees  # older torch asserts instead of initialising
+
+            cudagraph_trees._initialize_tls(cudagraph_trees.local)
+        return fn()
+    return asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, work)
 
 
 def pick_device(device: str) -> str:
@@ -174,7 +192,7 @@ class HFBackend:
         def work():
             with self._lock:
                 return self._verdicts(requests)
-        return await asyncio.to_thread(work)
+        return await _on_model_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
                        temperature: float | None = None) -> list[Verdict]:
@@ -189,4 +207,4 @@ class HFBackend:
                 dt = (time.perf_counter() - t0) / max(1, len(texts))
                 return [Verdict(raw=g[0], valid=bool(g[0].strip()), tokens_in=g[1], tokens_out=g[2], seconds=dt)
                         for g in gens]
-        return await asyncio.to_thread(work)
+        return await _on_model_thread(work)
