@@ -194,10 +194,9 @@ def quickstart_cmd(
         return
     t0 = time.perf_counter()
     result = Quickstart(cfg, log=lambda m: console.print(m, highlight=False)).run()
-    t = Table("what", "where", title=f"quickstart ({cfg.scale}) done in {time.perf_counter() - t0:.0f} s")
+    print(f"quickstart ({cfg.scale}) done in {time.perf_counter() - t0:.0f} s; outputs:")
     for what, path in where(Path(cfg.run_dir)):
-        t.add_row(what, path)
-    Console().print(t)
+        print(f"  {what + ':':40s} {path}")
     print(f"stages: {', '.join(f'{k} {v}' for k, v in result['stages'].items())}")
     print(f"report: {result['report']}")
 
