@@ -356,11 +356,14 @@ def where(root: Path) -> list[tuple[str, str]]:
 
 # ---- plan (dry run) ---------------------------------------------------------------------------
 def plan(cfg: QuickstartConfig) -> dict:
-    """Stages, models and judge calls (upper bounds), without loading any model (reads the shared data only)."""
+    """Stages, models and judge calls (test split size bounded by the item count), without loading any model."""
     q = Quickstart(cfg, log=lambda m: None)
     items, _ = q.items()
     c = cfg
+    from judgerl.evaluation.human_sets import load_human_set
+
     n_test_max = 2 * len(items)
+    human = len(load_human_set("llmbar-natural", q.data_root, c.human_limit))
     passes = len({0, c.policy_steps, *range(c.monitor_every, c.policy_steps + 1, c.monitor_every)})
     rl = c.policy_steps * c.num_generations * c.prompts_per_step
     n_att = len(c.probe_attacks)
@@ -370,7 +373,7 @@ def plan(cfg: QuickstartConfig) -> dict:
         ("judge-reasoning", f"SFT distillation {c.sft_steps} steps + GRPO {c.judge_grpo_steps} steps (Eq. 1, "
          "no judge calls)", 0),
         ("eval-judges", "base (prompted), non-reasoning, reasoning vs gold test split + LLMBar-natural",
-         3 * (min(c.eval_limit, n_test_max) + 2 * c.human_limit)),
+         3 * (min(c.eval_limit, n_test_max) + 2 * human)),
         ("policy-non_reasoning", f"GRPO {c.policy_steps} steps, G={c.num_generations} + gold monitor",
          rl + 2 * passes * c.monitor_prompts),
         ("policy-reasoning", f"GRPO {c.policy_steps} steps, G={c.num_generations} + gold monitor",
