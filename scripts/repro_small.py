@@ -164,10 +164,19 @@ def stage_gold(a) -> None:
                                 "max_completion_length": a.judge_think + 16, "logging_steps": 5})
     _, _, st = train_judge(rl)
     results["judge_rl_train"] = st
-    # static agreement of each judge with gold on the held-out test split (Krippendorff alpha, interval)
+    judge_alphas(a, work, point, results)
+    (work / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
+    if a.out:
+        (Path(a.out) / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
+
+
+def judge_alphas(a, work: Path, point: list[dict], results: dict) -> None:
+    """Static agreement of each trained judge with gold on the held-out split (Krippendorff α, interval)."""
     import krippendorff
+    import torch
 
     from judgerl.config import load_judge_spec
+    from judgerl.judges import Judge, JudgeRequest
 
     test_rows = [r for r in point if r["split"] == "test"]
     for name in ("judge_nr", "judge_rl"):
@@ -181,9 +190,6 @@ def stage_gold(a) -> None:
         del j
         torch.cuda.empty_cache()
     log(f"judges: alpha nr={results['judge_nr_alpha_x100']} rl={results['judge_rl_alpha_x100']}")
-    (work / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
-    if a.out:
-        (Path(a.out) / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
 
 
 def stage_policy(a) -> None:
@@ -192,6 +198,13 @@ def stage_policy(a) -> None:
 
     work, data = Path(a.work), Path(a.data)
     os.environ["JUDGERL_SHARED_DATA"] = str(data)
+    if not (work / "gold_results.json").exists():  # the gold stage stopped before the static checks
+        point = [json.loads(x) for x in open(work / "point_ann" / "pointwise.jsonl")]
+        results: dict = {}
+        judge_alphas(a, work, point, results)
+        (work / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
+        if a.out:
+            (Path(a.out) / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
     gold = load_judge_spec(str(work / "gold_rm" / "judge.yaml")).model_copy(update={"batch_size": 32, "name": "gold-rm"})
     summary = {}
     for name, extra in (("judge_nr", {}), ("judge_rl", {"sampling": {"max_new_tokens": a.judge_think + 16, "temperature": 0.7,
