@@ -30,9 +30,14 @@ def _on_model_thread(fn):
         import torch
 
         if torch.cuda.is_available() and not torch._C._is_key_in_tls("tree_manager_containers"):
-            from torch._inductor import cudagraph_trees  # older torch asserts instead of initialising
+            from collections import defaultdict
 
-            cudagraph_trees._initialize_tls(cudagraph_trees.local)
+            from torch._inductor import cudagraph_trees as ct  # torch <= 2.11 asserts instead of initialising
+
+            ct.local.tree_manager_containers = {}
+            ct.local.tree_manager_locks = defaultdict(threading.Lock)
+            torch._C._stash_obj_in_tls("tree_manager_containers", ct.local.tree_manager_containers)
+            torch._C._stash_obj_in_tls("tree_manager_locks", ct.local.tree_manager_locks)
         return fn()
     return asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, work)
 
