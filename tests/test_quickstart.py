@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -61,9 +62,12 @@ def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, 
     assert f"report: {root / 'report.html'}" in r.output
     assert judge_calls(root) == calls
 
-    # a changed probe config reruns the probes only
+    # a changed probe config reruns the probes only (their folder, ledger included, is rebuilt)
+    t0 = time.time()
     again = Quickstart(cfg.model_copy(update={"probe_attacks": ["null_model"]})).run()
     assert again["stages"] == {**{s: "skipped" for s in STAGES}, "probes": "ran"}
     res = json.loads((root / "probes/probe-gold.json").read_text())
     assert [a["attack"] for a in res["attacks"]] == ["null_model"]
-    assert judge_calls(root) > calls
+    with sqlite3.connect(root / "probes/ledger.sqlite") as c:
+        n, first = c.execute("SELECT COUNT(*), MIN(ts) FROM calls").fetchone()
+    assert n == 3 * 2 and first >= t0  # 3 judges x (honest + attacked), all new
