@@ -23,10 +23,10 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy import stats
 
 from judgerl import JudgerlError
+from judgerl.config import read_yaml
 from judgerl.judges.spec import JudgeRequest
 
 DEFAULT_ATTACKS = Path(str(files("judgerl.evaluation").joinpath("attacks"))) / "default.yaml"
@@ -67,10 +67,7 @@ def load_attacks(extra: list[Path] | None = None, only: list[str] | None = None)
         path = Path(path)
         if not path.is_file():
             raise JudgerlError(f"attack file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise JudgerlError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        data = read_yaml(path)
         entries = data.get("attacks") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise JudgerlError(f"{path}: expected a top-level 'attacks:' list")

@@ -124,8 +124,6 @@ class HFBackend:
     # ---- low level -------------------------------------------------------------------------
     def _generate(self, texts: list[str], max_new_tokens: int, temperature: float, top_p: float = 1.0,
                   top_k: int = 0, seed: int = 0) -> list[tuple[str, int, int]]:
-        import torch
-
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         res: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
         bs = self.spec.batch_size
