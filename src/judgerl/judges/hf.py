@@ -10,6 +10,7 @@ it, the label comes from the strict parser on the free-form output.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +39,17 @@ def _on_model_thread(fn):
             ct.local.tree_manager_locks = defaultdict(threading.Lock)
             torch._C._stash_obj_in_tls("tree_manager_containers", ct.local.tree_manager_containers)
             torch._C._stash_obj_in_tls("tree_manager_locks", ct.local.tree_manager_locks)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_cuda_index())  # the current device is per thread
         return fn()
     return asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, work)
+
+
+def local_cuda_index() -> int:
+    """This process's GPU: LOCAL_RANK under `accelerate launch`/torchrun, else the current device."""
+    import torch
+
+    return int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
 
 
 def pick_device(device: str) -> str:
@@ -47,7 +57,7 @@ def pick_device(device: str) -> str:
 
     if device != "auto":
         return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{local_cuda_index()}" if torch.cuda.is_available() else "cpu"
 
 
 def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):

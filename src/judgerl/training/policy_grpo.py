@@ -286,7 +286,9 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         raise JudgerlError(f"--resume: no checkpoint in {ckpt_dir}")
     if not resume and (last is not None or (run.path / "monitor.jsonl").exists()):
         raise JudgerlError(f"{run.path} already holds a run; pass --resume or choose another run_dir")
-    run.save_config(cfg)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, rank 0 writes run files
+    if main_process:
+        run.save_config(cfg)
     args = grpo_args(cfg, ckpt_dir, v["layout"])
     policy, tok = _load_policy(cfg.policy, cfg.grpo.policy_dtype)
     reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
@@ -307,11 +309,14 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
             monitor.restore(int(state["global_step"]))
     trainer.train(resume_from_checkpoint=last if resume else None)
     if cfg.grpo.save_final:
-        trainer.save_model(str(run.path / "final"))
-        tok.save_pretrained(str(run.path / "final"))
+        trainer.save_model(str(run.path / "final"))  # rank 0 writes; every rank must call it
+        if main_process:
+            tok.save_pretrained(str(run.path / "final"))
     summary = {"steps": trainer.state.global_step, "reward": dict(reward.totals), "layout": v["layout"],
                "judge_calls": run.ledger_summary(),
                "monitor": monitor.records[-1] if monitor and monitor.records else None,
-               "alarm": monitor.alarm.state() if monitor else None}
-    run.write_json("summary.json", summary)
+               "alarm": monitor.alarm.state() if monitor else None, "processes": trainer.accelerator.num_processes}
+    # each process scored its own slice of every batch: rank 0 writes summary.json, others summary.rankN.json
+    rank = int(os.environ.get("RANK", "0"))
+    run.write_json("summary.json" if main_process else f"summary.rank{rank}.json", {**summary, "rank": rank})
     return summary

@@ -237,7 +237,8 @@ class PairwiseReward(_JudgeReward):
         out = apply_failure_policy(raw, groups, self.cfg.on_failure)
         self._report({"calls": len(reqs), "failed": sum(v.failed for v in verdicts),
                       "invalid": sum((not v.valid) and not v.failed for v in verdicts),
-                      "unscored": sum(r is None for r in raw), "dropped": sum(r is None for r in out)}, kw)
+                      "unscored": sum(r is None for r in raw), "dropped": sum(r is None for r in out),
+                      "whole_groups": len(groups)}, kw)
         return out
 
 
