@@ -3,7 +3,7 @@
 # plus a pairwise layout that would split groups (must be refused). Results: $OUT/multigpu/<run>/.
 #   source scripts/device/setup.sh && bash scripts/device/multigpu_policy.sh [steps]
 STEPS=${1:-12}
-export NCCL_NVLS_ENABLE=0  # device KINDS.md: NVLink multicast off
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # multicast stays off (device KINDS.md)
 W=/tmp/mg; rm -rf $W; mkdir -p $W $OUT/multigpu
 COMMON=(--config configs/policy_embedded.yaml --set grpo.max_steps=$STEPS --set grpo.save_steps=100000
         --set grpo.save_final=false --set grpo.max_completion_length=64 --set grpo.num_generations=4
