@@ -9,6 +9,12 @@ To avoid recompiling, batches are padded to a fixed row count and the cache leng
 to a multiple of `CACHE_BUCKET`. Callers sort requests by length (batching by length), so padding
 inside a batch stays small. On CPU the plain path is used (compilation does not pay off there).
 
+Prefix reuse: judge prompts in one batch share a long head (the judge template and, in GRPO, the
+question shared by a group). `generate_ids(reuse_prefix=True)` finds the longest common token prefix
+of the batch, runs it once at batch 1, copies its KV into every row's cache and prefills only the
+suffixes. Rows are laid out [prefix][padding][suffix]; position ids come from the attention mask,
+so every token keeps the position it has without reuse and the outputs are unchanged.
+
 Grouped-query attention: transformers' SDPA path materialises `repeat_kv` (K and V copied n_rep
 times) whenever a mask is present, which with a static cache means every decode step re-writes the
 whole cache n_rep times. `grouped_sdpa` instead folds the n_rep query heads of each KV head into
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 CACHE_BUCKET = 256
 GQA_ATTENTION = "sdpa_gqa"
+PREFIX_MIN = 64  # shortest shared prefix (tokens) worth a separate prefill
 
 
 def grouped_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
@@ -58,16 +65,95 @@ def round_up(n: int, k: int) -> int:
     return ((n + k - 1) // k) * k
 
 
+def shared_prefix(input_ids, attention_mask) -> int:
+    """Length of the longest token prefix shared by every row's content (left padding skipped); at
+    least one token of each row is left out of it."""
+    rows = [ids[m.bool()].tolist() for ids, m in zip(input_ids, attention_mask)]
+    n = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for k in range(max(n, 0)):
+        t = first[k]
+        if any(r[k] != t for r in rows):
+            return k
+    return max(n, 0)
+
+
+def _prefix_layout(input_ids, attention_mask, p: int, pad_token_id: int):
+    """[prefix][left-padded suffix] rows and mask for a shared prefix of p tokens."""
+    import torch
+
+    b = input_ids.shape[0]
+    lens = attention_mask.sum(1)
+    s = int(lens.max()) - p
+    ids = torch.full((b, p + s), pad_token_id, dtype=input_ids.dtype, device=input_ids.device)
+    mask = torch.zeros((b, p + s), dtype=attention_mask.dtype, device=attention_mask.device)
+    width = input_ids.shape[1]
+    for i in range(b):
+        n = int(lens[i]) - p  # this row's suffix length; content is right-aligned in the input
+        ids[i, :p] = input_ids[i, width - int(lens[i]):width - int(lens[i]) + p]
+        ids[i, p + s - n:] = input_ids[i, width - n:]
+        mask[i, :p] = 1
+        mask[i, p + s - n:] = 1
+    return ids, mask
+
+
+def _prefix_cache(model, prefix_ids, rows: int, fast: bool, max_cache_len: int):
+    """KV cache holding the prefix for every row: computed once at batch 1, then copied."""
+    import torch
+    from transformers import DynamicCache, StaticCache
+
+    with torch.inference_mode():
+        one = model(input_ids=prefix_ids[None], use_cache=True, past_key_values=DynamicCache(config=model.config))
+    kv = one.past_key_values
+    if not fast:
+        kv.batch_repeat_interleave(rows)
+        return kv
+    # one StaticCache per (rows, length) and model, reused so that CUDA graphs see the same addresses
+    pool = model.__dict__.setdefault("_judgerl_prefix_caches", {})
+    cache = pool.get((rows, max_cache_len))
+    if cache is None:
+        cache = pool[(rows, max_cache_len)] = StaticCache(config=model.config, max_cache_len=max_cache_len)
+    else:
+        cache.reset()
+    with torch.inference_mode():
+        for i, layer in enumerate(kv.layers):
+            cache.update(layer.keys.expand(rows, -1, -1, -1).contiguous(),
+                         layer.values.expand(rows, -1, -1, -1).contiguous(), i)
+    return cache
+
+
+def last_token_logits(model, input_ids, attention_mask, reuse_prefix: bool = False):
+    """Logits at the last position of each left-padded row [batch, vocab] (one forward pass)."""
+    import torch
+
+    p = shared_prefix(input_ids, attention_mask) if reuse_prefix and input_ids.shape[0] > 1 else 0
+    with torch.inference_mode():
+        if p < PREFIX_MIN:
+            return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1).logits[:, -1, :]
+        ids, mask = _prefix_layout(input_ids, attention_mask, p, 0)
+        cache = _prefix_cache(model, ids[0, :p], ids.shape[0], False, 0)
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=ids[:, p:], attention_mask=mask, position_ids=pos[:, p:], past_key_values=cache,
+                    logits_to_keep=1)
+        return out.logits[:, -1, :]
+
+
 def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, seed: int = 0, pad_token_id: int | None = None,
                  eos_token_id=None, fast: bool | None = None, pad_rows_to: int | None = None,
-                 min_new_tokens: int | None = None):
+                 min_new_tokens: int | None = None, reuse_prefix: bool = False):
     """Generate continuations; returns the new token ids [batch, <=max_new_tokens] (prompt stripped)."""
     import torch
 
     if fast is None:
         fast = input_ids.device.type == "cuda"
     rows = input_ids.shape[0]
+    p = shared_prefix(input_ids, attention_mask) if reuse_prefix and rows > 1 else 0
+    if p >= PREFIX_MIN:
+        input_ids, attention_mask = _prefix_layout(input_ids, attention_mask, p,
+                                                   pad_token_id if pad_token_id is not None else 0)
+    else:
+        p = 0
     if fast and pad_rows_to and rows < pad_rows_to:  # a fixed batch shape avoids a recompile
         extra = pad_rows_to - rows
         input_ids = torch.cat([input_ids, input_ids[-1:].expand(extra, -1)], 0)
@@ -80,12 +166,15 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
         kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None)
     else:
         kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    cache_len = round_up(input_ids.shape[1] + max_new_tokens, CACHE_BUCKET)
     if fast:
         use_grouped_attention(model)
-        kw.update(cache_implementation="static",
-                  max_cache_len=round_up(input_ids.shape[1] + max_new_tokens, CACHE_BUCKET))
+        if not p:
+            kw.update(cache_implementation="static", max_cache_len=cache_len)
     else:
         kw.update(disable_compile=True)
+    if p:
+        kw["past_key_values"] = _prefix_cache(model, input_ids[0, :p], input_ids.shape[0], fast, cache_len)
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
     return out[:rows, input_ids.shape[1]:]

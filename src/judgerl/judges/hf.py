@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from judgerl.judges.decode import generate_ids
+from judgerl.judges.decode import generate_ids, last_token_logits
 from judgerl.judges.parse import expected_value, parse_verdict, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
@@ -144,7 +144,7 @@ class HFBackend:
             out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                                pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
-                               pad_rows_to=bs)
+                               pad_rows_to=bs, reuse_prefix=self.spec.reuse_prefix)
             for row, i in enumerate(idx):
                 gen = out[row]
                 n_out = int((gen != self.tok.pad_token_id).sum())
@@ -160,8 +160,8 @@ class HFBackend:
         for s in range(0, len(texts), bs):
             enc = self.tok(texts[s:s + bs], return_tensors="pt", padding=True,
                            add_special_tokens=False).to(self.model.device)
-            with torch.no_grad():
-                logits = self.model(**enc).logits[:, -1, :].float()
+            logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"],
+                                       self.spec.reuse_prefix).float()
             probs.extend(torch.softmax(logits, dim=-1).cpu())
         return probs
 

@@ -51,6 +51,8 @@ class JudgeSpec(BaseModel):
     device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(8, ge=1, le=4096)
+    reuse_prefix: bool = Field(True, description="Compute the prompt head shared by a batch once "
+                               "(judge template, group question); same outputs, less prefill.")
     # openai backend
     base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  description="One or more OpenAI-compatible endpoints; requests spread across them.")
@@ -97,7 +99,8 @@ class JudgeSpec(BaseModel):
         from judgerl.judges.prompts import template_text
 
         keep = self.model_dump(exclude={"name", "concurrency", "timeout_s", "max_retries", "cache",
-                                        "base_urls", "api_key_env", "batch_size", "device"})
+                                        "base_urls", "api_key_env", "batch_size", "device",
+                                        "reuse_prefix"})
         if not keep["extra_body"]:
             del keep["extra_body"]  # keeps fingerprints of specs made before the field existed
         keep["template_text"] = template_text(self)
