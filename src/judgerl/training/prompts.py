@@ -4,7 +4,7 @@ A source is `pool:<name>` (read from the shared data root) or a path to JSONL / 
 a saved HF dataset with a text field (`field`, else the first of prompt, instruction, query,
 Instruction, input that is present). Pools (see ../shared/data/README.md):
   writingbench   WritingBench queries, English only
-  eq-bench       EQ-Bench creative-writing prompts
+  eq-bench       EQ-Bench creative-writing prompts (first seed modifier filled in)
   wizardlm       WizardLM test set without math / code skills
   self-instruct  Self-Instruct seed tasks (instruction + input)
 AlpacaEval / Arena-Hard prompts are evaluation-only and deliberately not offered as pools.
@@ -26,8 +26,8 @@ _WIZARD_EXCLUDE = {"Math", "Code Generation", "Code Debug", "Computer Science", 
 
 
 def data_root(configured: str | Path | None = None) -> Path:
-    root = Path(os.environ.get("JUDGERL_SHARED_DATA") or configured or "../shared/data")
-    return root
+    """The configured folder, else $JUDGERL_SHARED_DATA, else ../shared/data."""
+    return Path(configured or os.environ.get("JUDGERL_SHARED_DATA") or "../shared/data")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -37,11 +37,10 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def _pool(name: str, root: Path) -> list[str]:
-    if name == "writingbench":
-        return [r["query"] for r in _jsonl(root / "writingbench" / "benchmark_all.jsonl.gz") if r.get("lang") == "en"]
-    if name == "eq-bench":
-        d = json.loads((root / "eq-bench" / "creative_writing_prompts.json").read_text(encoding="utf-8"))
-        return [v["writing_prompt"] for v in d.values()]
+    if name in ("writingbench", "eq-bench"):  # the annotate loaders (English queries; <SEED> filled in)
+        from judgerl.loaders import policy_prompts
+
+        return policy_prompts(name.replace("-", "_"), data_dir=str(root))
     if name == "wizardlm":
         return [r["Instruction"] for r in _jsonl(root / "wizardlm" / "WizardLM_testset.jsonl")
                 if r.get("Skill") not in _WIZARD_EXCLUDE]
