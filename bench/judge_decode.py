@@ -45,14 +45,14 @@ def copy_bandwidth(torch) -> float:
     return 2 * 2 * 1024**3 / dt  # bytes read + written per second
 
 
-def build(torch, name: str):
+def build(torch, name: str, dtype=None):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     shape = dict(SHAPES[name])
     cfg = AutoConfig.for_model(shape.pop("model_type"), **shape, max_position_embeddings=8192)
     cfg.eos_token_id = None
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype or torch.bfloat16)
     model.eval()
     model.generation_config.eos_token_id = None
     return model, cfg

@@ -34,12 +34,13 @@ def main() -> None:
     ap.add_argument("--shared", type=int, default=1536)
     ap.add_argument("--suffix", type=int, default=512)
     ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--dtype", default="bfloat16", help="float32 separates rounding noise from real differences")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     a = ap.parse_args()
     print(f"device {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
     rows = []
     for name in a.models.split(","):
-        model, cfg = build(torch, name)
+        model, cfg = build(torch, name, getattr(torch, a.dtype))
         g = torch.Generator(device="cuda").manual_seed(0)
         head = torch.randint(10, cfg.vocab_size - 10, (a.shared,), device="cuda", generator=g)
         lens = torch.randint(a.suffix // 2, a.suffix + 1, (a.batch,), generator=torch.Generator().manual_seed(0))
@@ -58,7 +59,7 @@ def main() -> None:
             return generate_ids(model, ids, mask, max_new_tokens=a.new, pad_token_id=0, eos_token_id=None, fast=True,
                                 pad_rows_to=a.batch, reuse_prefix=reuse)
 
-        r = {"model": name, "batch": a.batch, "shared": a.shared, "suffix_max": a.suffix, "new": a.new}
+        r = {"model": name, "dtype": a.dtype, "batch": a.batch, "shared": a.shared, "suffix_max": a.suffix, "new": a.new}
         for label, fn in (("direct", direct), ("reasoning", reason)):
             for reuse in (False, True):
                 fn(reuse)  # warm-up / compile
@@ -75,7 +76,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['model']:<14} {r['direct_plain_s']:>8.3f} / {r['direct_reuse_s']:<8.3f} {r['direct_speedup']:>8}x "
               f"{r['reasoning_plain_s']:>12.3f} / {r['reasoning_reuse_s']:<8.3f} {r['reasoning_speedup']:>8}x")
-    with open(os.path.join(a.out, "prefix_reuse.json"), "w") as f:
+    with open(os.path.join(a.out, f"prefix_reuse_{a.dtype}.json"), "w") as f:
         json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, f, indent=2)
 
 

@@ -111,11 +111,11 @@ def _prefix_cache(model, prefix_ids, rows: int, fast: bool, max_cache_len: int):
     # one StaticCache per (rows, length) and model, reused so that CUDA graphs see the same addresses
     pool = model.__dict__.setdefault("_judgerl_prefix_caches", {})
     cache = pool.get((rows, max_cache_len))
-    if cache is None:
-        cache = pool[(rows, max_cache_len)] = StaticCache(config=model.config, max_cache_len=max_cache_len)
-    else:
-        cache.reset()
     with torch.inference_mode():
+        if cache is None:
+            cache = pool[(rows, max_cache_len)] = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        else:
+            cache.reset()
         for i, layer in enumerate(kv.layers):
             cache.update(layer.keys.expand(rows, -1, -1, -1).contiguous(),
                          layer.values.expand(rows, -1, -1, -1).contiguous(), i)
