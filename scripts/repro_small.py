@@ -12,6 +12,9 @@
     policy: policy GRPO runs (SmolLM2 policy) against each judge, gold monitor (the gold RM) on held-out
             self-instruct prompts, hacking alarm on; curves + summary to OUT.
 
+    gao   : (separate) Gao et al.'s proxy/gold setting: a proxy BT RM from few preference labels is
+            optimised by policy GRPO while the gold RM (all labels) watches through the gold monitor.
+
 Stages run in order; `--stage gold` does gold+annot+judges, `--stage policy` the policy runs, so the
 two fit separate device calls. Everything goes to --work; the figures and JSON to --out.
 """
@@ -83,22 +86,12 @@ def stage_gold(a) -> None:
     results: dict = {}
     # 1. gold reward model on GPT-4-Turbo preferences
     pairs = alpaca_pairs(data, a.gold_pairs)
-    write_annotations(work / "alpaca_ann", None, pairs, {"source": "alpaca-eval gpt4_turbo preferences"})
-    log(f"gold RM: {sum(r['split'] == 'train' for r in pairs)} train pairs")
-    cfg = TrainJudgeConfig(name="gold_rm", output_dir=str(work / "gold_rm"), variant="bt_rm", base_model=base,
-                           annotations=str(work / "alpaca_ann"),
-                           rm={"learning_rate": 2e-5, "num_train_epochs": 1.0, "per_device_train_batch_size": a.bs,
-                               "max_length": a.rm_max_len, "logging_steps": 20})
-    gold_dir, gold_spec, st = train_judge(cfg)
+    gold_spec, st = train_rm(a, work, "gold_rm", pairs)
     results["gold_train"] = st
-    gold_spec = gold_spec.model_copy(update={"batch_size": 32, "name": "gold-rm"})
     gold = Judge(gold_spec, cache=work / "cache.sqlite", ledger=work / "ledger.sqlite", stage="gold-check")
 
-    def pair_acc(items: list[tuple[str, str, str, int]]) -> float:
-        reqs = [JudgeRequest(prompt=p, responses=[r]) for p, r1, r2, _ in items for r in (r1, r2)]
-        v = gold.judge(reqs)
-        ok = [(v[2 * i].expected > v[2 * i + 1].expected) == (lab == 1) for i, (_, _, _, lab) in enumerate(items)]
-        return round(100 * sum(ok) / max(1, len(ok)), 1)
+    def pair_acc(items):
+        return rm_pair_accuracy(gold, items)
 
     test = [(r["prompt"], *r["responses"], r["label"]) for r in pairs if r["split"] == "test"][: a.eval_n]
     results["gold_acc_alpaca_test"] = pair_acc(test)
@@ -170,6 +163,83 @@ def stage_gold(a) -> None:
         (Path(a.out) / "gold_results.json").write_text(json.dumps(results, indent=2, default=float))
 
 
+def train_rm(a, work: Path, name: str, pairs: list[dict]):
+    """A Bradley-Terry reward model (`train-judge` variant bt_rm) on the train split of `pairs`."""
+    from judgerl.training.judge_config import TrainJudgeConfig
+    from judgerl.training.train_judge import train_judge
+
+    write_annotations(work / f"{name}_ann", None, pairs, {"source": "alpaca-eval gpt4_turbo preferences"})
+    log(f"{name}: {sum(r['split'] == 'train' for r in pairs)} train pairs")
+    cfg = TrainJudgeConfig(name=name, output_dir=str(work / name), variant="bt_rm", base_model=a.base,
+                           annotations=str(work / f"{name}_ann"),
+                           rm={"learning_rate": 2e-5, "num_train_epochs": 1.0, "per_device_train_batch_size": a.bs,
+                               "max_length": a.rm_max_len, "logging_steps": 20})
+    _, spec, st = train_judge(cfg)
+    return spec.model_copy(update={"batch_size": 32, "name": name}), st
+
+
+def rm_pair_accuracy(judge, items: list[tuple[str, str, str, int]]) -> float:
+    """% of (prompt, response 1, response 2, better) items where the RM rewards the better response more."""
+    from judgerl.judges import JudgeRequest
+
+    reqs = [JudgeRequest(prompt=p, responses=[r]) for p, r1, r2, _ in items for r in (r1, r2)]
+    v = judge.judge(reqs)
+    ok = [(v[2 * i].expected > v[2 * i + 1].expected) == (lab == 1) for i, (_, _, _, lab) in enumerate(items)]
+    return round(100 * sum(ok) / max(1, len(ok)), 1)
+
+
+def stage_gao(a) -> None:
+    """Gao et al.'s setting: a proxy RM from few labels is optimised, a gold RM from all labels watches.
+
+    Both RMs are SmolLM2 BT models on the same GPT-4-Turbo preferences (gold: all train pairs; proxy:
+    --proxy-pairs of them). The policy runs GRPO against the proxy with the gold monitor and the alarm on.
+    """
+    from judgerl.judges import Judge
+    from judgerl.training.policy_grpo import PolicyConfig, train_policy
+
+    work, data = Path(a.work), Path(a.data)
+    os.environ["JUDGERL_SHARED_DATA"] = str(data)
+    pairs = alpaca_pairs(data, a.gold_pairs)
+    test = [(r["prompt"], *r["responses"], r["label"]) for r in pairs if r["split"] == "test"][: a.eval_n]
+    results: dict = {}
+    specs = {}
+    for name, rows in (("gold_rm", pairs),
+                       ("proxy_rm", [r for r in pairs if r["split"] == "train"][: a.proxy_pairs] +
+                        [r for r in pairs if r["split"] != "train"])):
+        done = work / name / "judge.yaml"
+        if done.exists():
+            from judgerl.config import load_judge_spec
+
+            specs[name] = load_judge_spec(str(done)).model_copy(update={"batch_size": 32, "name": name})
+        else:
+            specs[name], results[f"{name}_train"] = train_rm(a, work, name, rows)
+        j = Judge(specs[name], cache=work / "cache.sqlite", ledger=work / "ledger.sqlite", stage=f"check-{name}")
+        results[f"{name}_acc_alpaca_test"] = rm_pair_accuracy(j, test)
+    log(f"RM checks on {len(test)} held-out pairs: {json.dumps({k: v for k, v in results.items() if 'acc' in k})}")
+    if a.out:
+        (Path(a.out) / "gao_rm_results.json").write_text(json.dumps(results, indent=2, default=float))
+    if a.policy_steps <= 0:
+        return
+    cfg = PolicyConfig(
+        name="policy_proxy_rm", run_dir=str(work / "policy_proxy_rm"), policy=a.base, judge=specs["proxy_rm"],
+        gold=specs["gold_rm"],
+        grpo={"learning_rate": a.policy_lr, "num_generations": 8, "per_device_train_batch_size": 64,
+              "max_steps": a.policy_steps, "max_completion_length": a.policy_tokens, "save_steps": 10_000,
+              "save_final": False, "logging_steps": 1, "policy_dtype": "bfloat16"},
+        data={"sources": ["pool:wizardlm", "pool:eq-bench", "pool:self-instruct"], "max_prompt_chars": 1500},
+        monitor={"every_steps": a.monitor_every, "n_prompts": 64, "max_new_tokens": a.policy_tokens, "batch_size": 64},
+        alarm={"window": 3, "proxy_margin": 0.1, "gold_margin": 0.05})
+    log(f"policy GRPO vs proxy RM: {a.policy_steps} steps, lr {a.policy_lr}")
+    t = time.time()
+    summary = train_policy(cfg)
+    summary["wall_s"] = round(time.time() - t, 1)
+    if a.out:
+        for f in ("monitor.jsonl", "metrics.jsonl", "alarm.json", "summary.json"):
+            src = work / "policy_proxy_rm" / f
+            if src.exists():
+                (Path(a.out) / f"gao_{f}").write_bytes(src.read_bytes())
+
+
 def judge_alphas(a, work: Path, point: list[dict], results: dict) -> None:
     """Static agreement of each trained judge with gold on the held-out split (Krippendorff α, interval)."""
     import krippendorff
@@ -236,7 +306,7 @@ def stage_policy(a) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=["gold", "policy", "all"], default="all")
+    ap.add_argument("--stage", choices=["gold", "policy", "all", "gao"], default="all")
     ap.add_argument("--work", default="/tmp/jr/work")
     ap.add_argument("--data", default=os.environ.get("JUDGERL_SHARED_DATA", "../shared/data"))
     ap.add_argument("--out", default=os.environ.get("OUT"))
@@ -255,12 +325,15 @@ def main() -> None:
     ap.add_argument("--policy-tokens", type=int, default=128)
     ap.add_argument("--policy-lr", type=float, default=2e-6)
     ap.add_argument("--monitor-every", type=int, default=5)
+    ap.add_argument("--proxy-pairs", type=int, default=500, help="gao: train pairs of the proxy RM")
     a = ap.parse_args()
     Path(a.work).mkdir(parents=True, exist_ok=True)
     if a.stage in ("gold", "all"):
         stage_gold(a)
     if a.stage in ("policy", "all"):
         stage_policy(a)
+    if a.stage == "gao":
+        stage_gao(a)
 
 
 if __name__ == "__main__":

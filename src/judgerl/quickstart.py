@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from judgerl import JudgerlError
 
 SCALES: dict[str, dict] = {
-    # full: `make quickstart` (about 25 CPU-minutes: 15-20 min on 2 free cores); ci: every stage, minimal sizes.
+    # full: `make quickstart` (~20 CPU-minutes; 13m49s wall measured on 2 cores); ci: every stage, minimal sizes.
     "full": dict(items=12, max_item_chars=800, gold_tokens=32, judge_tokens=24, sft_steps=6, judge_grpo_steps=2,
                  policy_steps=4, num_generations=4, prompts_per_step=1, completion_tokens=32, monitor_every=2,
                  monitor_prompts=4, heldout_prompts=6, eval_limit=6, human_limit=2, probe_items=3,
