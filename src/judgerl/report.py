@@ -111,18 +111,21 @@ def policy_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("monitor.jsonl"))
 
 
-def curves_section(root: Path, figs: Figures) -> str:
+def monitored_runs(root: Path) -> list[tuple[Path, str, list[dict]]]:
+    """(run dir, its name relative to root, monitor records) for every policy run under root."""
     from judgerl.evaluation.monitor import read_monitor
 
+    return [(run, str(run.relative_to(root)) if run != root else run.name, read_monitor(run / "monitor.jsonl"))
+            for run in policy_runs(root)]
+
+
+def curves_section(runs: list[tuple[Path, str, list[dict]]], figs: Figures) -> str:
     out = ["<h2>Proxy vs gold (gold monitor)</h2><p class='small'>Training-judge (proxy) and gold-judge mean "
            "scores on held-out prompts per monitored step; red lines mark hacking-alarm triggers.</p>"]
-    runs = policy_runs(root)
     if not runs:
         return out[0] + not_run("no policy run (monitor.jsonl)")
     plt = _plt()
-    for run in runs:
-        rel = str(run.relative_to(root)) if run != root else run.name
-        recs = read_monitor(run / "monitor.jsonl")
+    for run, rel, recs in runs:
         alarm = json.loads((run / "alarm.json").read_text()) if (run / "alarm.json").is_file() else None
         events = [e["step"] for e in (alarm or {}).get("events", [])]
         fig, ax = plt.subplots(figsize=(6.4, 3.2))
@@ -144,17 +147,12 @@ def curves_section(root: Path, figs: Figures) -> str:
     return "".join(out)
 
 
-def patterns_section(root: Path, figs: Figures) -> str:
-    from judgerl.evaluation.monitor import read_monitor
-
+def patterns_section(runs: list[tuple[Path, str, list[dict]]], figs: Figures) -> str:
     out = ["<h2>Adversarial-pattern rates per checkpoint</h2>"]
-    runs = policy_runs(root)
     if not runs:
         return out[0] + not_run("no policy run (monitor.jsonl)")
     plt = _plt()
-    for run in runs:
-        rel = str(run.relative_to(root)) if run != root else run.name
-        recs = read_monitor(run / "monitor.jsonl")
+    for run, rel, recs in runs:
         keys = sorted({k for r in recs for k in r if k.startswith("pattern/")})
         if not keys:
             out.append(f"<h3>{esc(rel)}</h3>" + not_run("no pattern rates in monitor.jsonl"))
@@ -285,8 +283,9 @@ def build_report(run_dir: str | Path) -> Path:
     if not root.is_dir():
         raise JudgerlError(f"run dir not found: {root}")
     figs = Figures(root / "figures")
-    parts = [pipeline_section(root), curves_section(root, figs), heldout_section(root, figs), agreement_section(root),
-             patterns_section(root, figs), probes_section(root, figs), samples_section(root), ledger_section(root)]
+    runs = monitored_runs(root)
+    parts = [pipeline_section(root), curves_section(runs, figs), heldout_section(root, figs), agreement_section(root),
+             patterns_section(runs, figs), probes_section(root, figs), samples_section(root), ledger_section(root)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>judgerl report: {esc(root.name)}</title>"
             f"<style>{CSS}</style></head><body><h1>judgerl report: {esc(root.name)}</h1>"
             f"<p class='small'>{esc(root.resolve())} · generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>"
