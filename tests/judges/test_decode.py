@@ -84,6 +84,8 @@ def test_prefix_reuse_gives_the_same_tokens_and_logits_on_smollm2(smollm2):
     static = generate_ids(model, ids, mask, fast=True, reuse_prefix=True, **kw)  # StaticCache filled with the prefix
     assert plain.shape == reused.shape == static.shape == (4, 12)
     assert torch.equal(plain, reused) and torch.equal(plain, static)
+    again = generate_ids(model, ids[:3], mask[:3], fast=True, reuse_prefix=True, **kw)  # new shape: cache replaced
+    assert torch.equal(again, plain[:3]) and len(model._judgerl_prefix_caches) == 1
     ref = last_token_logits(model, ids, mask)
     got = last_token_logits(model, ids, mask, reuse_prefix=True)
     assert (got - ref).abs().max() < 1e-3 * ref.abs().max()

@@ -108,11 +108,13 @@ def _prefix_cache(model, prefix_ids, rows: int, fast: bool, max_cache_len: int):
     if not fast:
         kv.batch_repeat_interleave(rows)
         return kv
-    # one StaticCache per (rows, length) and model, reused so that CUDA graphs see the same addresses
+    # the model keeps its last StaticCache and reuses it while the shape holds, so that CUDA graphs see the
+    # same addresses (as transformers does for its own static cache); a new shape replaces it
     pool = model.__dict__.setdefault("_judgerl_prefix_caches", {})
     cache = pool.get((rows, max_cache_len))
     with torch.inference_mode():
         if cache is None:
+            pool.clear()
             cache = pool[(rows, max_cache_len)] = StaticCache(config=model.config, max_cache_len=max_cache_len)
         else:
             cache.reset()
