@@ -68,33 +68,42 @@ def round_up(n: int, k: int) -> int:
 def shared_prefix(input_ids, attention_mask) -> int:
     """Length of the longest token prefix shared by every row's content (left padding skipped); at
     least one token of each row is left out of it."""
-    rows = [ids[m.bool()].tolist() for ids, m in zip(input_ids, attention_mask)]
-    n = min(len(r) for r in rows) - 1
+    rows = [[t for t, m in zip(ids, mask) if m] for ids, mask in zip(input_ids.tolist(), attention_mask.tolist())]
+    n = max(min(len(r) for r in rows) - 1, 0)
     first = rows[0]
-    for k in range(max(n, 0)):
+    for k in range(n):
         t = first[k]
         if any(r[k] != t for r in rows):
             return k
-    return max(n, 0)
+    return n
 
 
 def _prefix_layout(input_ids, attention_mask, p: int, pad_token_id: int):
     """[prefix][left-padded suffix] rows and mask for a shared prefix of p tokens."""
     import torch
 
-    b = input_ids.shape[0]
-    lens = attention_mask.sum(1)
-    s = int(lens.max()) - p
+    b, width = input_ids.shape
+    lens = attention_mask.sum(1).tolist()
+    s = max(lens) - p
     ids = torch.full((b, p + s), pad_token_id, dtype=input_ids.dtype, device=input_ids.device)
     mask = torch.zeros((b, p + s), dtype=attention_mask.dtype, device=attention_mask.device)
-    width = input_ids.shape[1]
-    for i in range(b):
-        n = int(lens[i]) - p  # this row's suffix length; content is right-aligned in the input
-        ids[i, :p] = input_ids[i, width - int(lens[i]):width - int(lens[i]) + p]
+    for i, n_row in enumerate(lens):
+        n = n_row - p  # this row's suffix length; content is right-aligned in the input
+        ids[i, :p] = input_ids[i, width - n_row:width - n_row + p]
         ids[i, p + s - n:] = input_ids[i, width - n:]
         mask[i, :p] = 1
         mask[i, p + s - n:] = 1
     return ids, mask
+
+
+def split_shared_prefix(input_ids, attention_mask, reuse: bool, pad_token_id: int | None):
+    """(input_ids, attention_mask, p): the batch re-laid out around a shared prefix of p >= PREFIX_MIN
+    tokens, or unchanged with p = 0 (reuse off, one row, or no prefix worth it)."""
+    p = shared_prefix(input_ids, attention_mask) if reuse and input_ids.shape[0] > 1 else 0
+    if p < PREFIX_MIN:
+        return input_ids, attention_mask, 0
+    ids, mask = _prefix_layout(input_ids, attention_mask, p, pad_token_id if pad_token_id is not None else 0)
+    return ids, mask, p
 
 
 def _prefix_cache(model, prefix_ids, rows: int, fast: bool, max_cache_len: int):
@@ -128,11 +137,10 @@ def last_token_logits(model, input_ids, attention_mask, reuse_prefix: bool = Fal
     """Logits at the last position of each left-padded row [batch, vocab] (one forward pass)."""
     import torch
 
-    p = shared_prefix(input_ids, attention_mask) if reuse_prefix and input_ids.shape[0] > 1 else 0
+    ids, mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, 0)
     with torch.inference_mode():
-        if p < PREFIX_MIN:
-            return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1).logits[:, -1, :]
-        ids, mask = _prefix_layout(input_ids, attention_mask, p, 0)
+        if not p:
+            return model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :]
         cache = _prefix_cache(model, ids[0, :p], ids.shape[0], False, 0)
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
         out = model(input_ids=ids[:, p:], attention_mask=mask, position_ids=pos[:, p:], past_key_values=cache,
@@ -150,12 +158,7 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
     if fast is None:
         fast = input_ids.device.type == "cuda"
     rows = input_ids.shape[0]
-    p = shared_prefix(input_ids, attention_mask) if reuse_prefix and rows > 1 else 0
-    if p >= PREFIX_MIN:
-        input_ids, attention_mask = _prefix_layout(input_ids, attention_mask, p,
-                                                   pad_token_id if pad_token_id is not None else 0)
-    else:
-        p = 0
+    input_ids, attention_mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, pad_token_id)
     if fast and pad_rows_to and rows < pad_rows_to:  # a fixed batch shape avoids a recompile
         extra = pad_rows_to - rows
         input_ids = torch.cat([input_ids, input_ids[-1:].expand(extra, -1)], 0)

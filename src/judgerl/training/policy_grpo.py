@@ -286,7 +286,8 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         raise JudgerlError(f"--resume: no checkpoint in {ckpt_dir}")
     if not resume and (last is not None or (run.path / "monitor.jsonl").exists()):
         raise JudgerlError(f"{run.path} already holds a run; pass --resume or choose another run_dir")
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, rank 0 writes run files
+    rank = int(os.environ.get("RANK", "0"))  # under `accelerate launch`, rank 0 writes the run files
+    main_process = rank == 0
     if main_process:
         run.save_config(cfg)
     args = grpo_args(cfg, ckpt_dir, v["layout"])
@@ -317,6 +318,5 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
                "monitor": monitor.records[-1] if monitor and monitor.records else None,
                "alarm": monitor.alarm.state() if monitor else None, "processes": trainer.accelerator.num_processes}
     # each process scored its own slice of every batch: rank 0 writes summary.json, others summary.rankN.json
-    rank = int(os.environ.get("RANK", "0"))
     run.write_json("summary.json" if main_process else f"summary.rank{rank}.json", {**summary, "rank": rank})
     return summary
