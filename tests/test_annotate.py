@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from judgerl import JudgerlError
-from judgerl.annotate import AnnotateConfig, load_config_items, run_annotate
+from judgerl.annotate import AnnotateConfig, WorkTable, labels_fingerprint, load_config_items, run_annotate
 from judgerl.annotations import load_annotations, load_manifest, split_of
 from judge_testdata import SHORT_PAIRWISE, SHORT_POINTWISE, short_templates
 
@@ -364,15 +364,19 @@ def test_cli_bad_config_is_one_line_error(tmp_path):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_changed_judge_on_existing_output_is_refused(tmp_path):
+def pointwise_work_table(tmp_path: Path):
+    """A one-item input and a work table set up for it (pointwise): (input file, table, items)."""
     f = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "p", "responses": ["x"]}])
-    from judgerl.annotate import WorkTable, labels_fingerprint
-
     cfg = base_cfg(tmp_path, f, kinds=["pointwise"])
     (tmp_path / "out").mkdir()
     w = WorkTable(tmp_path / "out" / "work.sqlite")
     items, _ = load_config_items(cfg)
     w.setup(cfg, items, labels_fingerprint(cfg))
+    return f, w, items
+
+
+def test_changed_judge_on_existing_output_is_refused(tmp_path):
+    f, w, items = pointwise_work_table(tmp_path)
     cfg2 = base_cfg(tmp_path, f, kinds=["pointwise"], judge={"mode": "direct"})
     with pytest.raises(JudgerlError, match="different gold judge"):
         w.setup(cfg2, items, labels_fingerprint(cfg2))
@@ -392,14 +396,7 @@ def test_one_template_for_two_formats_is_refused(tmp_path):
 
 
 def test_adding_effort_variants_to_a_run_is_allowed(tmp_path):
-    f = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "p", "responses": ["x"]}])
-    from judgerl.annotate import WorkTable, labels_fingerprint
-
-    cfg = base_cfg(tmp_path, f, kinds=["pointwise"])
-    (tmp_path / "out").mkdir()
-    w = WorkTable(tmp_path / "out" / "work.sqlite")
-    items, _ = load_config_items(cfg)
-    w.setup(cfg, items, labels_fingerprint(cfg))
+    f, w, items = pointwise_work_table(tmp_path)
     cfg2 = base_cfg(tmp_path, f, kinds=["pointwise"], efforts=["low"])
     w.setup(cfg2, items, labels_fingerprint(cfg2))
     stages = dict(w.conn.execute("SELECT stage, COUNT(*) FROM units GROUP BY stage"))
