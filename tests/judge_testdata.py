@@ -118,3 +118,10 @@ def write_annotations(out: Path, items: list[dict], reasoning: bool = True, rubr
     ids = {s: [f"item{i}" for i in range(len(items)) if splits[i % len(splits)] == s] for s in set(splits)}
     (out / "splits.json").write_text(json.dumps({"seed": 0, "item_ids": ids}))
     return out
+
+
+def tiny_annotation_set(shared_data: Path, folder: Path):
+    """tiny.txt / tinypair.txt templates and 6 AlpacaEval items annotated into folder: (annotations, folder)."""
+    (folder / "tiny.txt").write_text(TINY_TEMPLATE)
+    (folder / "tinypair.txt").write_text(TINY_PAIR_TEMPLATE)
+    return write_annotations(folder / "ann", alpaca_items(shared_data, 6, chars=60)), folder

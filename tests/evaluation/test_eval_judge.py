@@ -6,7 +6,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from judge_testdata import TINY_PAIR_TEMPLATE, TINY_TEMPLATE, alpaca_items, write_annotations
+from judge_testdata import tiny_annotation_set
 from judgerl.evaluation import judge_metrics as jm
 from judgerl.evaluation.eval_judge import evaluate_judge
 from judgerl.judges import Judge, JudgeSpec
@@ -16,10 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ann(shared_data, tmp_path_factory):
-    d = tmp_path_factory.mktemp("evaljudge")
-    (d / "tiny.txt").write_text(TINY_TEMPLATE)
-    (d / "tinypair.txt").write_text(TINY_PAIR_TEMPLATE)
-    return write_annotations(d / "ann", alpaca_items(shared_data, 6, chars=60)), d
+    return tiny_annotation_set(shared_data, tmp_path_factory.mktemp("evaljudge"))
 
 
 def test_pointwise_judge_gold_and_human_sets(ann, smollm2, smollm2_path, shared_data, tmp_path):

@@ -11,7 +11,7 @@ module's small SFT judge (`format_judge`), which already answers in the verdict 
 import pytest
 from safetensors import safe_open
 
-from judge_testdata import TINY_PAIR_TEMPLATE, TINY_TEMPLATE, alpaca_items, write_annotations
+from judge_testdata import tiny_annotation_set
 from judgerl.config import load_judge_spec
 from judgerl.judges import Judge, JudgeRequest, JudgeSpec, parse_verdict
 from judgerl.judges.hf import chat_text
@@ -30,10 +30,7 @@ def tensor(folder, name=Q):
 
 @pytest.fixture(scope="module")
 def setup(shared_data, tmp_path_factory):
-    d = tmp_path_factory.mktemp("judgetrain")
-    (d / "tiny.txt").write_text(TINY_TEMPLATE)
-    (d / "tinypair.txt").write_text(TINY_PAIR_TEMPLATE)
-    return write_annotations(d / "ann", alpaca_items(shared_data, 6, chars=60)), d
+    return tiny_annotation_set(shared_data, tmp_path_factory.mktemp("judgetrain"))
 
 
 def config(setup, name, **kw) -> TrainJudgeConfig:
