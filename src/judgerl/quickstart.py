@@ -39,6 +39,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from judgerl import JudgerlError
+from judgerl.evaluation.judge_metrics import mean
 
 SCALES: dict[str, dict] = {
     # full: `make quickstart` (~20 CPU-minutes; 13m49s wall measured on 2 cores); ci: every stage, minimal sizes.
@@ -288,7 +289,7 @@ class Quickstart:
             m, t = self.load(path)
             answers = generate(m, t, chats, self.cfg.completion_tokens, 0.0, 8)
             scores = {j: score(judge, chats, answers, None, False) for j, judge in judges.items()}
-            out["policies"][name] = {j: _mean([s["value"] for s in sc]) for j, sc in scores.items()}
+            out["policies"][name] = {j: mean([s["value"] for s in sc]) for j, sc in scores.items()}
             samples += [{"policy": name, "prompt": p, "response": a, **{j: scores[j][i]["value"] for j in judges}}
                         for i, (p, a) in enumerate(zip(prompts, answers))]
         self.p("heldout", "scores.json").write_text(json.dumps(out, indent=2))
@@ -335,11 +336,6 @@ class Quickstart:
 
         report = build_report(self.root)
         return {"stages": dict(S.status), "report": str(report)}
-
-
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else None
 
 
 def where(root: Path) -> list[tuple[str, str]]:

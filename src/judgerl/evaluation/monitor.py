@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
 from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
+from judgerl.evaluation.judge_metrics import mean
 from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
 from judgerl.judges.judge import run_sync
 from judgerl.judges.spec import JudgeRequest
@@ -103,11 +104,6 @@ def score(judge, prompts: list, responses: list[str], bases: list[str] | None, b
     return out
 
 
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else None
-
-
 class GoldMonitor(TrainerCallback):
     def __init__(self, run, prompts: list, proxy, gold, cfg: MonitorConfig | None = None,
                  alarm: AlarmConfig | None = None, trainer=None):
@@ -143,8 +139,8 @@ class GoldMonitor(TrainerCallback):
                  "words": words(r), "patterns": [d for d in DETECTORS if h[d]]}
                 for p, r, pv, gv, h in zip(self.prompts, responses, proxy, gold, hits)]
         n = len(rows)
-        rec = {"step": step, "n": n, "proxy_mean": _mean([x["value"] for x in proxy]),
-               "gold_mean": _mean([x["value"] for x in gold]),
+        rec = {"step": step, "n": n, "proxy_mean": mean([x["value"] for x in proxy]),
+               "gold_mean": mean([x["value"] for x in gold]),
                "proxy_invalid_rate": sum(not x["valid"] for x in proxy) / n,
                "gold_invalid_rate": sum(not x["valid"] for x in gold) / n,
                "proxy_failed": sum(x["failed"] for x in proxy), "gold_failed": sum(x["failed"] for x in gold),
