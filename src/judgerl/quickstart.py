@@ -24,7 +24,8 @@ Choices (sizes per `scale`, see SCALES; every field can be overridden in configs
 Resumption: every stage writes `stage-<name>.json` (hash of its resolved config and of the stages it
 depends on) next to its outputs and is skipped when that hash matches. A changed config clears the
 stage's folder and reruns it (and, through the hashes, everything downstream). An interrupted
-annotation resumes from its work table, an interrupted policy run from its last checkpoint.
+annotation resumes from its work table, an interrupted policy run from its last checkpoint (a finished
+policy run's checkpoints are deleted: final/ holds the policy).
 """
 
 from __future__ import annotations
@@ -267,6 +268,9 @@ class Quickstart:
                 if f.name not in keep:
                     shutil.rmtree(f) if f.is_dir() else f.unlink()
         train_policy(cfg, resume=resume, models={"judge": self.load(spec.model), "gold": self.load(self.cfg.model)})
+        # A finished stage is skipped on rerun, so its resume checkpoints (weights + ~1 GB of optimizer state
+        # for the 135M policy) are dead weight: final/ holds the trained policy.
+        shutil.rmtree(ckpt, ignore_errors=True)
 
     def heldout_prompts(self) -> list[str]:
         from judgerl.training.prompts import load_prompts

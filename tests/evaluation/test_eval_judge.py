@@ -1,6 +1,7 @@
 """eval-judge on the real SmolLM2: gold split metrics, human-label slices, outputs in the run dir."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ann(shared_data, tmp_path_factory):
-    return tiny_annotation_set(shared_data, tmp_path_factory.mktemp("evaljudge"))
+    d = tmp_path_factory.mktemp("evaljudge")
+    yield tiny_annotation_set(shared_data, d)
+    shutil.rmtree(d, ignore_errors=True)  # free the disk before the next module
 
 
 def test_pointwise_judge_gold_and_human_sets(ann, smollm2, smollm2_path, shared_data, tmp_path):

@@ -8,6 +8,8 @@ writes a `Score: N` line (every rollout scores -1, advantage 0). So the GRPO tes
 module's small SFT judge (`format_judge`), which already answers in the verdict format.
 """
 
+import shutil
+
 import pytest
 from safetensors import safe_open
 
@@ -30,7 +32,9 @@ def tensor(folder, name=Q):
 
 @pytest.fixture(scope="module")
 def setup(shared_data, tmp_path_factory):
-    return tiny_annotation_set(shared_data, tmp_path_factory.mktemp("judgetrain"))
+    d = tmp_path_factory.mktemp("judgetrain")
+    yield tiny_annotation_set(shared_data, d)
+    shutil.rmtree(d, ignore_errors=True)  # five 0.5 GB judges: free the disk before the next module
 
 
 def config(setup, name, **kw) -> TrainJudgeConfig:
