@@ -1,4 +1,5 @@
-"""The fast decode path's grouped attention computes the same function as transformers' SDPA."""
+"""The fast decode path: grouped attention computes the same function as transformers' SDPA, and prefix
+reuse leaves tokens and logits unchanged (full and sliding-window attention)."""
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
@@ -89,3 +90,56 @@ def test_prefix_reuse_gives_the_same_tokens_and_logits_on_smollm2(smollm2):
     ref = last_token_logits(model, ids, mask)
     got = last_token_logits(model, ids, mask, reuse_prefix=True)
     assert (got - ref).abs().max() < 1e-3 * ref.abs().max()
+
+
+def tiny_sliding_window_model(window: int):
+    """Gemma 3 layout (sliding and full layers), random weights: sliding attention counts cache slots."""
+    torch.manual_seed(0)
+    cfg = AutoConfig.for_model("gemma3_text", vocab_size=300, hidden_size=64, intermediate_size=128,
+                               num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                               sliding_window=window, max_position_embeddings=512,
+                               layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                            "sliding_attention"])
+    cfg._attn_implementation = "sdpa"
+    return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+
+
+def shared_head_batch(head_len: int = 90, tails=(5, 9, 3, 12)):
+    """Left-padded rows = one shared head + tails of different lengths (so the middle padding differs)."""
+    torch.manual_seed(1)
+    head = torch.randint(3, 300, (head_len,))
+    rows = [torch.cat([head, torch.randint(3, 300, (n,))]) for n in tails]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):], mask[i, width - len(r):] = r, 1
+    return ids, mask
+
+
+def test_local_attention_window_reads_the_config():
+    from judgerl.judges.decode import local_attention_window
+
+    assert local_attention_window(tiny_gqa_model(0)) is None
+    assert local_attention_window(tiny_sliding_window_model(16)) == 16
+    qwen3 = AutoConfig.for_model("qwen3", sliding_window=4096, use_sliding_window=False)  # set but off
+    assert local_attention_window(type("M", (), {"config": qwen3})()) is None
+    mistral = AutoConfig.for_model("mistral", sliding_window=4096)  # no layer_types: every layer slides
+    assert local_attention_window(type("M", (), {"config": mistral})()) == 4096
+
+
+def test_prefix_reuse_keeps_sliding_window_models_exact():
+    """A window shorter than the sequence would see the middle padding: reuse is turned off there, and
+    stays on (with equal outputs) where the whole sequence fits in the window."""
+    from judgerl.judges.decode import last_token_logits, split_shared_prefix
+
+    ids, mask = shared_head_batch()
+    kw = dict(max_new_tokens=10, pad_token_id=0, eos_token_id=None)
+    for window, used in ((16, 0), (256, 90)):
+        model = tiny_sliding_window_model(window)
+        assert split_shared_prefix(ids, mask, True, 0, model, ids.shape[1] + 10)[2] == used
+        plain = generate_ids(model, ids, mask, fast=False, **kw)
+        assert torch.equal(generate_ids(model, ids, mask, fast=False, reuse_prefix=True, **kw), plain)
+        assert torch.equal(generate_ids(model, ids, mask, fast=True, reuse_prefix=True, **kw), plain)
+        ref = last_token_logits(model, ids, mask)
+        assert torch.allclose(last_token_logits(model, ids, mask, reuse_prefix=True), ref, atol=1e-5)

@@ -13,7 +13,9 @@ Prefix reuse: judge prompts in one batch share a long head (the judge template a
 question shared by a group). `generate_ids(reuse_prefix=True)` finds the longest common token prefix
 of the batch, runs it once at batch 1, copies its KV into every row's cache and prefills only the
 suffixes. Rows are laid out [prefix][padding][suffix]; position ids come from the attention mask,
-so every token keeps the position it has without reuse and the outputs are unchanged.
+so every token keeps the position it has without reuse and the outputs are unchanged. Sliding-window
+(and chunked) attention counts its window in cache slots, so the padding between prefix and suffix would
+shift it: for such models reuse is on only while the whole sequence fits in the window.
 
 Grouped-query attention: transformers' SDPA path materialises `repeat_kv` (K and V copied n_rep
 times) whenever a mask is present, which with a static cache means every decode step re-writes the
@@ -96,9 +98,26 @@ def _prefix_layout(input_ids, attention_mask, p: int, pad_token_id: int):
     return ids, mask
 
 
-def split_shared_prefix(input_ids, attention_mask, reuse: bool, pad_token_id: int | None):
+def local_attention_window(model) -> int | None:
+    """The model's sliding/chunked attention window in tokens, or None when every layer attends fully."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    window = getattr(cfg, "sliding_window", None) or getattr(cfg, "attention_chunk_size", None)
+    types = getattr(cfg, "layer_types", None)
+    if window is None or getattr(cfg, "use_sliding_window", None) is False:
+        return None
+    if types and all(t == "full_attention" for t in types):
+        return None
+    return int(window)
+
+
+def split_shared_prefix(input_ids, attention_mask, reuse: bool, pad_token_id: int | None, model=None,
+                        total_len: int | None = None):
     """(input_ids, attention_mask, p): the batch re-laid out around a shared prefix of p >= PREFIX_MIN
-    tokens, or unchanged with p = 0 (reuse off, one row, or no prefix worth it)."""
+    tokens, or unchanged with p = 0 (reuse off, one row, no prefix worth it, or a `model` with local
+    attention whose window is shorter than `total_len`, the padded sequence plus new tokens)."""
+    window = local_attention_window(model) if reuse and model is not None else None
+    if window is not None and (total_len or input_ids.shape[1]) > window:
+        reuse = False
     p = shared_prefix(input_ids, attention_mask) if reuse and input_ids.shape[0] > 1 else 0
     if p < PREFIX_MIN:
         return input_ids, attention_mask, 0
@@ -137,7 +156,7 @@ def last_token_logits(model, input_ids, attention_mask, reuse_prefix: bool = Fal
     """Logits at the last position of each left-padded row [batch, vocab] (one forward pass)."""
     import torch
 
-    ids, mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, 0)
+    ids, mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, 0, model)
     with torch.inference_mode():
         if not p:
             return model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :]
@@ -158,7 +177,8 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
     if fast is None:
         fast = input_ids.device.type == "cuda"
     rows = input_ids.shape[0]
-    input_ids, attention_mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, pad_token_id)
+    input_ids, attention_mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, pad_token_id, model,
+                                                       input_ids.shape[1] + max_new_tokens)
     if fast and pad_rows_to and rows < pad_rows_to:  # a fixed batch shape avoids a recompile
         extra = pad_rows_to - rows
         input_ids = torch.cat([input_ids, input_ids[-1:].expand(extra, -1)], 0)
