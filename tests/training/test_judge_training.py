@@ -14,8 +14,10 @@ import pytest
 from safetensors import safe_open
 
 from judge_testdata import tiny_annotation_set
+from judgerl import JudgerlError
 from judgerl.config import load_judge_spec
 from judgerl.judges import Judge, JudgeRequest, JudgeSpec, parse_verdict
+from judgerl.judges.cache import Ledger
 from judgerl.judges.hf import chat_text
 from judgerl.judges.prompts import render
 from judgerl.training.judge_config import TrainJudgeConfig
@@ -145,3 +147,38 @@ def test_bt_reward_model(setup, smollm2_path):
     assert spec.backend == "rm"
     _, v = score_one(folder.parent / "judge.yaml")
     assert v.valid and v.expected is not None
+
+
+def test_grpo_selection_restores_the_best_validation_step(setup, format_judge, monkeypatch):
+    """select_every: 1 scores the validation split (real judge decoding of the model in training) before
+    step 1 and after steps 1 and 2. The metric is then scripted so that step 0 wins: the saved judge must
+    be the pre-GRPO weights although both GRPO steps moved the adapters."""
+    from judgerl.training import judge_selection
+
+    base = format_judge[0]
+    real_score, seen = judge_selection.ValidationSelector.score, {}
+
+    def scripted(self, model, step):
+        res = real_score(self, model, step)
+        assert res["n"] == 4 and 0.0 <= res["invalid_rate"] <= 1.0
+        assert res["metric"] is None or -1.0 <= res["metric"] <= 1.0
+        seen[step] = sum(float(p.detach().abs().sum()) for n, p in model.named_parameters() if "lora_B" in n)
+        return {**res, "metric": {0: 0.5, 1: 0.1, 2: 0.2}[step]}
+
+    monkeypatch.setattr(judge_selection.ValidationSelector, "score", scripted)
+    cfg = config(setup, "selected", variant="rl_only", base_model=str(base), finetune="lora", limit=2,
+                 lora={"r": 8, "alpha": 16}, validation_split="test",
+                 grpo={"max_steps": 2, "select_every": 1, "validation_limit": 4})
+    folder, spec, stats = train_judge(cfg)
+    assert [h["step"] for h in stats["grpo_validation"]] == [0, 1, 2] and stats["grpo_steps"] == 2
+    assert stats["grpo_best_step"] == 0 and stats["grpo_best_metric"] == 0.5
+    assert seen[0] == 0.0 and seen[1] > 0.0                          # GRPO moved the adapters (B starts at 0)
+    assert tensor(folder).equal(tensor(base))                        # ... and the step-0 weights were restored
+    calls = Ledger(folder.parent / "ledger.sqlite").summary("grpo-validation")
+    assert calls["backend_calls"] == 3 * 4 and calls["cache_hits"] == 0  # 3 points x 4 rows, never cached
+
+
+def test_grpo_selection_needs_a_validation_split(setup):
+    cfg = config(setup, "noval", variant="rl_only", validation_split="nosuch", grpo={"select_every": 1})
+    with pytest.raises(JudgerlError, match="grpo.select_every needs validation rows.*'nosuch'"):
+        train_judge(cfg)

@@ -129,6 +129,7 @@ class HFBackend:
         self.values = verdict_values(spec.format, spec.score_min, spec.score_max)
         self.value_ids = value_token_ids(self.tok, self.values)
         self.prefix = forced_prefix(self.tok, verdict_prefix(spec.format).strip(), self.values[-1])
+        self.fast: bool | None = None  # decode path: None = fast on CUDA (see decode.generate_ids)
         self._lock = threading.Lock()
 
     # ---- low level -------------------------------------------------------------------------
@@ -144,7 +145,7 @@ class HFBackend:
             out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                                pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
-                               pad_rows_to=bs, reuse_prefix=self.spec.reuse_prefix)
+                               fast=self.fast, pad_rows_to=bs, reuse_prefix=self.spec.reuse_prefix)
             for row, i in enumerate(idx):
                 gen = out[row]
                 n_out = int((gen != self.tok.pad_token_id).sum())

@@ -88,6 +88,12 @@ class GRPOSettings(BaseModel):
     gradient_checkpointing: bool = Field(False)
     logging_steps: int = Field(10, ge=1)
     save_steps: int = Field(0, ge=0, description="Save a TRL checkpoint every N steps (0: none).")
+    select_every: int = Field(0, ge=0, description="Score the validation split every N steps (and before the "
+                              "first and after the last) and keep the weights with the best validation alpha "
+                              "(pairwise: accuracy); 0: keep the last step. Paper: GRPO checkpoints chosen by "
+                              "validation.")
+    validation_limit: int | None = Field(None, ge=1, description="Validation rows scored at each selection point "
+                                         "(first N; default all).")
 
 
 class RMSettings(BaseModel):

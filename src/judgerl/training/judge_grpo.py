@@ -9,6 +9,7 @@ Algorithm choices (paper §4, Eq. 1-3; all configurable under `grpo:`):
   asymmetric clipping epsilon_low 0.2 / epsilon_high 0.3.
 - Aggregation `loss_type: dapo` (token-mean, verl's default); `grpo` gives Eq. 2's 1/|y_i| then 1/G.
 - beta = 0: no KL term, so TRL loads no reference model.
+- Checkpoint choice: the last step, or with `select_every` the best validation point (`judge_selection`).
 - Prompts are the judge's chat messages (`prompts.render` with the saved JudgeSpec); TRL applies the
   same chat template as the hf backend. Prompts over `max_prompt_length` tokens are dropped, not cut.
 """
@@ -44,8 +45,9 @@ def grpo_dataset(cfg: TrainJudgeConfig, spec: JudgeSpec, tok) -> tuple:
     return Dataset.from_list(rows), {"grpo_train_prompts": len(rows), "grpo_dropped_too_long": dropped}
 
 
-def run_grpo(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str) -> tuple:
-    """Train `model` with GRPO; returns (trained model (LoRA not yet merged), stats)."""
+def run_grpo(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, ledger=None) -> tuple:
+    """Train `model` with GRPO; returns (trained model (LoRA not yet merged), stats). With
+    `grpo.select_every`, the model returned has the best validation weights (`judge_selection`)."""
     from trl import GRPOConfig, GRPOTrainer
 
     ds, stats = grpo_dataset(cfg, spec, tok)
@@ -64,9 +66,18 @@ def run_grpo(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str) -
         save_steps=g.save_steps or 500, report_to=[], seed=cfg.seed, **training_precision(),
     )
     reward = JudgeGRPOReward(cfg.format, cfg.score_min, cfg.score_max)
+    selector = None
+    if g.select_every:
+        from judgerl.training.judge_selection import ValidationSelector, check_selection_supported
+
+        check_selection_supported()
+        selector = ValidationSelector(cfg, spec, tok, ledger=ledger)
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds,
-                          processing_class=tok, peft_config=peft_config(cfg))
+                          processing_class=tok, peft_config=peft_config(cfg),
+                          callbacks=[selector] if selector else None)
     trainer.train()
+    if selector:
+        stats.update(selector.stats())
     history = [h for h in trainer.state.log_history if "reward" in h]
     stats.update({"grpo_steps": trainer.state.global_step,
                   "grpo_reward_first": history[0]["reward"] if history else None,

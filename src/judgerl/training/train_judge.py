@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+from judgerl import JudgerlError
 from judgerl.config import dump_yaml
 from judgerl.judges.spec import JudgeSpec
 from judgerl.rundir import RunDir
@@ -41,6 +42,11 @@ def check_data(cfg: TrainJudgeConfig) -> None:
     fmt = "pairwise" if cfg.variant == "bt_rm" else cfg.format
     load_examples(cfg.annotations, fmt, cfg.train_split, cfg.score_min, cfg.score_max, cfg.limit,
                   need_reasoning=cfg.variant == "reasoning", need_rubric=cfg.variant == "rubric")
+    if "grpo" in cfg.stages and cfg.grpo.select_every:
+        try:
+            load_examples(cfg.annotations, fmt, cfg.validation_split, cfg.score_min, cfg.score_max, 1)
+        except JudgerlError as e:
+            raise JudgerlError(f"grpo.select_every needs validation rows: {e}") from None
 
 
 def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
@@ -72,7 +78,7 @@ def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
         if "grpo" in cfg.stages:
             from judgerl.training.judge_grpo import run_grpo
 
-            model, st = run_grpo(cfg, train_spec, model, tok, str(out / "checkpoints"))
+            model, st = run_grpo(cfg, train_spec, model, tok, str(out / "checkpoints"), ledger=rd.ledger_path)
             stats.update(st)
         save_hf(model, tok, final)
         if template:
