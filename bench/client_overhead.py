@@ -26,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from judgerl.judges import Judge, JudgeRequest, JudgeSpec  # noqa: E402
-from judgerl.judges.judge import run_sync  # noqa: E402
 from judgerl.judges.prompts import render  # noqa: E402
 from judgerl.llama_server import llama_server  # noqa: E402
 from judgerl.models import fetch_gguf  # noqa: E402
