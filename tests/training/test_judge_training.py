@@ -167,8 +167,8 @@ def test_grpo_selection_restores_the_best_validation_step(setup, format_judge, m
 
     monkeypatch.setattr(judge_selection.ValidationSelector, "score", scripted)
     cfg = config(setup, "selected", variant="rl_only", base_model=str(base), finetune="lora", limit=2,
-                 lora={"r": 8, "alpha": 16}, validation_split="test",
-                 grpo={"max_steps": 2, "select_every": 1, "validation_limit": 4})
+                 lora={"r": 8, "alpha": 16}, validation_split="test", validation_limit=4,
+                 grpo={"max_steps": 2, "select_every": 1})
     folder, spec, stats = train_judge(cfg)
     assert [h["step"] for h in stats["grpo_validation"]] == [0, 1, 2] and stats["grpo_steps"] == 2
     assert stats["grpo_best_step"] == 0 and stats["grpo_best_metric"] == 0.5
@@ -182,3 +182,37 @@ def test_grpo_selection_needs_a_validation_split(setup):
     cfg = config(setup, "noval", variant="rl_only", validation_split="nosuch", grpo={"select_every": 1})
     with pytest.raises(JudgerlError, match="grpo.select_every needs validation rows.*'nosuch'"):
         train_judge(cfg)
+
+
+def test_sft_alpha_selection_restores_the_best_epoch(setup, monkeypatch):
+    """sft.select_metric alpha: the validation split is judged (direct verdicts, real decoding) after each
+    of 2 epochs; the metric is scripted so that epoch 1 wins, and its adapters are the ones restored."""
+    from judgerl.training import judge_selection
+
+    sel = judge_selection.ValidationSelector
+    real_score, real_end, lora = sel.score, sel.on_train_end, {}
+
+    def snapshot(model):
+        return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+    def scripted(self, model, step):
+        res = real_score(self, model, step)
+        assert res["n"] == 4 and 0.0 <= res["invalid_rate"] <= 1.0
+        lora[step] = snapshot(model)
+        return {**res, "metric": {1: 0.4, 2: 0.3}[step]}
+
+    def end(self, args, state, control, model=None, **kw):
+        real_end(self, args, state, control, model=model, **kw)
+        lora["restored"] = snapshot(model)
+
+    monkeypatch.setattr(sel, "score", scripted)
+    monkeypatch.setattr(sel, "on_train_end", end)
+    cfg = config(setup, "sftsel", variant="non_reasoning", finetune="lora", lora={"r": 8, "alpha": 16},
+                 validation_split="test", validation_limit=4,
+                 sft={"learning_rate": 2e-3, "max_steps": -1, "num_train_epochs": 2, "per_device_train_batch_size": 4,
+                      "select_by_validation": True, "select_metric": "alpha"})
+    folder, spec, stats = train_judge(cfg)
+    assert [(h["step"], h["epoch"]) for h in stats["sft_validation"]] == [(1, 1.0), (2, 2.0)]
+    assert stats["sft_best_step"] == 1 and stats["sft_best_metric"] == 0.4
+    assert any(not lora[2][n].equal(lora[1][n]) for n in lora[1])     # epoch 2 moved the adapters
+    assert all(lora["restored"][n].equal(lora[1][n]) for n in lora[1])  # epoch 1's were put back

@@ -47,7 +47,11 @@ class SFTSettings(BaseModel):
                             "(truncating a judge prompt would teach the wrong task).")
     weight_decay: float = Field(0.0, ge=0)
     select_by_validation: bool = Field(False, description="Evaluate the validation split every epoch and keep the "
-                                       "epoch with the lowest validation loss (paper: epochs chosen by validation).")
+                                       "best epoch (paper: epochs chosen by validation).")
+    select_metric: Literal["loss", "alpha"] = Field("loss", description="loss: lowest validation loss (teacher "
+                                                    "forcing, cheap). alpha: the judge's own verdicts on the "
+                                                    "validation split, best Krippendorff alpha (pairwise: "
+                                                    "accuracy); costs one judging pass per epoch.")
     gradient_checkpointing: bool = Field(False)
     logging_steps: int = Field(10, ge=1)
     save_strategy: Literal["no", "epoch", "steps"] = Field("no", description="Intermediate TRL checkpoints.")
@@ -90,10 +94,8 @@ class GRPOSettings(BaseModel):
     save_steps: int = Field(0, ge=0, description="Save a TRL checkpoint every N steps (0: none).")
     select_every: int = Field(0, ge=0, description="Score the validation split every N steps (and before the "
                               "first and after the last) and keep the weights with the best validation alpha "
-                              "(pairwise: accuracy); 0: keep the last step. Paper: GRPO checkpoints chosen by "
-                              "validation.")
-    validation_limit: int | None = Field(None, ge=1, description="Validation rows scored at each selection point "
-                                         "(first N; default all).")
+                              "(pairwise: accuracy), decoding at most max_completion_length tokens; 0: keep the "
+                              "last step. Paper: GRPO checkpoints chosen by validation.")
 
 
 class RMSettings(BaseModel):
@@ -127,6 +129,8 @@ class TrainJudgeConfig(BaseModel):
     annotations: str = Field(..., description="Annotation dataset folder (see judgerl.annotations).")
     train_split: str = Field("train")
     validation_split: str = Field("validation")
+    validation_limit: int | None = Field(None, ge=1, description="Validation rows judged at each selection point "
+                                         "(sft.select_metric alpha, grpo.select_every; first N, default all).")
     limit: int | None = Field(None, ge=1, description="Use at most this many training rows (first N).")
     score_min: int = Field(0, ge=0, le=9, description="Must equal the annotations' score range.")
     score_max: int = Field(9, ge=0, le=9)

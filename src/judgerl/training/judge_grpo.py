@@ -71,7 +71,8 @@ def run_grpo(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, l
         from judgerl.training.judge_selection import ValidationSelector, check_selection_supported
 
         check_selection_supported()
-        selector = ValidationSelector(cfg, spec, tok, ledger=ledger)
+        selector = ValidationSelector(cfg, spec, tok, stage="grpo", max_new_tokens=g.max_completion_length,
+                                      every_steps=g.select_every, include_start=True, ledger=ledger)
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds,
                           processing_class=tok, peft_config=peft_config(cfg),
                           callbacks=[selector] if selector else None)

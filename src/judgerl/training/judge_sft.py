@@ -7,7 +7,8 @@ Algorithm choices:
   reasoning judge learns to stop. Prompt and target are tokenised as one string, as at inference.
 - Loss on the target tokens only (`completion_only_loss` over the assistant turn = assistant-only loss).
 - Examples longer than `sft.max_length` are dropped and counted, never truncated.
-- Paper defaults: lr 1e-5, linear decay, 3% warm-up; epochs optionally picked by validation loss.
+- Paper defaults: lr 1e-5, linear decay, 3% warm-up; epochs optionally picked by validation loss or by
+  the judge's validation agreement (`judge_selection`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def sft_datasets(cfg: TrainJudgeConfig, spec: JudgeSpec, tok) -> tuple:
     require_rows(rows, dropped, "SFT", "sft.max_length")
     stats = {"sft_train_examples": len(rows), "sft_dropped_too_long": dropped}
     val_ds = None
-    if cfg.sft.select_by_validation:
+    if cfg.sft.select_by_validation and cfg.sft.select_metric == "loss":
         val = load_examples(cfg.annotations, cfg.format, cfg.validation_split, cfg.score_min, cfg.score_max,
                             None, need_reasoning=need_reasoning, need_rubric=need_rubric)
         vrows, _ = tokenize_sft(tok, spec, val, cfg.sft.max_length, cfg.think_tags)
@@ -44,13 +45,21 @@ def sft_datasets(cfg: TrainJudgeConfig, spec: JudgeSpec, tok) -> tuple:
     return Dataset.from_list(rows), val_ds, stats
 
 
-def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str) -> tuple:
-    """Train `model` in place with SFT; returns (trained model (LoRA not yet merged), stats)."""
+def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, ledger=None) -> tuple:
+    """Train `model` in place with SFT; returns (trained model (LoRA not yet merged), stats). With
+    `sft.select_by_validation`, the model returned has the best epoch's weights."""
     from trl import SFTConfig, SFTTrainer
 
     train_ds, val_ds, stats = sft_datasets(cfg, spec, tok)
     s = cfg.sft
-    select = val_ds is not None
+    select = val_ds is not None  # by validation loss, through the Trainer's own evaluation
+    selector = None
+    if s.select_by_validation and s.select_metric == "alpha":
+        from judgerl.training.judge_selection import ValidationSelector, check_selection_supported
+
+        check_selection_supported()
+        selector = ValidationSelector(cfg, spec, tok, stage="sft", max_new_tokens=spec.sampling.max_new_tokens,
+                                      every_epoch=True, ledger=ledger)
     args = SFTConfig(
         output_dir=str(out_dir), learning_rate=s.learning_rate, lr_scheduler_type=s.lr_scheduler_type,
         warmup_steps=s.warmup_ratio, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
@@ -63,8 +72,10 @@ def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str) ->
         save_total_limit=None, report_to=[], seed=cfg.seed, dataset_num_proc=None, **training_precision(),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                         processing_class=tok, peft_config=peft_config(cfg))
+                         processing_class=tok, peft_config=peft_config(cfg), callbacks=[selector] if selector else None)
     result = trainer.train()
+    if selector:
+        stats.update(selector.stats())
     stats.update({"sft_steps": trainer.state.global_step, "sft_train_loss": float(result.training_loss)})
     if select and trainer.state.best_metric is not None:
         stats["sft_best_eval_loss"] = float(trainer.state.best_metric)

@@ -42,11 +42,14 @@ def check_data(cfg: TrainJudgeConfig) -> None:
     fmt = "pairwise" if cfg.variant == "bt_rm" else cfg.format
     load_examples(cfg.annotations, fmt, cfg.train_split, cfg.score_min, cfg.score_max, cfg.limit,
                   need_reasoning=cfg.variant == "reasoning", need_rubric=cfg.variant == "rubric")
-    if "grpo" in cfg.stages and cfg.grpo.select_every:
+    selection = [name for name, on in (("sft.select_by_validation", "sft" in cfg.stages and
+                                        cfg.sft.select_by_validation),
+                                       ("grpo.select_every", "grpo" in cfg.stages and cfg.grpo.select_every)) if on]
+    if selection:
         try:
             load_examples(cfg.annotations, fmt, cfg.validation_split, cfg.score_min, cfg.score_max, 1)
         except JudgerlError as e:
-            raise JudgerlError(f"grpo.select_every needs validation rows: {e}") from None
+            raise JudgerlError(f"{selection[0]} needs validation rows: {e}") from None
 
 
 def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
@@ -70,7 +73,7 @@ def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
         if "sft" in cfg.stages:
             from judgerl.training.judge_sft import run_sft
 
-            model, st = run_sft(cfg, train_spec, model, tok, str(out / "checkpoints"))
+            model, st = run_sft(cfg, train_spec, model, tok, str(out / "checkpoints"), ledger=rd.ledger_path)
             stats.update(st)
             model = unwrap(model)
             if "grpo" in cfg.stages and cfg.save_stages:
