@@ -26,6 +26,7 @@ import yaml
 from judgerl import JudgerlError
 from judgerl.annotate import AnnotateConfig, WorkTable, labels_fingerprint, load_config_items, run_annotate
 from judgerl.annotations import load_annotations, load_manifest, split_of
+from judgerl.data import read_jsonl
 from judge_testdata import SHORT_PAIRWISE, SHORT_POINTWISE, short_templates
 
 
@@ -39,10 +40,6 @@ def llmbar_items(shared_data: Path, n: int) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def cfg_for(tmp: Path, items: Path, model: str, **kw) -> AnnotateConfig:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from judgerl import JudgerlError
 from judgerl.cli import app
 from judgerl.judges.cache import Ledger
 from judgerl.judges.spec import Verdict
@@ -86,6 +87,16 @@ def test_missing_parts_are_not_run(tmp_path):
     assert html.count("not run") == 8
     r = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert r.exit_code != 0 and "run dir not found" in str(r.exception)
+
+
+def test_a_corrupt_run_file_is_a_one_line_error(tmp_path):
+    """A monitor.jsonl cut off mid-line (a killed run) names the file and line; nothing is written."""
+    run = make_run(tmp_path / "run")
+    mon = run / "policies" / "non_reasoning" / "monitor.jsonl"
+    mon.write_text(mon.read_text() + '{"step": 4, "proxy_mea')
+    r = CliRunner().invoke(app, ["report", str(run)])
+    assert isinstance(r.exception, JudgerlError) and str(r.exception).startswith(f"{mon}:5: malformed JSON")
+    assert not (run / "report.html").exists()
 
 
 CHECK = """<script>window.addEventListener('load', () => {

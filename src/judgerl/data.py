@@ -33,6 +33,11 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             yield n, rec
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """All records of a JSONL(.gz) file (errors as `iter_jsonl`)."""
+    return [rec for _, rec in iter_jsonl(path)]
+
+
 def read_records(path: str | Path) -> list[tuple[int, dict]]:
     """(row number, record) pairs from JSONL(.gz), a JSON list, Parquet, or a saved HF datasets folder."""
     path = Path(path)

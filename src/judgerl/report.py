@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.data import read_jsonl
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 h1{font-size:24px}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}
@@ -52,10 +53,6 @@ def table(head: list[str], rows: list[list], left: int = 1) -> str:
 
 def not_run(what: str) -> str:
     return f"<p class='notrun'>not run: {esc(what)}</p>"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
 class Figures:

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
+from judgerl.data import read_jsonl
 from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
 from judgerl.evaluation.judge_metrics import mean
 from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
@@ -48,11 +49,7 @@ def read_monitor(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    by_step: dict[int, dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            by_step[int(r["step"])] = r
+    by_step = {int(r["step"]): r for r in read_jsonl(path)}
     return [by_step[s] for s in sorted(by_step)]
 
 
