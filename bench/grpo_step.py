@@ -35,6 +35,7 @@ def main() -> None:
     from datasets import Dataset
 
     from judgerl.judges import JudgeRequest, JudgeSpec
+    from judgerl.judges.cache import Ledger
     from judgerl.judges.hf import HFBackend, load_causal_lm
     from judgerl.training.policy_grpo import PolicyConfig, _load_policy, grpo_args, train_policy, validate
     from judgerl.training.rewards import completion_text, judge_prompt
@@ -75,11 +76,15 @@ def main() -> None:
     jm, jt = load_causal_lm(a.model, "auto", "auto")
     backend = HFBackend(judge_spec, model=jm, tokenizer=jt)
 
+    judge_seconds: list[float] = []  # time inside the reward function, one entry per step
+
     def sync_reward(prompts, completions, **kw):
+        t = time.perf_counter()
         out = []
         for p, comp in zip(prompts, completions):
             v = backend._verdicts([JudgeRequest(prompt=judge_prompt(p), responses=[completion_text(comp)])])[0]
             out.append(v.expected if v.expected is not None else 0.0)
+        judge_seconds.append(time.perf_counter() - t)
         return out
 
     class Stamp(TrainerCallback):
@@ -104,9 +109,16 @@ def main() -> None:
            "judgerl_step_s": statistics.median(a_steps), "trl_sync_step_s": statistics.median(b_steps),
            "judgerl_steps": a_steps, "trl_steps": b_steps}
     res["speedup"] = res["trl_sync_step_s"] / res["judgerl_step_s"]
+    # Amdahl: what the baseline step spends outside its judge (rollouts, loss, optimizer) no judge can remove
+    res["trl_judge_s"] = statistics.median(judge_seconds[1:] or judge_seconds)
+    res["judgerl_judge_s"] = Ledger(tmp / "judgerl" / "ledger.sqlite").summary()["seconds"] / a.steps
+    res["rest_s"] = res["trl_sync_step_s"] - res["trl_judge_s"]
+    res["bound_with_free_judge"] = res["trl_sync_step_s"] / res["rest_s"]
     print(json.dumps(res, indent=2))
     print(f"\nGRPO step: judgerl {res['judgerl_step_s']:.2f} s, TRL + sync per-sample judge {res['trl_sync_step_s']:.2f} s"
           f" -> {res['speedup']:.2f}x (target >= 3x)")
+    print(f"judge time a step: TRL sync {res['trl_judge_s']:.2f} s, judgerl {res['judgerl_judge_s']:.2f} s; the rest of the "
+          f"step {res['rest_s']:.2f} s caps the ratio at {res['bound_with_free_judge']:.2f}x even with a free judge")
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2))
 
