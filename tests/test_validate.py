@@ -53,6 +53,19 @@ def test_pairwise_plan_and_validate_dry_run():
     assert r.exit_code == 0 and "valid train-judge config" in r.output and "1. sft" in r.output and "2. grpo" in r.output
 
 
+def test_train_judge_plan_counts_selection_calls():
+    kind, cfg = load_any(REPO / "configs/paper/judge_qwen3_4b_reasoning.yaml")
+    assert plan(kind, cfg)["judge_calls"] == {"reward (verifiable, no judge)": 0}  # selection off (ZeRO-3)
+    cfg = cfg.model_copy(update={"validation_limit": 100, "grpo": cfg.grpo.model_copy(update={"select_every": 300}),
+                                 "sft": cfg.sft.model_copy(update={"select_metric": "alpha"})})
+    calls = plan(kind, cfg)["judge_calls"]
+    assert calls["sft validation (alpha, each epoch)"] == 3 * 100          # 3 epochs
+    assert calls["grpo validation (step 0, every 300, last)"] == 4 * 100   # steps 0, 300, 600, 800
+    pair = cfg.model_copy(update={"format": "pairwise", "validation_limit": None})
+    assert plan(kind, pair)["judge_calls"]["grpo validation (step 0, every 300, last)"] == \
+        "4 x validation rows x 2 orders"
+
+
 def test_quickstart_dry_run_prints_the_plan(tmp_path):
     r = CliRunner().invoke(app, ["quickstart", "--scale", "ci", "--run-dir", str(tmp_path / "qs"), "--dry-run"])
     assert r.exit_code == 0, r.output

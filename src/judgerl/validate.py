@@ -194,11 +194,30 @@ def plan_annotate(cfg) -> dict:
             "judge_calls": calls or {"total": "unknown (items not readable)"}, "run_dir": cfg.output_dir}
 
 
+def selection_calls(cfg) -> dict:
+    """Validation judging of checkpoint selection: points x rows (x 2 orders for pairwise judges); a
+    count when the points and `validation_limit` are known from the config, else how to count it."""
+    import math
+
+    points = {}
+    if "sft" in cfg.stages and cfg.sft.select_by_validation and cfg.sft.select_metric == "alpha":
+        points["sft validation (alpha, each epoch)"] = (math.ceil(cfg.sft.num_train_epochs)
+                                                        if cfg.sft.max_steps < 0 else None)
+    g = cfg.grpo
+    if "grpo" in cfg.stages and g.select_every:  # step 0, every N steps, and the last step
+        points[f"grpo validation (step 0, every {g.select_every}, last)"] = (
+            1 + g.max_steps // g.select_every + (g.max_steps % g.select_every > 0) if g.max_steps > 0 else None)
+    per_row = 2 if cfg.format == "pairwise" else 1
+    return {k: (n * cfg.validation_limit * per_row if n and cfg.validation_limit
+                else f"{n or 'one per epoch'} x validation rows" + (" x 2 orders" if per_row == 2 else ""))
+            for k, n in points.items()}
+
+
 def plan_train_judge(cfg) -> dict:
     from judgerl.training.train_judge import output_dir
 
     return {"kind": "train-judge", "stages": [f"{s}" for s in cfg.stages], "models": {"base": cfg.base_model},
-            "endpoints": {}, "judge_calls": {"total (GRPO reward is verifiable, no judge)": 0},
+            "endpoints": {}, "judge_calls": {"reward (verifiable, no judge)": 0, **selection_calls(cfg)},
             "annotations": cfg.annotations, "run_dir": str(output_dir(cfg))}
 
 
