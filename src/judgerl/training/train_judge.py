@@ -42,14 +42,16 @@ def check_data(cfg: TrainJudgeConfig) -> None:
     fmt = "pairwise" if cfg.variant == "bt_rm" else cfg.format
     load_examples(cfg.annotations, fmt, cfg.train_split, cfg.score_min, cfg.score_max, cfg.limit,
                   need_reasoning=cfg.variant == "reasoning", need_rubric=cfg.variant == "rubric")
-    selection = [name for name, on in (("sft.select_by_validation", "sft" in cfg.stages and
-                                        cfg.sft.select_by_validation),
-                                       ("grpo.select_every", "grpo" in cfg.stages and cfg.grpo.select_every)) if on]
+    selection = None
+    if "sft" in cfg.stages and cfg.sft.select_by_validation:
+        selection = "sft.select_by_validation"
+    elif "grpo" in cfg.stages and cfg.grpo.select_every:
+        selection = "grpo.select_every"
     if selection:
         try:
             load_examples(cfg.annotations, fmt, cfg.validation_split, cfg.score_min, cfg.score_max, 1)
         except JudgerlError as e:
-            raise JudgerlError(f"{selection[0]} needs validation rows: {e}") from None
+            raise JudgerlError(f"{selection} needs validation rows: {e}") from None
 
 
 def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
