@@ -216,3 +216,19 @@ def test_sft_alpha_selection_restores_the_best_epoch(setup, monkeypatch):
     assert stats["sft_best_step"] == 1 and stats["sft_best_metric"] == 0.4
     assert any(not lora[2][n].equal(lora[1][n]) for n in lora[1])     # epoch 2 moved the adapters
     assert all(lora["restored"][n].equal(lora[1][n]) for n in lora[1])  # epoch 1's were put back
+
+
+def test_selection_is_refused_with_sharded_parameters(monkeypatch):
+    from judgerl.training.judge_selection import check_selection_supported
+
+    check_selection_supported()                                      # one process / DDP: fine
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    check_selection_supported()                                      # ZeRO-2 keeps whole parameters
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    with pytest.raises(JudgerlError, match="not supported under DeepSpeed ZeRO-3 or FSDP"):
+        check_selection_supported()
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(JudgerlError, match="not supported"):
+        check_selection_supported()
