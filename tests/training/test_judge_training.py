@@ -218,7 +218,7 @@ def test_sft_alpha_selection_restores_the_best_epoch(setup, monkeypatch):
     assert all(lora["restored"][n].equal(lora[1][n]) for n in lora[1])  # epoch 1's were put back
 
 
-def test_selection_is_refused_with_sharded_parameters(monkeypatch):
+def test_selection_is_refused_with_sharded_parameters(setup, monkeypatch):
     from judgerl.training.judge_selection import check_selection_supported
 
     check_selection_supported()                                      # one process / DDP: fine
@@ -228,6 +228,10 @@ def test_selection_is_refused_with_sharded_parameters(monkeypatch):
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
     with pytest.raises(JudgerlError, match="not supported under DeepSpeed ZeRO-3 or FSDP"):
         check_selection_supported()
+    cfg = config(setup, "zero3", variant="reasoning", validation_split="test", grpo={"select_every": 1})
+    with pytest.raises(JudgerlError, match="not supported"):
+        train_judge(cfg)                                             # refused before SFT starts
+    assert not (setup[1] / "zero3" / "sft").exists()
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(JudgerlError, match="not supported"):

@@ -68,9 +68,8 @@ def run_grpo(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, l
     reward = JudgeGRPOReward(cfg.format, cfg.score_min, cfg.score_max)
     selector = None
     if g.select_every:
-        from judgerl.training.judge_selection import ValidationSelector, check_selection_supported
+        from judgerl.training.judge_selection import ValidationSelector
 
-        check_selection_supported()
         selector = ValidationSelector(cfg, spec, tok, stage="grpo", max_new_tokens=g.max_completion_length,
                                       every_steps=g.select_every, include_start=True, ledger=ledger)
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds,

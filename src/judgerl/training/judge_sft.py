@@ -55,9 +55,8 @@ def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, le
     select = val_ds is not None  # by validation loss, through the Trainer's own evaluation
     selector = None
     if s.select_by_validation and s.select_metric == "alpha":
-        from judgerl.training.judge_selection import ValidationSelector, check_selection_supported
+        from judgerl.training.judge_selection import ValidationSelector
 
-        check_selection_supported()
         selector = ValidationSelector(cfg, spec, tok, stage="sft", max_new_tokens=spec.sampling.max_new_tokens,
                                       every_epoch=True, ledger=ledger)
     args = SFTConfig(

@@ -52,6 +52,11 @@ def check_data(cfg: TrainJudgeConfig) -> None:
             load_examples(cfg.annotations, fmt, cfg.validation_split, cfg.score_min, cfg.score_max, 1)
         except JudgerlError as e:
             raise JudgerlError(f"{selection} needs validation rows: {e}") from None
+    if ("sft" in cfg.stages and cfg.sft.select_by_validation and cfg.sft.select_metric == "alpha") or \
+            ("grpo" in cfg.stages and cfg.grpo.select_every):
+        from judgerl.training.judge_selection import check_selection_supported
+
+        check_selection_supported()  # before hours of SFT, not at the start of GRPO
 
 
 def train_judge(cfg: TrainJudgeConfig) -> tuple[Path, JudgeSpec, dict]:
