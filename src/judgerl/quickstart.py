@@ -43,7 +43,7 @@ from judgerl import JudgerlError
 from judgerl.evaluation.judge_metrics import mean
 
 SCALES: dict[str, dict] = {
-    # full: `make quickstart` (~20 CPU-minutes; 13m49s wall measured on 2 cores); ci: every stage, minimal sizes.
+    # full: `make quickstart` (~20 CPU-minutes; 13m33s wall measured on 2 cores); ci: every stage, minimal sizes.
     "full": dict(items=12, max_item_chars=800, gold_tokens=32, judge_tokens=24, sft_steps=6, judge_grpo_steps=2,
                  policy_steps=4, num_generations=4, prompts_per_step=1, completion_tokens=32, monitor_every=2,
                  monitor_prompts=4, heldout_prompts=6, eval_limit=6, human_limit=2, probe_items=3,
