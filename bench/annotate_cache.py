@@ -11,8 +11,10 @@ per item, and the cache's per-item overhead (run 2 time / items).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ def main() -> None:
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
     tmp = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, tmp, True)  # the bench's runs and caches go with the process
     cache = tmp / "shared-cache.sqlite"
     res = {"items": a.items}
     for run in ("first", "rerun"):

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gzip
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -76,6 +78,7 @@ def main() -> None:
     a = ap.parse_args()
     gguf = fetch_gguf(MODEL, progress=lambda m: None)
     tmp = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, tmp, True)  # the bench's runs and caches go with the process
     res: dict = {"n": a.n, "concurrency": a.concurrency, "cpu_count": os.cpu_count()}
     with llama_server(gguf, MODEL, threads=2, log=tmp / "s.log") as url:
         spec = JudgeSpec(name="bench", backend="openai", model=MODEL, base_urls=[url], mode="direct",

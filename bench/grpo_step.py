@@ -13,8 +13,10 @@ first step excluded (warm-up). Prints B / A.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,6 +55,7 @@ def main() -> None:
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
     tmp = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, tmp, True)  # the bench's runs and caches go with the process
     judge_spec = JudgeSpec(name="bench-judge", backend="hf", model=a.model, mode="reasoning", batch_size=64,
                            cache=False, sampling={"max_new_tokens": a.judge_tokens})
     batch = a.prompts * a.generations
