@@ -200,11 +200,11 @@ def selection_calls(cfg) -> dict:
     import math
 
     points = {}
-    if "sft" in cfg.stages and cfg.sft.select_by_validation and cfg.sft.select_metric == "alpha":
+    if "sft" in cfg.judged_selection:
         points["sft validation (alpha, each epoch)"] = (math.ceil(cfg.sft.num_train_epochs)
                                                         if cfg.sft.max_steps < 0 else None)
     g = cfg.grpo
-    if "grpo" in cfg.stages and g.select_every:  # step 0, every N steps, and the last step
+    if "grpo" in cfg.judged_selection:  # step 0, every N steps, and the last step
         points[f"grpo validation (step 0, every {g.select_every}, last)"] = (
             1 + g.max_steps // g.select_every + (g.max_steps % g.select_every > 0) if g.max_steps > 0 else None)
     per_row = 2 if cfg.format == "pairwise" else 1

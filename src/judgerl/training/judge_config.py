@@ -170,3 +170,10 @@ class TrainJudgeConfig(BaseModel):
     def stages(self) -> list[str]:
         return {"non_reasoning": ["sft"], "rubric": ["sft"], "reasoning": ["sft", "grpo"],
                 "rl_only": ["grpo"], "bt_rm": ["rm"]}[self.variant]
+
+    @property
+    def judged_selection(self) -> list[str]:
+        """The stages whose checkpoint is chosen by judging the validation split (`judge_selection`)."""
+        on = {"sft": self.sft.select_by_validation and self.sft.select_metric == "alpha",
+              "grpo": bool(self.grpo.select_every)}
+        return [s for s in self.stages if on.get(s)]

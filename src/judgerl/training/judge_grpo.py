@@ -67,7 +67,7 @@ def run_grpo(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, l
     )
     reward = JudgeGRPOReward(cfg.format, cfg.score_min, cfg.score_max)
     selector = None
-    if g.select_every:
+    if "grpo" in cfg.judged_selection:
         from judgerl.training.judge_selection import ValidationSelector
 
         selector = ValidationSelector(cfg, spec, tok, stage="grpo", max_new_tokens=g.max_completion_length,

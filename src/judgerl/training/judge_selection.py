@@ -62,13 +62,20 @@ class ValidationSelector(TrainerCallback):
         self.history: list[dict] = []
         self.best: dict | None = None
         self._best_weights: dict | None = None
+        self._judge = None
 
-    def score(self, model, step: int) -> dict:
+    def judge(self, model):
+        """The judge over the model in training, built at the first point (one backend, one ledger)."""
         from judgerl.judges.judge import Judge
 
-        judge = Judge(self.spec, ledger=self.ledger, stage=f"{self.stage}-validation", model=model,
-                      tokenizer=self.tok)
-        judge.backend.fast = False  # no CUDA graphs / attention swap on the model being trained
+        if self._judge is None or self._judge.backend.model is not model:
+            self._judge = Judge(self.spec, ledger=self.ledger, stage=f"{self.stage}-validation", model=model,
+                                tokenizer=self.tok)
+            self._judge.backend.fast = False  # no CUDA graphs / attention swap on the model being trained
+        return self._judge
+
+    def score(self, model, step: int) -> dict:
+        judge = self.judge(model)
         was_training = model.training
         model.eval()
         try:

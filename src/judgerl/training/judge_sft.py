@@ -54,7 +54,7 @@ def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, le
     s = cfg.sft
     select = val_ds is not None  # by validation loss, through the Trainer's own evaluation
     selector = None
-    if s.select_by_validation and s.select_metric == "alpha":
+    if "sft" in cfg.judged_selection:
         from judgerl.training.judge_selection import ValidationSelector
 
         selector = ValidationSelector(cfg, spec, tok, stage="sft", max_new_tokens=spec.sampling.max_new_tokens,

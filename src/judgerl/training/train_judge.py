@@ -45,15 +45,14 @@ def check_data(cfg: TrainJudgeConfig) -> None:
     selection = None
     if "sft" in cfg.stages and cfg.sft.select_by_validation:
         selection = "sft.select_by_validation"
-    elif "grpo" in cfg.stages and cfg.grpo.select_every:
+    elif "grpo" in cfg.judged_selection:
         selection = "grpo.select_every"
     if selection:
         try:
             load_examples(cfg.annotations, fmt, cfg.validation_split, cfg.score_min, cfg.score_max, 1)
         except JudgerlError as e:
             raise JudgerlError(f"{selection} needs validation rows: {e}") from None
-    if ("sft" in cfg.stages and cfg.sft.select_by_validation and cfg.sft.select_metric == "alpha") or \
-            ("grpo" in cfg.stages and cfg.grpo.select_every):
+    if cfg.judged_selection:
         from judgerl.training.judge_selection import check_selection_supported
 
         check_selection_supported()  # before hours of SFT, not at the start of GRPO
