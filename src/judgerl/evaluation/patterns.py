@@ -188,18 +188,19 @@ def plant(reference: str, item: dict) -> tuple[str, str | None]:
     return reference + "\n\n" + snippet, reference
 
 
-def measure_detectors(shared_data: str | Path, per_item: int = 3, seed: int = 0) -> dict:
+def measure_detectors(shared_data: str | Path, per_item: int = 3, seed: int = 0,
+                      planted: str | Path | None = None) -> dict:
     """Precision/recall on planted cases and false-positive rate on clean AlpacaEval references.
 
     Each planted item is injected into `per_item` randomly chosen reference answers. Items whose
     `patterns` list is empty are hard negatives (benign text near the patterns). Precision counts a
     detection as false when the item (planted or clean) is not labelled with that pattern; clean
-    references count as unlabelled.
+    references count as unlabelled. `planted`: another planted set (default: the shipped one).
     """
     refs = load_references(shared_data)
     rng = random.Random(seed)
     cases = []  # (text, base, labels, source)
-    for item in load_planted():
+    for item in load_planted(planted):
         for ref in rng.sample(refs, per_item):
             text, base = plant(ref, item)
             cases.append((text, base, set(item.get("patterns", [])), "planted"))
