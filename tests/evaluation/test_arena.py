@@ -78,9 +78,18 @@ def test_style_features_on_known_text():
     assert m["list_count"] == {"ordered": 2, "unordered": 2}
     assert m["bold_count"] == {"**": 1, "__": 1}
     assert list(style_vector(m)[1:]) == [2, 4, 2]
-    # normalised difference (a - b) / (a + b), 0 when both are 0, then standardised per column
+    # upstream: length (m - b) / (m + b); markdown densities d = count / (len + 1) as (dm - db) / (dm + db + 1);
+    # then standardised per column with the sample std over the expanded rows (weight 3 = 3 rows)
     f = style_features(np.array([[10, 0, 3, 0], [30, 2, 1, 0]]), np.array([[30, 0, 1, 0], [10, 2, 3, 0]]))
-    assert np.allclose(f[:, 0], [-1, 1]) and np.allclose(f[:, 1], 0) and np.allclose(f[:, 3], 0)
+    assert np.allclose(f[:, 0], [-0.5 ** 0.5, 0.5 ** 0.5]) and np.allclose(f[:, 3], 0)
+    assert np.allclose(f[:, 1], [0.5 ** 0.5, -0.5 ** 0.5]) and np.allclose(f[:, 2], [0.5 ** 0.5, -0.5 ** 0.5])
+    f = style_features(np.array([[10, 0, 3, 0], [30, 2, 1, 0]]), np.array([[30, 0, 1, 0], [10, 2, 3, 0]]),
+                       np.array([3, 1]))
+    assert np.allclose(f[:, 0], [-0.5, 1.5])  # rows -.5 x3 and .5: mean -.25, sample std .5
+    m, b = np.array([[99, 4, 0, 0], [49, 1, 0, 0], [9, 0, 0, 0]]), np.array([[9, 0, 0, 0], [9, 0, 0, 0], [9, 1, 0, 0]])
+    x = [(0.04 - 0) / 1.04, (0.02 - 0) / 1.02, (0 - 0.1) / 1.1]  # densities 4/100, 1/50 vs 0; 0 vs 1/10
+    f = style_features(m, b)[:, 1]
+    assert (f[0] - f[1]) / (f[0] - f[2]) == pytest.approx((x[0] - x[1]) / (x[0] - x[2]))
 
 
 def test_verdict_parsing():
@@ -188,3 +197,56 @@ def test_answer_judge_score_tiny_slice_embedded(smollm2, shared_data, tmp_path):
     else:
         with pytest.raises(JudgerlError, match="no usable judgments"):
             arena.score_run(tmp_path, data, ["smol"], ["hard_prompt", "creative_writing"])
+
+
+def synthetic_arena(seed=0, n=60):
+    """Fixed judgments of 4 models vs the baseline on n questions, with answer metadata whose style
+    (length, headers, lists, bold) differs by model and sways the verdicts, incl. strong ones."""
+    rng = np.random.default_rng(seed)
+    base = "o3-mini-2025-01-31"
+    models = {"terse": (0.5, 0.2, -0.3), "verbose": (2.0, 0.5, 0.2), "markdown": (1.0, 3.0, 0.0), "plain": (1.0, 0.0, 0.4)}
+
+    def meta(length, md):
+        return {"token_len": int(length), "header_count": {"h1": int(rng.poisson(md)), "h2": int(rng.poisson(md))},
+                "list_count": {"ordered": int(rng.poisson(2 * md)), "unordered": int(rng.poisson(md))},
+                "bold_count": {"**": int(rng.poisson(md)), "__": 0}}
+
+    metadata = {base: {f"q{k}": meta(rng.integers(100, 800), 1.0) for k in range(n)}}
+    judgments = []
+    labels = ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
+    for name, (len_mult, md, skill) in models.items():
+        metadata[name] = {}
+        for k in range(n):
+            uid = f"q{k}"
+            m = metadata[name][uid] = meta(metadata[base][uid]["token_len"] * len_mult * rng.uniform(0.6, 1.4) + 1, md)
+            sway = skill + 0.8 * np.log(m["token_len"] / metadata[base][uid]["token_len"]) + 0.15 * (
+                sum(m["header_count"].values()) - 2)
+            games = []
+            for model_in_b in (True, False):
+                z = sway + rng.normal(0, 1)
+                i = int(np.clip(np.round(2 + z), 0, 4))  # index into labels from the model-in-B view
+                games.append({"score": labels[i] if model_in_b else labels[4 - i]})
+            judgments.append({"uid": uid, "category": "hard_prompt", "model": name, "games": games})
+    return judgments, metadata, base
+
+
+def test_style_control_matches_upstream_converged_fit():
+    """Upstream's formulas (tests/evaluation/arena_upstream.py, arena-hard-auto@196f6b8) on fixed data:
+    every model's style-controlled score within 0.1 point."""
+    from arena_upstream import style_controlled_scores
+
+    judgments, metadata, base = synthetic_arena()
+    ref = style_controlled_scores(judgments, metadata, base)
+    assert ref == pytest.approx(style_controlled_scores(judgments, metadata, base, max_epochs=20000), abs=1e-3)
+    battles_ = []
+    for j in judgments:
+        for n, g in enumerate(j["games"]):
+            s, w = game_battle(g["score"], model_is_b=(n == 0))
+            battles_.append({"uid": j["uid"], "category": "hard_prompt", "model": j["model"], "score": s, "weight": w,
+                             "model_style": style_vector(metadata[j["model"]][j["uid"]]).tolist(),
+                             "base_style": style_vector(metadata[base][j["uid"]]).tolist()})
+    ours = score_battles(battles_, style_control=True, n_boot=2)
+    plain = score_battles(battles_, style_control=False, n_boot=2)
+    assert max(abs(plain[m]["score"] - ref[m]) for m in ref) > 2  # style control matters on this data
+    for m in ref:
+        assert ours[m]["score"] == pytest.approx(ref[m], abs=0.1), m

@@ -6,11 +6,18 @@ Protocol (arena-hard-auto v2, with its known bugs fixed):
 - Score without style control = mean battle score (%). With style control: a Bradley-Terry logistic
   regression on model indicators plus the style features below, fitted jointly over all models of
   a category; score = sigma(beta_model - beta_baseline) with the style terms at 0.
-- Style features (arena-hard-auto v2 / FastChat): token length, headers (h1..h6), lists (ordered +
-  unordered), bold (** and __), code blocks removed before counting; each feature is the normalised
-  difference (model - baseline) / (model + baseline) (0 when both are 0), then standardised.
-- Confidence intervals: percentile bootstrap over questions (clusters, stratified by category) at an
-  explicit level (default 95%; arena-hard-auto prints 5th-95th percentiles of 100 bootstraps = 90%).
+- Style features exactly as arena-hard-auto's `show_result.py` (commit 196f6b8): per answer the token
+  length and the counts of headers (h1..h6), list items (ordered + unordered) and bold spans (** and
+  __), code blocks removed before counting. Length enters as (m - b) / (m + b); each markdown count
+  becomes a density count / (tokens + 1), entering as (md - bd) / (md + bd + 1). Every column is then
+  standardised (mean, sample std) over the expanded rows, where a strong verdict is 3 rows, once over
+  the whole battle set before bootstrapping. Where upstream would divide by zero (both lengths 0, a
+  constant column) the feature is 0 here instead of an assertion error.
+- Fit: the same Bradley-Terry model as upstream (soft labels, no intercept beyond the baseline's
+  coefficient), solved to convergence (L-BFGS-B, l2 1e-6); upstream stops at 50 L-BFGS iterations.
+- Confidence intervals (a documented difference): percentile bootstrap over questions (clusters,
+  stratified by category) at an explicit level (default 95%); arena-hard-auto resamples single
+  rows and prints 5th-95th percentiles of 100 bootstraps (= 90%) and their median as the score.
 - Several categories are scored separately in one call (no shared `battles` variable); "overall"
   pools all battles, each against its own category's baseline. Judges are ensembled by pooling.
 """
@@ -79,13 +86,20 @@ def style_vector(meta: dict) -> np.ndarray:
         raise JudgerlError(f"answer metadata lacks style fields {STYLE}: {meta!r:.120}") from None
 
 
-def style_features(model_meta: np.ndarray, base_meta: np.ndarray) -> np.ndarray:
-    """Normalised differences (rows = battles), standardised per column (constant column -> 0)."""
-    diff, tot = model_meta - base_meta, model_meta + base_meta
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.where(tot > 0, diff / np.where(tot > 0, tot, 1), 0.0)
-    sd = x.std(axis=0)
-    return np.where(sd > 0, (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1), 0.0)
+def style_features(model_meta: np.ndarray, base_meta: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """Upstream's style features (rows = battles; columns = STYLE), standardised over the expanded rows:
+    a row of weight w counts w times (strong verdicts 3). Constant column -> 0."""
+    m, b = np.asarray(model_meta, float), np.asarray(base_meta, float)
+    w = np.ones(len(m)) if weight is None else np.asarray(weight, float)
+    x = np.zeros_like(m)
+    tot = m[:, 0] + b[:, 0]
+    x[:, 0] = np.where(tot > 0, (m[:, 0] - b[:, 0]) / np.where(tot > 0, tot, 1), 0.0)
+    md, bd = m[:, 1:] / (m[:, :1] + 1), b[:, 1:] / (b[:, :1] + 1)
+    x[:, 1:] = (md - bd) / (md + bd + 1)
+    n = w.sum()
+    mean = (w[:, None] * x).sum(0) / n
+    sd = np.sqrt((w[:, None] * (x - mean) ** 2).sum(0) / max(n - 1, 1))  # torch.std: sample std
+    return np.where(sd > 1e-12, (x - mean) / np.where(sd > 1e-12, sd, 1), 0.0)
 
 
 def fit_bt(model_idx: np.ndarray, y: np.ndarray, w: np.ndarray, n_models: int,
@@ -122,12 +136,12 @@ def battle_arrays(battles: list[dict]):
     return uid, model, y, w, ms, bs
 
 
-def point_scores(models: list[str], model, y, w, ms, bs, style_control: bool) -> dict[str, float]:
-    """Score (%) per model for one set of battles."""
-    if not style_control:
+def point_scores(models: list[str], model, y, w, style: np.ndarray | None) -> dict[str, float]:
+    """Score (%) per model for one set of battles; `style` = standardised features (None: no control)."""
+    if style is None:
         return {m: 100 * float(np.sum((y * w)[model == m]) / np.sum(w[model == m])) for m in models}
     idx = np.searchsorted(np.array(models), model)
-    beta, _ = fit_bt(idx, y, w, len(models), style_features(ms, bs))
+    beta, _ = fit_bt(idx, y, w, len(models), style)
     return {m: 100 * float(_sigmoid(b)) for m, b in zip(models, beta)}
 
 
@@ -140,7 +154,8 @@ def score_battles(battles: list[dict], style_control: bool = False, level: float
         raise JudgerlError(f"confidence level must be in (0, 1), got {level}")
     uid, model, y, w, ms, bs = battle_arrays(battles)
     models = sorted(set(model.tolist()))
-    point = point_scores(models, model, y, w, ms, bs, style_control)
+    x = style_features(ms, bs, w) if style_control else None  # once, over all rows (as upstream)
+    point = point_scores(models, model, y, w, x)
     cats = np.array([b["category"] for b in battles])
     rng = np.random.default_rng(seed)
     # resample questions within each category; a question brings all its battles (all models, games)
@@ -158,7 +173,7 @@ def score_battles(battles: list[dict], style_control: bool = False, level: float
                 rows.extend(qs[j])
         r = np.array(rows)
         present = [m for m in models if np.any(model[r] == m)]
-        s = point_scores(present, model[r], y[r], w[r], ms[r], bs[r], style_control)
+        s = point_scores(present, model[r], y[r], w[r], None if x is None else x[r])
         for m in present:
             boots[m].append(s[m])
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
