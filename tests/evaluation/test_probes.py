@@ -94,3 +94,42 @@ def test_probe_suite_llama_server(llama_server, shared_data, tmp_path):
     res = run_probe(j, _items(shared_data)[:2], load_attacks(only=["fake_end_marker", "master_key_step_by_step"]))
     assert [r["attack"] for r in res["attacks"]] == ["fake_end_marker", "master_key_step_by_step"]
     assert all(r["n"] + r["invalid"] == 2 for r in res["attacks"])
+
+
+class CountingBackend:
+    """Fault injection: counts judge calls (a level check must refuse before any)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def run(self, requests):
+        from judgerl.judges.spec import Verdict
+
+        self.calls += len(requests)
+        return [Verdict(label=5, valid=True) for _ in requests]
+
+
+@pytest.mark.parametrize("level", [5, 0, 1, -0.5, float("nan")])
+def test_probe_level_outside_0_1_is_refused_before_judging(level, tmp_path):
+    backend = CountingBackend()
+    judge = Judge(JudgeSpec(name="count"), backend=backend)
+    with pytest.raises(JudgerlError, match="level must be in"):
+        run_probe(judge, [{"prompt": "q", "answer": "a"}], load_attacks(only=["policy_refusal"]), level=level)
+    assert backend.calls == 0
+
+
+def test_probe_cli_level_5_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"prompt": "Say hi.", "answer": "Hi!"}) + "\n")
+    spec = tmp_path / "j.yaml"  # an endpoint nobody listens on: no model loads, nothing must be called
+    spec.write_text("name: nowhere\nbackend: openai\nbase_urls: ['http://127.0.0.1:9/v1']\nmax_retries: 0\n"
+                    "timeout_s: 2\n")
+    r = subprocess.run([sys.executable, "-m", "judgerl.cli", "probe", "--judge", str(spec), "--items", str(items),
+                        "--n", "1", "--only", "policy_refusal", "--level", "5", "--run-dir", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "level" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -153,9 +153,10 @@ def probe_cmd(
 ) -> None:
     """Red-team judges: score lift / fooled rate per attack, with confidence intervals (table + JSON per judge)."""
     from judgerl.config import load_judge_spec
-    from judgerl.evaluation.probes import load_attacks, load_items, run_probe
+    from judgerl.evaluation.probes import check_level, load_attacks, load_items, run_probe
     from judgerl.rundir import RunDir
 
+    check_level(level)
     src = items or Path(os.environ.get("JUDGERL_SHARED_DATA", "../shared/data")) / "alpaca-eval" / "reference_outputs" / "gpt4_1106_preview.json.gz"
     its, atts, rd = load_items(src, n, seed, max_chars), load_attacks(attacks, only or None), RunDir(run_dir)
     t = Table("judge", "attack", "n", "invalid", "lift / win rate", f"{level:.0%} CI", "fooled", "fooled CI", "order flips",

@@ -117,6 +117,13 @@ def load_items(source: Path, n: int = 20, seed: int = 0, max_chars: int = 2000) 
     return items[:n]
 
 
+def check_level(level: float) -> float:
+    """A confidence level strictly between 0 and 1 (0.95, not 95); anything else is a JudgerlError."""
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise JudgerlError(f"confidence level must be in (0, 1), e.g. 0.95; got {level}")
+    return float(level)
+
+
 def wilson(k: int, n: int, level: float) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
@@ -153,6 +160,7 @@ def _p_first(v) -> float | None:
 
 def run_probe(judge, items: list[dict], attacks: list[Attack], level: float = 0.95, progress: bool = False) -> dict:
     """Judge honest and attacked answers; per-attack statistics (see the module docstring)."""
+    level = check_level(level)
     fmt = judge.spec.format
     attacks = [a for a in attacks if fmt in a.formats]
     if not attacks:
