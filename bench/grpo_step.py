@@ -38,9 +38,10 @@ def main() -> None:
 
     from judgerl.judges import JudgeRequest, JudgeSpec
     from judgerl.judges.cache import Ledger
-    from judgerl.judges.hf import HFBackend, load_causal_lm
-    from judgerl.training.policy_grpo import PolicyConfig, _load_policy, grpo_args, train_policy, validate
-    from judgerl.training.rewards import completion_text, judge_prompt
+    from judgerl.judges.hf import HFBackend
+    from judgerl.model_loader import load_model
+    from judgerl.training.policy_grpo import PolicyConfig, grpo_args, train_policy, validate
+    from judgerl.judges.values import completion_text, judge_prompt
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -76,7 +77,7 @@ def main() -> None:
     a_steps = step_times([t0] + stamps)[1:]
 
     # B: plain TRL with a synchronous per-sample judge reward (same judge implementation, one at a time)
-    jm, jt = load_causal_lm(a.model, "auto", "auto")
+    jm, jt = load_model(a.model, "causal", "auto", "auto")
     backend = HFBackend(judge_spec, model=jm, tokenizer=jt)
 
     judge_seconds: list[float] = []  # time inside the reward function, one entry per step
@@ -100,7 +101,7 @@ def main() -> None:
     cb = Stamp()
     cb_cfg = cfg("trl")
     v = validate(cb_cfg)
-    policy, tok = _load_policy(a.model, "auto")
+    policy, tok = load_model(a.model, "causal", device=None, dtype="auto")
     train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])
     trainer = GRPOTrainer(model=policy, reward_funcs=[sync_reward], args=grpo_args(cb_cfg, tmp / "trl", v["layout"]),
                           train_dataset=train, processing_class=tok, callbacks=[cb])

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from judgerl.annotations import split_of  # noqa: E402
+from judgerl.annotate.dataset import split_of  # noqa: E402
 
 
 def log(msg: str) -> None:

@@ -30,9 +30,9 @@ def smollm2_path() -> Path:
 @pytest.fixture(scope="session")
 def smollm2(smollm2_path):
     """(model, tokenizer) loaded once per session on CPU, left-padded."""
-    from judgerl.judges.hf import load_causal_lm
+    from judgerl.model_loader import load_model
 
-    return load_causal_lm(str(smollm2_path), device="cpu", dtype="float32")
+    return load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")

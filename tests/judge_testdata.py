@@ -1,4 +1,4 @@
-"""Small annotation datasets in the `judgerl.annotations` format, built from AlpacaEval shared data.
+"""Small annotation datasets in the `judgerl.annotate.dataset` format, built from AlpacaEval shared data.
 
 Pairwise label: GPT-4-Turbo's soft preference (preference - 1 = P(output_2 better)) thresholded at 0.5.
 Pointwise score of output_2: round(9 * P(output_2 better)); of the reference output: round(9 * (1 - P)).

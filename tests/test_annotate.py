@@ -24,8 +24,10 @@ import pytest
 import yaml
 
 from judgerl import JudgerlError
-from judgerl.annotate import AnnotateConfig, WorkTable, labels_fingerprint, load_config_items, run_annotate
-from judgerl.annotations import load_annotations, load_manifest, split_of
+from judgerl.annotate import AnnotateConfig, run_annotate
+from judgerl.annotate.config import labels_fingerprint, load_config_items
+from judgerl.annotate.work import WorkTable
+from judgerl.annotate.dataset import load_annotations, load_manifest, split_of
 from judgerl.data import read_jsonl
 from judge_testdata import SHORT_PAIRWISE, SHORT_POINTWISE, short_templates
 
@@ -385,7 +387,7 @@ def test_one_template_for_two_formats_is_refused(tmp_path):
     t.write_text(SHORT_POINTWISE)
     with pytest.raises(Exception, match="give templates: {pointwise: FILE, pairwise: FILE}"):
         base_cfg(tmp_path, f, judge={"template": str(t)})
-    from judgerl.annotate import stage_spec
+    from judgerl.annotate.config import stage_spec
 
     cfg = base_cfg(tmp_path, f, templates=short_templates(tmp_path))
     assert stage_spec(cfg, "pairwise", None).template.endswith("pair.txt")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from judgerl import JudgerlError
-from judgerl.loaders import alpaca_eval, builtin_items, eq_bench, load_items, policy_prompts, writingbench
+from judgerl.annotate.loaders import alpaca_eval, builtin_items, eq_bench, load_items, policy_prompts, writingbench
 
 
 def test_alpaca_eval_joins_reference_and_keeps_soft_preference(shared_data):

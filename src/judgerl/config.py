@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from judgerl import JudgerlError
+from judgerl.data import write_text_atomic
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,5 +94,4 @@ def load_judge_spec(path_or_name: str | Path, overrides: list[str] | None = None
 
 def dump_yaml(model: BaseModel, path: str | Path) -> None:
     """Save a resolved config (JSON-mode dump, so paths and enums are plain YAML)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False))

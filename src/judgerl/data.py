@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -67,15 +68,39 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
     return list(iter_jsonl(path))
 
 
-def write_jsonl_atomic(path: str | Path, records: list[dict]) -> Path:
-    """Write all records to `path` via a temp file + rename: readers never see a partial file."""
+@contextmanager
+def atomic_file(path: str | Path):
+    """Open `path` for writing via a temp file beside it, fsynced and renamed on success: readers never
+    see a partial file, and a failure leaves the old file (if any) in place and no temp file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` atomically (see atomic_file)."""
+    with atomic_file(path) as f:
+        f.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path: str | Path, obj) -> Path:
+    """Write `obj` as indented JSON atomically (non-JSON numbers as floats)."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, default=float))
+
+
+def write_jsonl_atomic(path: str | Path, records: list[dict]) -> Path:
+    """Write all records to `path` atomically, one JSON object per line."""
+    with atomic_file(path) as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False, default=float) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path
+    return Path(path)

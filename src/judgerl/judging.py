@@ -43,7 +43,7 @@ def request_from_record(rec: dict, where: str, fmt: str) -> JudgeRequest:
 
 def check_model(spec) -> None:
     """Fail fast on an unknown model name for in-process backends (before reading inputs or loading)."""
-    if spec.backend in ("hf", "rm"):
+    if spec.in_process:
         from judgerl.models import resolve
 
         resolve(spec.model)

@@ -129,12 +129,11 @@ class Stages:
 # ---- the loop ---------------------------------------------------------------------------------
 class Quickstart:
     def __init__(self, cfg: QuickstartConfig, log: Callable[[str], None] = print):
-        from judgerl.loaders import shared_data_dir
+        from judgerl.paths import data_root
 
         self.cfg, self.log = cfg, log
         self.root = Path(cfg.run_dir)
-        self.data_root = shared_data_dir(cfg.shared_data)
-        self.models: dict[str, tuple] = {}
+        self.data_root = data_root(cfg.shared_data)
         self.stages = Stages(log)
 
     # -- paths and specs
@@ -158,12 +157,10 @@ class Quickstart:
         return spec.model_copy(update=upd)
 
     def load(self, name: str) -> tuple:
-        """(model, tokenizer) loaded once per path (generation / judging only, never trained here)."""
-        if name not in self.models:
-            from judgerl.judges.hf import load_causal_lm
+        """(model, tokenizer) from the shared registry (generation / judging only, never trained here)."""
+        from judgerl.model_loader import shared_model
 
-            self.models[name] = load_causal_lm(name, "cpu", "float32")
-        return self.models[name]
+        return shared_model(name, "causal", "cpu", "float32")
 
     def judge(self, spec, stage: str, ledger: Path):
         from judgerl.judges.judge import Judge
@@ -174,8 +171,8 @@ class Quickstart:
     # -- stage configs (what each stage's hash covers)
     def items(self) -> tuple[list[dict], int]:
         """The annotated items and the first split seed leaving every split non-empty."""
-        from judgerl.annotations import split_of
-        from judgerl.loaders import builtin_items
+        from judgerl.annotate.dataset import split_of
+        from judgerl.annotate.loaders import builtin_items
 
         c = self.cfg
         pool = builtin_items("alpaca_eval", {"models": ["alpaca-7b", "gpt-3.5-turbo-1106", "claude-2.1"],
@@ -259,7 +256,6 @@ class Quickstart:
         from judgerl.training.policy_grpo import PolicyConfig, train_policy
 
         cfg = PolicyConfig.model_validate(self.policy_config(variant))
-        spec = self.judge_spec(variant)
         ckpt = Path(cfg.run_dir) / "checkpoints"
         resume = resume and ckpt.is_dir() and any(ckpt.glob("checkpoint-*"))
         if not resume and Path(cfg.run_dir).exists():  # an interrupted run without a checkpoint starts over
@@ -267,7 +263,7 @@ class Quickstart:
             for f in Path(cfg.run_dir).iterdir():
                 if f.name not in keep:
                     shutil.rmtree(f) if f.is_dir() else f.unlink()
-        train_policy(cfg, resume=resume, models={"judge": self.load(spec.model), "gold": self.load(self.cfg.model)})
+        train_policy(cfg, resume=resume)  # judge and gold weights come from the shared registry
         # A finished stage is skipped on rerun, so its resume checkpoints (weights + ~1 GB of optimizer state
         # for the 135M policy) are dead weight: final/ holds the trained policy.
         shutil.rmtree(ckpt, ignore_errors=True)

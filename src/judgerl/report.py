@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from judgerl import JudgerlError
-from judgerl.data import read_jsonl
+from judgerl.data import read_jsonl, write_text_atomic
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 h1{font-size:24px}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}
@@ -287,8 +287,4 @@ def build_report(run_dir: str | Path) -> Path:
             f"<style>{CSS}</style></head><body><h1>judgerl report: {esc(root.name)}</h1>"
             f"<p class='small'>{esc(root.resolve())} · generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>"
             + "".join(parts) + "</body></html>")
-    out = root / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_text_atomic(root / "report.html", page)

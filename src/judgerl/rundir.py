@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from judgerl.config import dump_yaml
+from judgerl.data import write_json_atomic
 
 
 class RunDir:
@@ -39,12 +40,7 @@ class RunDir:
             f.write(json.dumps(rec, default=float) + "\n")
 
     def write_json(self, name: str, obj) -> Path:
-        p = self.path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=float), encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return write_json_atomic(self.path / name, obj)
 
     def ledger_summary(self) -> dict:
         from judgerl.judges.cache import Ledger

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.config import format_validation_error, read_yaml
+from judgerl.training.policy_config import check_policy
 
 KINDS = ("quickstart", "annotate", "train-judge", "policy", "judge", "accelerate")
 ACCEL_TYPES = {"NO", "MULTI_GPU", "MULTI_CPU", "DEEPSPEED", "FSDP", "MEGATRON_LM", "XLA"}
@@ -44,7 +45,7 @@ def _model(kind: str):
     from judgerl.annotate import AnnotateConfig
     from judgerl.quickstart import QuickstartConfig
     from judgerl.training.judge_config import TrainJudgeConfig
-    from judgerl.training.policy_grpo import PolicyConfig
+    from judgerl.training.policy_config import PolicyConfig
 
     return {"quickstart": QuickstartConfig, "annotate": AnnotateConfig, "train-judge": TrainJudgeConfig,
             "policy": PolicyConfig}[kind]
@@ -90,20 +91,8 @@ def load_any(path: str | Path, overrides: list[str] | None = None):
     except ValidationError as e:
         raise JudgerlError(format_validation_error(e, str(path))) from None
     if kind == "policy":
-        policy_checks(cfg)
+        check_policy(cfg)
     return kind, cfg
-
-
-def policy_checks(cfg) -> dict:
-    """The policy checks that need no weights and no data: judges resolve, groups stay whole."""
-    from judgerl.training.policy_grpo import check_group_layout, resolve_judge, world_size
-
-    judge = resolve_judge(cfg.judge, "training")
-    if cfg.monitor.enabled and cfg.gold is None:
-        raise JudgerlError("the gold monitor needs a gold judge: set `gold:` or `monitor.enabled: false`")
-    gold = resolve_judge(cfg.gold, "gold") if cfg.gold is not None else None
-    whole = judge.format == "pairwise" or cfg.reward.on_failure == "group_mean"
-    return {"judge": judge, "gold": gold, "layout": check_group_layout(cfg.grpo, whole, world_size(cfg.grpo))}
 
 
 def judge_specs(kind: str, cfg) -> dict:
@@ -113,13 +102,13 @@ def judge_specs(kind: str, cfg) -> dict:
     if kind == "annotate":
         return {"gold": cfg.judge}
     if kind == "policy":
-        c = policy_checks(cfg)
+        c = check_policy(cfg)
         return {k: c[k] for k in ("judge", "gold") if c[k] is not None}
     return {}
 
 
 def endpoints(kind: str, cfg) -> dict[str, list[str]]:
-    return {role: list(s.base_urls) for role, s in judge_specs(kind, cfg).items() if s.backend == "openai"}
+    return {role: list(s.base_urls) for role, s in judge_specs(kind, cfg).items() if s.remote}
 
 
 def check_endpoints(kind: str, cfg, timeout: float = 3.0) -> list[str]:
@@ -145,7 +134,7 @@ def check_endpoints(kind: str, cfg, timeout: float = 3.0) -> list[str]:
 
 # ---- plans ------------------------------------------------------------------------------------
 def _spec_line(s) -> str:
-    where = f" @ {', '.join(s.base_urls)}" if s.backend == "openai" else ""
+    where = f" @ {', '.join(s.base_urls)}" if s.remote else ""
     effort = f", effort {s.reasoning_effort}" if s.reasoning_effort else ""
     return f"{s.model} ({s.backend}, {s.format}, {s.mode}{effort}, max {s.sampling.max_new_tokens} tokens){where}"
 
@@ -153,7 +142,7 @@ def _spec_line(s) -> str:
 def plan_policy(cfg) -> dict:
     from judgerl.training.rewards import scheme_calls
 
-    c = policy_checks(cfg)
+    c = check_policy(cfg)
     g, judge, gold = cfg.grpo, c["judge"], c["gold"]
     procs = c["layout"]["generation_batch_size"] // (g.per_device_train_batch_size * c["layout"]["steps_per_generation"])
     per_step = g.per_device_train_batch_size * procs * g.gradient_accumulation_steps // g.num_iterations
@@ -177,7 +166,7 @@ def plan_policy(cfg) -> dict:
 
 
 def plan_annotate(cfg) -> dict:
-    from judgerl.annotate import load_config_items, stages
+    from judgerl.annotate.config import load_config_items, stages
 
     try:
         items, _ = load_config_items(cfg)

@@ -35,8 +35,8 @@ def test_pointwise_judge_gold_and_human_sets(ann, smollm2, smollm2_path, shared_
     assert gold["invalid_rate"] is not None and 0 <= gold["invalid_rate"] <= 1
     assert gold["mean_thinking_tokens"] == 0.0                        # direct judge
     # alpha recomputed from the cached verdicts equals the reported one
-    from judgerl.annotations import load_annotations
-    from judgerl.training.judge_data import request_of
+    from judgerl.annotate.dataset import load_annotations
+    from judgerl.annotate.dataset import request_of
 
     rows = load_annotations(data, "pointwise", "test")[:2]
     vs = judge.judge([request_of(r, "pointwise") for r in rows])

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from judgerl import JudgerlError
 from judgerl.evaluation.monitor import read_monitor
-from judgerl.training.policy_grpo import PolicyConfig, check_group_layout, GRPOSettings, train_policy, validate
+from judgerl.training.policy_config import GRPOSettings, PolicyConfig, check_group_layout
+from judgerl.training.policy_grpo import train_policy, validate
 from judge_testdata import SHORT_POINTWISE
 
 HF_JUDGE = {"name": "smol", "backend": "hf", "model": "smollm2-135m-instruct", "format": "pointwise",

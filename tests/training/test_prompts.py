@@ -7,7 +7,8 @@ import json
 import pytest
 
 from judgerl import JudgerlError
-from judgerl.training.prompts import data_root, load_prompts, load_source
+from judgerl.paths import data_root
+from judgerl.training.prompts import load_prompts, load_source
 
 
 def test_pools_load_real_prompts(shared_data):
@@ -46,6 +47,10 @@ def test_prompt_source_errors(tmp_path, shared_data):
 
 
 def test_configured_data_root_wins_over_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("JUDGERL_SHARED_DATA", "/elsewhere")
+    monkeypatch.setenv("JUDGERL_SHARED_DATA", str(tmp_path / "env"))
+    (tmp_path / "env").mkdir()
     assert data_root(tmp_path) == tmp_path
-    assert str(data_root(None)) == "/elsewhere"
+    assert data_root(None) == tmp_path / "env"
+    monkeypatch.setenv("JUDGERL_SHARED_DATA", "/elsewhere")
+    with pytest.raises(JudgerlError, match="shared data folder not found: /elsewhere"):
+        data_root(None)

@@ -9,7 +9,7 @@ import pytest
 
 from judgerl import JudgerlError
 from judgerl.judges import Judge, JudgeSpec, Verdict
-from judgerl.training.rewards import (PairwiseReward, PointwiseReward, RewardConfig, make_reward, pairs_for,
+from judgerl.training.rewards import (PairwiseReward, PointwiseReward, JudgeRewardConfig, make_reward, pairs_for,
                                       scheme_agreement, scheme_calls)
 
 
@@ -54,14 +54,14 @@ def call(rf, prompts, completions, **kw):
 
 def test_pointwise_expected_invalid_and_failures():
     metrics = {}
-    rf = PointwiseReward(judge_for(point), RewardConfig(on_failure="drop"), num_generations=2)
+    rf = PointwiseReward(judge_for(point), JudgeRewardConfig(on_failure="drop"), num_generations=2)
     prompts = ["p1", "p1", "p2", "p2", "p3", "p3"]
     comps = ["a q7", "invalid q3", "labelonly q5", "fail", "garbage", "b q1"]
     out = call(rf, prompts, comps, log_metric=lambda k, v: metrics.setdefault(k, v))
     assert out == [7.25, 3.5, 5.0, None, None, 1.25]
     assert metrics["judge/failed"] == 1 and metrics["judge/dropped"] == 2 and metrics["judge/calls"] == 6
     assert metrics["judge/invalid"] == 2
-    gm = PointwiseReward(judge_for(point), RewardConfig(on_failure="group_mean"), num_generations=2)
+    gm = PointwiseReward(judge_for(point), JudgeRewardConfig(on_failure="group_mean"), num_generations=2)
     out = call(gm, prompts, comps)
     assert out == [7.25, 3.5, 5.0, 5.0, 1.25, 1.25]
     # a group where every member failed stays None (nothing to take the mean of)
@@ -69,11 +69,11 @@ def test_pointwise_expected_invalid_and_failures():
 
 
 def test_chat_completions_and_judge_that_raises_are_handled():
-    rf = PointwiseReward(judge_for(point, boom=1), RewardConfig(retries=1), num_generations=1)
+    rf = PointwiseReward(judge_for(point, boom=1), JudgeRewardConfig(retries=1), num_generations=1)
     prompts = [[{"role": "user", "content": "hi"}]]
     out = call(rf, prompts, [[{"role": "assistant", "content": "x q4"}]])
     assert out == [4.25]  # first call raised, the retry succeeded
-    rf = PointwiseReward(judge_for(point, boom=5), RewardConfig(retries=1, on_failure="drop"), num_generations=1)
+    rf = PointwiseReward(judge_for(point, boom=5), JudgeRewardConfig(retries=1, on_failure="drop"), num_generations=1)
     assert call(rf, ["p"], ["x q4"]) == [None]
     assert rf.totals["batch_errors"] == 1 and rf.totals["failed"] == 1
 
@@ -91,7 +91,7 @@ def pair_p(bias=0.0):
 
 
 def test_pairwise_round_robin_win_rates_eq4():
-    rf = PairwiseReward(judge_for(pair_p(), "pairwise"), RewardConfig(), num_generations=3)
+    rf = PairwiseReward(judge_for(pair_p(), "pairwise"), JudgeRewardConfig(), num_generations=3)
     out = call(rf, ["p"] * 3 + ["q"] * 3, ["q1", "q2", "q3", "q5", "q5", "q5"])
     s = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     assert out[0] == pytest.approx((s(-1) + s(-2)) / 2)
@@ -99,30 +99,30 @@ def test_pairwise_round_robin_win_rates_eq4():
     assert out[3:] == pytest.approx([0.5, 0.5, 0.5])
     assert sum(out[:3]) / 3 == pytest.approx(0.5)  # win rates of a group average to 1/2
     assert rf.totals["calls"] == 6  # 3 pairs per group of 3
-    votes = PairwiseReward(judge_for(pair_p(), "pairwise"), RewardConfig(aggregate="vote"), num_generations=3)
+    votes = PairwiseReward(judge_for(pair_p(), "pairwise"), JudgeRewardConfig(aggregate="vote"), num_generations=3)
     assert call(votes, ["p"] * 3, ["q1", "q2", "q3"]) == [0.0, 0.5, 1.0]
 
 
 def test_pairwise_both_orders_cancels_position_bias():
     biased = judge_for(pair_p(bias=0.3), "pairwise")
-    one = call(PairwiseReward(biased, RewardConfig(), 2), ["p", "p"], ["q2", "q2"])
+    one = call(PairwiseReward(biased, JudgeRewardConfig(), 2), ["p", "p"], ["q2", "q2"])
     assert one[0] > 0.7 and one[1] < 0.3  # first-shown wins on a tie
-    both = PairwiseReward(biased, RewardConfig(both_orders=True), 2)
+    both = PairwiseReward(biased, JudgeRewardConfig(both_orders=True), 2)
     assert call(both, ["p", "p"], ["q2", "q2"]) == pytest.approx([0.5, 0.5])
     assert both.totals["calls"] == 2
 
 
 def test_pairwise_failures_drop_or_group_mean():
-    rf = PairwiseReward(judge_for(pair_p(), "pairwise"), RewardConfig(on_failure="drop"), num_generations=3)
+    rf = PairwiseReward(judge_for(pair_p(), "pairwise"), JudgeRewardConfig(on_failure="drop"), num_generations=3)
     out = call(rf, ["p"] * 3, ["q1", "q3", "fail"])
     s = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     assert out[0] == pytest.approx(s(-2)) and out[1] == pytest.approx(s(2)) and out[2] is None
-    gm = PairwiseReward(judge_for(pair_p(), "pairwise"), RewardConfig(on_failure="group_mean"), num_generations=3)
+    gm = PairwiseReward(judge_for(pair_p(), "pairwise"), JudgeRewardConfig(on_failure="group_mean"), num_generations=3)
     assert call(gm, ["p"] * 3, ["q1", "q3", "fail"])[2] == pytest.approx(0.5)
 
 
 def test_split_group_is_an_error():
-    rf = PairwiseReward(judge_for(pair_p(), "pairwise"), RewardConfig(), num_generations=2)
+    rf = PairwiseReward(judge_for(pair_p(), "pairwise"), JudgeRewardConfig(), num_generations=2)
     with pytest.raises(JudgerlError, match="split"):
         call(rf, ["p", "p", "q"], ["q1", "q2", "q3"])
     with pytest.raises(JudgerlError, match="share one prompt"):

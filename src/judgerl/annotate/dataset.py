@@ -17,7 +17,7 @@ An annotation dataset is a folder:
     <dir>/splits.json        {"seed": int, "fractions": {...}, "item_ids": {"train": [...], ...}}
 
 Rows may carry more fields (`error`, `meta`, `expected_swapped`, `reasoning_swapped`, token counts);
-failed judge calls are rows with valid false and `error` set (see judgerl.annotate_export).
+failed judge calls are rows with valid false and `error` set (see judgerl.annotate.export).
 
 `split` is deterministic per item id (seeded hash), so every row of an item lands in the same split.
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.data import iter_jsonl
+from judgerl.judges.spec import JudgeRequest
 
 KINDS = ("pointwise", "pairwise", "rubrics")
 SPLITS = ("train", "validation", "test")
@@ -68,3 +69,26 @@ def load_annotations(path: str | Path, kind: str = "pointwise", split: str | Non
         raise JudgerlError(f"{path}: no {'valid ' if valid_only else ''}{kind} annotations"
                            + (f" in split {split!r}" if split else ""))
     return rows
+
+
+# ---- helpers the judge trainers and evaluators read ----------------------------------------
+def request_of(row: dict, fmt: str) -> JudgeRequest:
+    responses = [row["response"]] if fmt == "pointwise" else list(row["responses"])
+    return JudgeRequest(prompt=row["prompt"], responses=responses, rubric=row.get("rubric"))
+
+
+def gold_of(row: dict, fmt: str) -> int | None:
+    return row.get("score") if fmt == "pointwise" else row.get("label")
+
+
+def check_score_range(path: str, rows: list[dict], lo: int, hi: int) -> None:
+    """Annotation score range (manifest judge spec and every row) must equal the configured one."""
+    judge = load_manifest(path).get("judge") or {}
+    a_lo, a_hi = judge.get("score_min", lo), judge.get("score_max", hi)
+    if (a_lo, a_hi) != (lo, hi):
+        raise JudgerlError(f"score range mismatch: {path} was annotated on {a_lo}-{a_hi}, the config says "
+                           f"{lo}-{hi} (set score_min/score_max to match)")
+    bad = [r for r in rows if not isinstance(r.get("score"), int) or not lo <= r["score"] <= hi]
+    if bad:
+        raise JudgerlError(f"score range mismatch: {len(bad)} row(s) of {path} have scores outside {lo}-{hi} "
+                           f"(first: item {bad[0].get('item_id')!r} score {bad[0].get('score')!r})")

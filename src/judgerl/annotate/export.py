@@ -2,7 +2,7 @@
 
 Everything is rebuilt from the work table on every run and written with atomic replaces, manifest
 last, so a reader sees either the previous complete dataset or the new one. Rows follow
-judgerl.annotations; in addition each row carries `error` (why a unit failed, else None) and `meta`
+judgerl.annotate.dataset; in addition each row carries `error` (why a unit failed, else None) and `meta`
 (the input's extra fields, e.g. AlpacaEval's GPT-4-Turbo preference), pairwise rows carry
 `expected`/`expected_swapped` (P(response 1 preferred), in the original order) and
 `reasoning_swapped`, and rubric rows carry `valid`/`split`/`error`. Failed units are exported as
@@ -17,29 +17,19 @@ main (high-effort) label: the paper's consistency filter (§4.3). The decision i
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import judgerl
-from judgerl.annotations import split_of
-from judgerl.data import write_jsonl_atomic
+from judgerl.annotate.dataset import split_of
+from judgerl.data import write_json_atomic, write_jsonl_atomic
+from judgerl.annotate.config import main_effort, stage_spec, stages
 from judgerl.judges.prompts import TEMPLATE_DIR, template_text
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, indent=2, default=float))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def _label(v: dict | None):
@@ -128,7 +118,6 @@ def write_dataset(folder: Path, files: dict[str, list[dict]], splits_obj: dict, 
 
 
 def export(cfg, work, items: list[dict], info: dict, ledger, seconds: float) -> dict:
-    from judgerl.annotate import main_effort, stage_spec, stages
 
     out = Path(cfg.output_dir)
     fr = cfg.split_fractions

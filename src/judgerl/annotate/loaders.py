@@ -28,30 +28,16 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.data import read_records
+from judgerl.paths import data_root
 from judgerl.judges.prompts import instruction_text
 
-log = logging.getLogger("judgerl.loaders")
+log = logging.getLogger("judgerl.annotate.loaders")
 
 _RESERVED = {"id", "prompt", "responses", "response", "chosen", "rejected"}
-
-
-def shared_data_dir(data_dir: str | Path | None = None) -> Path:
-    """The shared data folder: an explicit path, $JUDGERL_SHARED_DATA, or ../shared/data."""
-    cands = [Path(data_dir)] if data_dir else []
-    if not cands and os.environ.get("JUDGERL_SHARED_DATA"):
-        cands = [Path(os.environ["JUDGERL_SHARED_DATA"])]
-    if not cands:
-        cands = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
-    for c in cands:
-        if c.is_dir():
-            return c
-    raise JudgerlError(f"shared data folder not found (tried {', '.join(map(str, cands))}); "
-                       f"set JUDGERL_SHARED_DATA or loader_options.data_dir")
 
 
 def _check_prompt(prompt, where: str):
@@ -143,7 +129,7 @@ def _gz_json(path: Path):
 def alpaca_eval(models: list[str] | None = None, limit_per_model: int | None = None,
                 data_dir: str | None = None) -> list[dict]:
     """AlpacaEval 2.0: instruction + [reference (gpt4_1106_preview), model output_2]."""
-    root = shared_data_dir(data_dir) / "alpaca-eval"
+    root = data_root(data_dir) / "alpaca-eval"
     ref = {r["instruction"]: r["output"] for r in _gz_json(root / "reference_outputs" / "gpt4_1106_preview.json.gz")}
     ann_dir = root / "weighted_alpaca_eval_gpt4_turbo_annotations"
     available = sorted(p.name[:-len(".jsonl.gz")] for p in ann_dir.glob("*.jsonl.gz"))
@@ -178,7 +164,7 @@ def alpaca_eval(models: list[str] | None = None, limit_per_model: int | None = N
 def writingbench(lang: str | None = "en", domains: list[str] | None = None,
                  data_dir: str | None = None) -> list[dict]:
     """Prompt-only WritingBench queries (default English), with domains and checklist in meta."""
-    f = shared_data_dir(data_dir) / "writingbench" / "benchmark_all.jsonl.gz"
+    f = data_root(data_dir) / "writingbench" / "benchmark_all.jsonl.gz"
     items = []
     with gzip.open(f, "rt", encoding="utf-8") as fh:
         for line in fh:
@@ -199,7 +185,7 @@ def eq_bench(seeds: str = "first", data_dir: str | None = None) -> list[dict]:
     """Prompt-only EQ-Bench creative-writing prompts; <SEED> filled with the first or every modifier."""
     if seeds not in ("first", "all"):
         raise JudgerlError(f"eq_bench: seeds must be 'first' or 'all', got {seeds!r}")
-    data = json.loads((shared_data_dir(data_dir) / "eq-bench" / "creative_writing_prompts.json").read_text())
+    data = json.loads((data_root(data_dir) / "eq-bench" / "creative_writing_prompts.json").read_text())
     items = []
     for pid, r in data.items():
         mods = r.get("seed_modifiers") or [""]

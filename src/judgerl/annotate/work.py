@@ -12,6 +12,7 @@ from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.judges.cache import connect
+from judgerl.annotate.config import stages
 
 
 class WorkTable:
@@ -44,7 +45,6 @@ class WorkTable:
                 raise JudgerlError(f"item {it['id']!r} differs from the one this run in {cfg.output_dir} "
                                    f"started with; use a new output_dir")
             rows.append((it["id"], pos, blob))
-        from judgerl.annotate import stages
 
         units = []
         for name, kind, _ in stages(cfg):

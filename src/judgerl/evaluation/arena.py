@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.data import read_jsonl
+from judgerl.paths import data_root
 from judgerl.evaluation.arena_score import STYLE, game_battle, parse_arena_verdict, style_metadata, style_vector
 from judgerl.judges.judge import Judge, run_sync
 from judgerl.judges.spec import Verdict
@@ -50,7 +50,7 @@ RETRY = ("You did not end with exactly one final verdict. Reply with only your f
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("JUDGERL_SHARED_DATA", "../shared/data")) / "arena-hard-auto" / "v2.0"
+    return data_root() / "arena-hard-auto" / "v2.0"
 
 
 def check_categories(categories: list[str]) -> list[str]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from judgerl.annotations import load_annotations
+from judgerl.annotate.dataset import load_annotations
 from judgerl.evaluation import judge_metrics as jm
 from judgerl.evaluation.human_sets import load_human_set
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
 from judgerl.rundir import RunDir
-from judgerl.training.judge_data import check_score_range, request_of
+from judgerl.annotate.dataset import check_score_range, request_of
 
 
 def score_of(v: Verdict) -> float | None:
@@ -90,7 +90,7 @@ def eval_pointwise(judge, spec: JudgeSpec, data: str, split: str, limit: int | N
         if 0 in resp and 1 in resp and resp[0][0] != resp[1][0]:
             g_pref.append(1 if resp[0][0] > resp[1][0] else 2)
             p_pref.append(jm.prefer_from_scores(score_of(resp[0][1]), score_of(resp[1][1])))
-    if spec.backend == "rm":  # unbounded scalar rewards: only the induced preferences are comparable
+    if not spec.bounded_scores:  # rm: unbounded scalar rewards: only the induced preferences are comparable
         return {"n": len(rows), "note": "rm judge: rewards are unbounded, alpha/exact match not defined",
                 "pairwise_accuracy": jm.pairwise_accuracy(g_pref, p_pref), "pairwise_n": len(g_pref),
                 "invalid_rate": jm.invalid_rate([v.valid for v in vs]), "mean_thinking_tokens": 0.0}

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.paths import data_root
 
 ADVERSARIAL = {"llmbar-neighbor": "Adversarial_Neighbor.json", "llmbar-gptinst": "Adversarial_GPTInst.json",
                "llmbar-gptout": "Adversarial_GPTOut.json", "llmbar-manual": "Adversarial_Manual.json"}
@@ -33,14 +33,6 @@ class HumanPair:
     prompt: str
     responses: tuple[str, str]
     label: int            # 1 | 2, or 0 for a human tie (PandaLM)
-
-
-def shared_data_dir(path: str | Path | None = None) -> Path:
-    """--shared-data, else $JUDGERL_SHARED_DATA, else ../shared/data next to the working directory."""
-    for cand in (path, os.environ.get("JUDGERL_SHARED_DATA"), Path.cwd().parent / "shared" / "data"):
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    raise JudgerlError("shared data folder not found: pass --shared-data or set JUDGERL_SHARED_DATA")
 
 
 def _llmbar(path: Path, name: str) -> list[HumanPair]:
@@ -84,7 +76,7 @@ def round_robin(groups: list[list[HumanPair]], limit: int | None) -> list[HumanP
 
 def load_human_set(name: str, root: str | Path | None = None, limit: int | None = None) -> list[HumanPair]:
     """The first `limit` pairs of a named set (see module docstring)."""
-    base = shared_data_dir(root)
+    base = data_root(root)
     if name == "llmbar-natural":
         pairs = _llmbar(base / "llmbar" / "Natural.json", name)
     elif name in ADVERSARIAL:

@@ -28,7 +28,7 @@ from judgerl.evaluation.judge_metrics import mean
 from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
 from judgerl.judges.judge import run_sync
 from judgerl.judges.spec import JudgeRequest
-from judgerl.training.rewards import first_wins, judge_prompt, point_value
+from judgerl.judges.values import first_wins, judge_prompt, point_value
 
 
 class MonitorConfig(BaseModel):

@@ -8,7 +8,6 @@ failure reason, and whether it came from the cache.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -98,7 +97,3 @@ class Ledger:
     def failures(self, limit: int = 20) -> list[tuple[str, str, int]]:
         return list(self.conn.execute("SELECT judge, failure, COUNT(*) FROM calls WHERE failure IS NOT NULL "
                                       "GROUP BY judge, failure ORDER BY 3 DESC LIMIT ?", (limit,)))
-
-
-def dump_json(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -10,15 +10,15 @@ it, the label comes from the strict parser on the free-form output.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from judgerl.judges.decode import generate_ids, last_token_logits
-from judgerl.judges.parse import expected_value, parse_verdict, verdict_values
+from judgerl.judges.parse import expected_value, parse_verdict, strip_verdict_lines, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
+from judgerl.model_loader import local_cuda_index, shared_model
 
 
 # All in-process model work runs on one long-lived thread: CUDA-graph trees (the fast decode path) keep
@@ -43,43 +43,6 @@ def _on_model_thread(fn):
             torch.cuda.set_device(local_cuda_index())  # the current device is per thread
         return fn()
     return asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, work)
-
-
-def local_cuda_index() -> int:
-    """This process's GPU: LOCAL_RANK under `accelerate launch`/torchrun, else the current device."""
-    import torch
-
-    return int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return f"cuda:{local_cuda_index()}" if torch.cuda.is_available() else "cpu"
-
-
-def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto"):
-    """Load a causal LM + tokenizer by embedded name, folder or hub id; left padding for batching."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from judgerl.models import resolve
-
-    path = resolve(name)
-    dev = pick_device(device)
-    if dtype == "auto":
-        torch_dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype)
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
-    model.eval()
-    return model, tok
 
 
 def chat_text(tok, messages: list[dict], add_generation_prompt: bool = True) -> str:
@@ -112,19 +75,11 @@ def value_token_ids(tok, values: list[int]) -> dict[int, list[int]]:
     return out
 
 
-def strip_verdict_lines(text: str, key: str) -> str:
-    """Reasoning without any verdict line the model wrote itself (the forced prefix follows it)."""
-    lines = text.rstrip().splitlines()
-    while lines and (not lines[-1].strip() or lines[-1].strip().lstrip("*#`_ ").lower().startswith(key.lower())):
-        lines.pop()
-    return "\n".join(lines).rstrip()
-
-
 class HFBackend:
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
         if model is None:
-            model, tokenizer = load_causal_lm(spec.model, spec.device, spec.dtype)
+            model, tokenizer = shared_model(spec.model, "causal", spec.device, spec.dtype)
         self.model, self.tok = model, tokenizer
         self.values = verdict_values(spec.format, spec.score_min, spec.score_max)
         self.value_ids = value_token_ids(self.tok, self.values)

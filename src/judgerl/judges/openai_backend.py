@@ -32,7 +32,8 @@ import re
 import time
 import weakref
 
-from judgerl.judges.parse import digit_distribution, expected_value, parse_verdict, split_think, verdict_values
+from judgerl.judges.parse import (digit_distribution, expected_value, parse_verdict, split_think, strip_verdict_lines,
+                                  verdict_values)
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
 
@@ -126,13 +127,6 @@ def _message_reasoning(message) -> str:
         if isinstance(val, str) and val.strip():
             return val.strip()
     return ""
-
-
-def strip_verdict_tail(text: str, key: str) -> str:
-    lines = text.rstrip().splitlines()
-    while lines and (not lines[-1].strip() or lines[-1].strip().lstrip("*#`_ ").lower().startswith(key.lower())):
-        lines.pop()
-    return "\n".join(lines).rstrip()
 
 
 class OpenAIBackend:
@@ -254,7 +248,7 @@ class OpenAIBackend:
             if spec.prefill and spec.mode == "reasoning" and (not parsed.valid or (spec.logprobs and probs is None)):
                 # force the verdict after the reasoning: second, short call continuing the answer
                 thoughts, answer = split_think(content)
-                body = strip_verdict_tail(answer, self.key.rstrip(":"))
+                body = strip_verdict_lines(answer, self.key.rstrip(":"))
                 prefix_text = (body + "\n" if body else "") + self.key
                 p2 = self._params(messages + [{"role": "assistant", "content": prefix_text}], 4, 0.0,
                                   spec.logprobs, prefill=True)

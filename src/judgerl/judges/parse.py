@@ -79,5 +79,13 @@ def expected_value(probs: list[float], values: list[int]) -> float:
     return float(sum(p * v for p, v in zip(probs, values)))
 
 
+def strip_verdict_lines(text: str, key: str) -> str:
+    """Reasoning without the verdict line(s) the model wrote at its end (a forced verdict follows it)."""
+    lines = text.rstrip().splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].strip().lstrip("*#`_ ").lower().startswith(key.lower())):
+        lines.pop()
+    return "\n".join(lines).rstrip()
+
+
 def verdict_values(fmt: str, lo: int = 0, hi: int = 9) -> list[int]:
     return list(range(lo, hi + 1)) if fmt == "pointwise" else [1, 2]

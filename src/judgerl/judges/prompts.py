@@ -8,20 +8,15 @@ so that a candidate cannot close its own fence.
 
 from __future__ import annotations
 
-import json
 import re
-from importlib.resources import files
 from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.judges.spec import JudgeRequest, JudgeSpec
+from judgerl.judges.templates import PLACEHOLDER_RE, TEMPLATE_DIR, read_template
 
-TEMPLATE_DIR = Path(str(files("judgerl.judges").joinpath("templates")))
 _FENCE = re.compile(r"\[\s*(?:(?:BEGIN|END)\s+)?(?:CANDIDATE\s+RESPONSE(?:\s*\d+)?|INSTRUCTION|RUBRIC)\s*\]",
                     re.IGNORECASE)
-PLACEHOLDERS = ("instruction", "response_1", "response_2", "score_min", "score_max", "rubric_block",
-                "output_instructions")
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 def verdict_prefix(fmt: str) -> str:
@@ -29,13 +24,8 @@ def verdict_prefix(fmt: str) -> str:
     return "Score: " if fmt == "pointwise" else "Preferred: "
 
 
-def default_template_path(spec: JudgeSpec) -> Path:
-    return TEMPLATE_DIR / f"{spec.format}.txt"
-
-
 def template_text(spec: JudgeSpec) -> str:
-    path = Path(spec.template) if spec.template else default_template_path(spec)
-    return path.read_text(encoding="utf-8")
+    return read_template(spec.template, spec.format)
 
 
 def neutralise(text: str) -> str:
@@ -45,17 +35,6 @@ def neutralise(text: str) -> str:
     harmless (sections are split before filling) but are defused too."""
     text = _FENCE.sub(lambda m: "(" + m.group(0)[1:-1].strip() + ")", text)
     return re.sub(r"===(\s*(?:SYSTEM|USER)\s*)===", r"==\1==", text, flags=re.IGNORECASE)
-
-
-def check_template(text: str) -> str | None:
-    """Why a template text is unusable (missing USER section, unknown placeholder), or None."""
-    if "=== USER ===" not in text:
-        return "template must contain a '=== USER ===' section"
-    unknown = sorted(set(_PLACEHOLDER.findall(text)) - set(PLACEHOLDERS))
-    if unknown:
-        return (f"unknown placeholder(s) {', '.join('{{' + u + '}}' for u in unknown)} "
-                f"(known: {', '.join(PLACEHOLDERS)})")
-    return None
 
 
 def output_instructions(spec: JudgeSpec) -> str:
@@ -85,7 +64,7 @@ def fill(template: str, values: dict[str, str]) -> str:
             raise JudgerlError(f"template placeholder {{{{{key}}}}} has no value (known: {sorted(values)})")
         return values[key]
 
-    return _PLACEHOLDER.sub(sub, template)
+    return PLACEHOLDER_RE.sub(sub, template)
 
 
 def split_sections(text: str) -> tuple[str, str]:
@@ -127,7 +106,3 @@ def render_rubric_request(instruction: str | list[dict], template: str | None = 
     values = {"instruction": neutralise(instruction_text(instruction))}
     system, user = (fill(part, values) for part in split_sections(text))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def messages_key(messages: list[dict]) -> str:
-    return json.dumps(messages, sort_keys=True)

@@ -18,23 +18,7 @@ import threading
 import time
 
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
-
-
-def load_reward_model(name: str, device: str = "auto", dtype: str = "auto"):
-    """(model, tokenizer) of a sequence-classification reward model by embedded name, folder or hub id."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from judgerl.judges.hf import pick_device
-    from judgerl.models import resolve
-
-    path = resolve(name)
-    dev = pick_device(device)
-    torch_dtype = (torch.bfloat16 if dev.startswith("cuda") else torch.float32) if dtype == "auto" else getattr(torch, dtype)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch_dtype).to(dev)
-    model.eval()
-    return model, tok
+from judgerl.model_loader import shared_model
 
 
 def conversation(req: JudgeRequest) -> list[dict]:
@@ -52,7 +36,7 @@ class RewardModelBackend:
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
         if model is None:
-            model, tokenizer = load_reward_model(spec.model, spec.device, spec.dtype)
+            model, tokenizer = shared_model(spec.model, "reward", spec.device, spec.dtype)
         self.model, self.tok = model, tokenizer
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token

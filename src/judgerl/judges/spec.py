@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from judgerl.judges.templates import check_template, read_template
+
 Backend = Literal["hf", "openai", "rm"]
 Format = Literal["pointwise", "pairwise"]
 Mode = Literal["reasoning", "direct"]
@@ -27,6 +29,15 @@ class Sampling(BaseModel):
     top_k: int = Field(0, ge=0, description="Top-k sampling; 0 disables it.")
     max_new_tokens: int = Field(256, ge=1, le=65536, description="Budget for reasoning + verdict.")
     seed: int = Field(0, description="Sampling seed (part of the cache key).")
+
+
+# What each backend is, stated once: every stage asks the spec instead of testing backend names.
+BACKEND_TRAITS = {
+    #          model class  weights here  remote server  scores bounded  native reasoning effort
+    "hf":     ("causal",    True,         False,         True,           False),
+    "rm":     ("reward",    True,         False,         False,          False),
+    "openai": (None,        False,        True,          True,           True),
+}
 
 
 class JudgeSpec(BaseModel):
@@ -87,23 +98,50 @@ class JudgeSpec(BaseModel):
         if self.template:
             if not Path(self.template).is_file():
                 raise ValueError(f"template file not found: {self.template}")
-            from judgerl.judges.prompts import check_template
-
             problem = check_template(Path(self.template).read_text(encoding="utf-8"))
             if problem:
                 raise ValueError(f"template {self.template}: {problem}")
         return self
 
+    # ---- backend traits (see BACKEND_TRAITS) --------------------------------------------------
+    @property
+    def model_kind(self) -> str | None:
+        """Class of weights loaded in this process: causal | reward | None (a remote server)."""
+        return BACKEND_TRAITS[self.backend][0]
+
+    @property
+    def in_process(self) -> bool:
+        """The judge's weights live in this process."""
+        return BACKEND_TRAITS[self.backend][1]
+
+    @property
+    def remote(self) -> bool:
+        """The judge is called over HTTP (base_urls, API key)."""
+        return BACKEND_TRAITS[self.backend][2]
+
+    @property
+    def bounded_scores(self) -> bool:
+        """Scores lie on score_min..score_max (an rm reward is an unbounded scalar)."""
+        return BACKEND_TRAITS[self.backend][3]
+
+    @property
+    def native_effort(self) -> bool:
+        """The server takes reasoning_effort (otherwise effort is a thinking-token budget)."""
+        return BACKEND_TRAITS[self.backend][4]
+
+    @property
+    def deterministic(self) -> bool:
+        """Same request, same verdict (greedy in-process decoding)."""
+        return self.in_process and self.sampling.temperature == 0
+
     def fingerprint(self) -> str:
         """Hash of every field that changes verdicts (not concurrency, timeouts or the name)."""
-        from judgerl.judges.prompts import template_text
-
         keep = self.model_dump(exclude={"name", "concurrency", "timeout_s", "max_retries", "cache",
                                         "base_urls", "api_key_env", "batch_size", "device",
                                         "reuse_prefix"})
         if not keep["extra_body"]:
             del keep["extra_body"]  # keeps fingerprints of specs made before the field existed
-        keep["template_text"] = template_text(self)
+        keep["template_text"] = read_template(self.template, self.format)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

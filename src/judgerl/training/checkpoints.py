@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from judgerl import JudgerlError
+from judgerl.model_loader import load_model
 
 log = logging.getLogger(__name__)
 
@@ -20,40 +20,9 @@ def use_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def torch_dtype(dtype: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if use_cuda() else torch.float32
-    return getattr(torch, dtype)
-
-
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    from judgerl.models import resolve
-
-    tok = AutoTokenizer.from_pretrained(resolve(name))
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
 def load_causal(name: str, dtype: str = "auto"):
-    """(model, tokenizer) for training; a clear error when the base model cannot be found."""
-    from transformers import AutoModelForCausalLM
-
-    from judgerl.models import resolve
-
-    try:
-        path = resolve(name)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
-    except (OSError, ValueError) as e:
-        raise JudgerlError(f"cannot load base model {name!r}: {str(e).splitlines()[0]}") from None
-    tok = load_tokenizer(name)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    return model, tok
+    """(model, tokenizer) of a causal LM to train (left on the CPU; the trainer places it)."""
+    return load_model(name, "causal", device=None, dtype=dtype, padding_side=None)
 
 
 def peft_config(cfg, task_type: str = "CAUSAL_LM"):

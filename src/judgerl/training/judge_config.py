@@ -126,7 +126,7 @@ class TrainJudgeConfig(BaseModel):
     format: Literal["pointwise", "pairwise"] = Field("pointwise", description="Judge format (bt_rm: pairwise data, "
                                                      "pointwise scalar judge).")
     base_model: str = Field("smollm2-135m-instruct", description="Embedded model name, local folder or HF id.")
-    annotations: str = Field(..., description="Annotation dataset folder (see judgerl.annotations).")
+    annotations: str = Field(..., description="Annotation dataset folder (see judgerl.annotate.dataset).")
     train_split: str = Field("train")
     validation_split: str = Field("validation")
     validation_limit: int | None = Field(None, ge=1, description="Validation rows judged at each selection point "

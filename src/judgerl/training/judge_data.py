@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from judgerl import JudgerlError
-from judgerl.annotations import load_annotations, load_manifest
-from judgerl.judges.hf import strip_verdict_lines
+from judgerl.annotate.dataset import check_score_range, gold_of, load_annotations, request_of
+from judgerl.judges.parse import strip_verdict_lines
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec
 
@@ -24,28 +24,6 @@ class JudgeExample:
     gold: int            # score (pointwise) or preferred response 1|2 (pairwise)
     reasoning: str       # gold thinking text ("" when absent)
     item_id: str = ""
-
-
-def request_of(row: dict, fmt: str) -> JudgeRequest:
-    responses = [row["response"]] if fmt == "pointwise" else list(row["responses"])
-    return JudgeRequest(prompt=row["prompt"], responses=responses, rubric=row.get("rubric"))
-
-
-def gold_of(row: dict, fmt: str) -> int | None:
-    return row.get("score") if fmt == "pointwise" else row.get("label")
-
-
-def check_score_range(path: str, rows: list[dict], lo: int, hi: int) -> None:
-    """Annotation score range (manifest judge spec and every row) must equal the configured one."""
-    judge = load_manifest(path).get("judge") or {}
-    a_lo, a_hi = judge.get("score_min", lo), judge.get("score_max", hi)
-    if (a_lo, a_hi) != (lo, hi):
-        raise JudgerlError(f"score range mismatch: {path} was annotated on {a_lo}-{a_hi}, the config says "
-                           f"{lo}-{hi} (set score_min/score_max to match)")
-    bad = [r for r in rows if not isinstance(r.get("score"), int) or not lo <= r["score"] <= hi]
-    if bad:
-        raise JudgerlError(f"score range mismatch: {len(bad)} row(s) of {path} have scores outside {lo}-{hi} "
-                           f"(first: item {bad[0].get('item_id')!r} score {bad[0].get('score')!r})")
 
 
 def load_examples(path: str, fmt: str, split: str, lo: int = 0, hi: int = 9, limit: int | None = None,

@@ -11,15 +11,7 @@ and logs the invalid rate through the `log_metric` hook TRL passes to reward fun
 from __future__ import annotations
 
 from judgerl.judges.parse import parse_verdict
-
-
-def completion_text(c) -> str:
-    """TRL passes plain strings, or [{'role': 'assistant', 'content': ...}] for chat prompts."""
-    if isinstance(c, str):
-        return c
-    if isinstance(c, list) and c and isinstance(c[-1], dict):
-        return str(c[-1].get("content", ""))
-    return str(c)
+from judgerl.judges.values import completion_text
 
 
 def pointwise_reward(text: str, gold: int, lo: int = 0, hi: int = 9) -> float:

@@ -23,155 +23,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
 from judgerl import JudgerlError
-from judgerl.evaluation.alarm import AlarmConfig
-from judgerl.evaluation.monitor import GoldMonitor, MonitorConfig
+from judgerl.evaluation.monitor import GoldMonitor
 from judgerl.judges.spec import JudgeSpec
+from judgerl.model_loader import load_model, shared_model
 from judgerl.rundir import RunDir
-from judgerl.training.rewards import RewardConfig, make_reward
-
-
-class GRPOSettings(BaseModel):
-    """TRL GRPOConfig fields with the paper's policy-RL defaults; `trl:` passes any other field."""
-
-    model_config = ConfigDict(extra="forbid")
-    learning_rate: float = 1e-6
-    num_generations: int = Field(8, ge=1)
-    per_device_train_batch_size: int = Field(8, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    steps_per_generation: int | None = Field(None, ge=1, description="Default: gradient_accumulation_steps.")
-    generation_batch_size: int | None = Field(None, ge=1, description="Default: per_device × processes × steps_per_generation.")
-    num_processes: int | None = Field(None, ge=1, description="World size; default WORLD_SIZE from the launcher, else 1.")
-    max_steps: int = Field(1200, ge=1)
-    max_completion_length: int = Field(2048, ge=1)
-    temperature: float = Field(0.7, gt=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    loss_type: str = Field("dapo", description="dapo = token-level normalisation (Eq. 2).")
-    epsilon: float = 0.2
-    epsilon_high: float = 0.3
-    beta: float = Field(0.0, ge=0.0, description="KL coefficient; 0 = no reference model (paper).")
-    scale_rewards: Literal["group", "batch", "none"] = "group"
-    num_iterations: int = Field(1, ge=1)
-    logging_steps: int = Field(1, ge=1)
-    save_steps: int = Field(100, ge=1)
-    save_total_limit: int | None = Field(None, ge=1)
-    save_final: bool = Field(True, description="Save the final policy to final/.")
-    seed: int = 0
-    bf16: bool | None = Field(None, description="Default: on when CUDA supports it.")
-    report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ...")
-    policy_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    trl: dict = Field(default_factory=dict, description="Extra GRPOConfig fields, passed through.")
-
-
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    sources: list[str] = Field(default_factory=lambda: ["pool:self-instruct"],
-                               description="pool:<name> or files (training/prompts.py).")
-    data_root: str | None = Field(None, description="Shared data folder; default JUDGERL_SHARED_DATA or ../shared/data.")
-    field: str | None = None
-    max_prompt_chars: int | None = Field(4000, ge=1)
-    max_prompts: int | None = Field(None, ge=1, description="Cap on training prompts.")
-    monitor_sources: list[str] | None = Field(None, description="Held-out monitor prompts; default: "
-                                              "monitor.n_prompts held out of the training pool.")
-    seed: int = 0
-
-
-class PolicyConfig(BaseModel):
-    """`judgerl train-policy --config policy.yaml`."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = "policy"
-    run_dir: str = "runs/policy"
-    policy: str = Field("smollm2-135m-instruct", description="Embedded name, folder or HF id of the policy.")
-    judge: JudgeSpec | str = Field(..., description="Training judge: inline spec, judge YAML path, or model name.")
-    gold: JudgeSpec | str | None = Field(None, description="Gold judge for the monitor.")
-    reward: RewardConfig = Field(default_factory=RewardConfig)
-    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
-    data: DataConfig = Field(default_factory=DataConfig)
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    alarm: AlarmConfig = Field(default_factory=AlarmConfig)
-
-
-# ---- validation (everything that can fail before any weights are loaded) --------------------
-def world_size(g: GRPOSettings) -> int:
-    return g.num_processes or int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def check_group_layout(g: GRPOSettings, whole_groups: bool, processes: int) -> dict:
-    """The batch layout TRL will use; refuses layouts that split a group when `whole_groups`.
-
-    TRL's RepeatSampler emits each prompt num_generations times in a row, and each process scores
-    its own consecutive slice of per_device_train_batch_size × steps_per_generation completions.
-    """
-    pd, G = g.per_device_train_batch_size, g.num_generations
-    if g.generation_batch_size is not None and g.steps_per_generation is not None:
-        raise JudgerlError("set grpo.generation_batch_size or grpo.steps_per_generation, not both")
-    if g.generation_batch_size is not None:
-        if g.generation_batch_size % (pd * processes):
-            raise JudgerlError(f"grpo.generation_batch_size ({g.generation_batch_size}) must be a multiple of "
-                               f"per_device_train_batch_size × processes ({pd} × {processes})")
-        spg = g.generation_batch_size // (pd * processes)
-    else:
-        spg = g.steps_per_generation or g.gradient_accumulation_steps
-    gbs = pd * processes * spg
-    local = pd * spg
-    if gbs % G:
-        raise JudgerlError(f"generation batch ({pd} per device × {processes} processes × {spg} steps_per_generation "
-                           f"= {gbs}) must be a multiple of num_generations ({G})")
-    if whole_groups and local % G:
-        raise JudgerlError(f"pairwise / group_mean rewards need whole groups on each process, but each of the "
-                           f"{processes} process(es) scores {pd} per device × {spg} steps_per_generation = {local} "
-                           f"completions, not a multiple of num_generations ({G}): a group would be split across "
-                           f"processes. Make per_device_train_batch_size × steps_per_generation a multiple of {G}")
-    return {"steps_per_generation": spg, "generation_batch_size": gbs, "local_generation_batch": local,
-            "prompts_per_step": gbs // G}
-
-
-def resolve_judge(value, what: str) -> JudgeSpec:
-    from judgerl.config import load_judge_spec
-    from judgerl.models import resolve
-
-    if isinstance(value, str):
-        p = Path(value)
-        if p.suffix in (".yaml", ".yml") and not p.is_file():
-            raise JudgerlError(f"{what}: judge config file not found: {value}")
-        try:
-            spec = load_judge_spec(value)
-        except JudgerlError as e:
-            raise JudgerlError(f"{what}: {e}") from None
-    else:
-        spec = value
-    if spec.backend in ("hf", "rm"):
-        try:
-            resolve(spec.model, fetch_missing=False)
-        except JudgerlError as e:
-            raise JudgerlError(f"{what} judge: {e}") from None
-    if spec.backend == "openai":
-        import importlib.util
-
-        if importlib.util.find_spec("judgerl.judges.openai_backend") is None:
-            raise JudgerlError(f"{what} judge uses backend 'openai', which is not available in this install")
-    return spec
+from judgerl.training.policy_config import PolicyConfig, check_policy
+from judgerl.training.rewards import make_reward
 
 
 def validate(cfg: PolicyConfig) -> dict:
-    """All checks that need no model: judges, gold, group layout, prompts. Returns resolved pieces."""
-    judge = resolve_judge(cfg.judge, "training")
-    if cfg.monitor.enabled and cfg.gold is None:
-        raise JudgerlError("the gold monitor needs a gold judge: set `gold:` (a judge spec, judge YAML or model "
-                           "name) or `monitor.enabled: false`")
-    gold = resolve_judge(cfg.gold, "gold") if cfg.gold is not None else None
-    pairwise = judge.format == "pairwise"
-    if pairwise and cfg.grpo.num_generations < 2:
-        raise JudgerlError("a pairwise judge needs grpo.num_generations >= 2")
-    layout = check_group_layout(cfg.grpo, pairwise or cfg.reward.on_failure == "group_mean", world_size(cfg.grpo))
+    """All checks that need no model (check_policy), then the prompts. Returns resolved pieces."""
     from judgerl.training.prompts import load_prompts
+
+    checked = check_policy(cfg)
+    layout = checked["layout"]
 
     d = cfg.data
     prompts = load_prompts(d.sources, d.data_root, d.field, d.max_prompt_chars, d.seed)
@@ -187,7 +56,7 @@ def validate(cfg: PolicyConfig) -> dict:
     prompts = prompts[:d.max_prompts] if d.max_prompts else prompts
     if len(prompts) < layout["prompts_per_step"]:
         raise JudgerlError(f"{len(prompts)} training prompts, but one step needs {layout['prompts_per_step']}")
-    return {"judge": judge, "gold": gold, "layout": layout, "prompts": prompts, "heldout": held}
+    return {**checked, "prompts": prompts, "heldout": held}
 
 
 # ---- building the trainer --------------------------------------------------------------------
@@ -202,38 +71,15 @@ class MetricsLogger(TrainerCallback):
             self.run.log_metrics({"step": state.global_step, **logs})
 
 
-def _load_policy(name: str, dtype: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from judgerl.models import resolve
-
-    path = resolve(name)
-    if dtype == "auto":
-        dtype = "bfloat16" if torch.cuda.is_available() else "float32"
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)), tok
-
-
 def _judges(run: RunDir, judge_spec: JudgeSpec, gold_spec: JudgeSpec | None, models: dict | None):
-    """Reward judge, monitor proxy judge (same backend object), gold judge; hf weights loaded once."""
-    from judgerl.judges.hf import load_causal_lm
-
+    """Reward judge, monitor proxy judge (same backend object), gold judge; weights from the shared
+    registry (each model loaded once per process) unless `models` hands some in by role."""
     loaded: dict = dict(models or {})
-    cache: dict = {}
 
     def weights(role: str, spec: JudgeSpec):
         if role in loaded:
             return loaded[role]
-        if spec.backend not in ("hf", "rm"):
-            return None, None
-        key = (spec.model, spec.device, spec.dtype)
-        if key not in cache:
-            cache[key] = load_causal_lm(spec.model, spec.device, spec.dtype) if spec.backend == "hf" else (None, None)
-        return cache[key]
+        return shared_model(spec.model, spec.model_kind, spec.device, spec.dtype) if spec.model_kind else (None, None)
 
     m, t = weights("judge", judge_spec)
     reward_judge = run.judge(judge_spec, "policy-reward", model=m, tokenizer=t)
@@ -291,7 +137,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     if main_process:
         run.save_config(cfg)
     args = grpo_args(cfg, ckpt_dir, v["layout"])
-    policy, tok = _load_policy(cfg.policy, cfg.grpo.policy_dtype)
+    policy, tok = load_model(cfg.policy, "causal", device=None, dtype=cfg.grpo.policy_dtype)
     reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
     reward = make_reward(reward_judge, cfg.reward, cfg.grpo.num_generations)
     train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])

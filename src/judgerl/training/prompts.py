@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 from pathlib import Path
 
 from judgerl import JudgerlError
 from judgerl.data import read_records
+from judgerl.paths import data_root
 
 _TEXT_FIELDS = ("prompt", "instruction", "query", "Instruction", "input")
 _WIZARD_EXCLUDE = {"Math", "Code Generation", "Code Debug", "Computer Science", "Physics", "Chemistry"}
-
-
-def data_root(configured: str | Path | None = None) -> Path:
-    """The configured folder, else $JUDGERL_SHARED_DATA, else ../shared/data."""
-    return Path(configured or os.environ.get("JUDGERL_SHARED_DATA") or "../shared/data")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -38,7 +33,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 def _pool(name: str, root: Path) -> list[str]:
     if name in ("writingbench", "eq-bench"):  # the annotate loaders (English queries; <SEED> filled in)
-        from judgerl.loaders import policy_prompts
+        from judgerl.annotate.loaders import policy_prompts
 
         return policy_prompts(name.replace("-", "_"), data_dir=str(root))
     if name == "wizardlm":

@@ -13,7 +13,8 @@ Algorithm choices:
 from __future__ import annotations
 
 from judgerl import JudgerlError
-from judgerl.training.checkpoints import load_tokenizer, peft_config, torch_dtype, training_precision
+from judgerl.model_loader import load_model
+from judgerl.training.checkpoints import peft_config, training_precision
 from judgerl.training.judge_config import TrainJudgeConfig
 from judgerl.training.judge_data import load_examples, require_rows
 
@@ -24,7 +25,7 @@ def prompt_messages(prompt) -> list[dict]:
 
 def preference_rows(cfg: TrainJudgeConfig, split: str, limit: int | None = None) -> list[dict]:
     """Pairwise gold labels -> TRL implicit-prompt preference rows."""
-    from judgerl.annotations import load_annotations
+    from judgerl.annotate.dataset import load_annotations
 
     examples = load_examples(cfg.annotations, "pairwise", split, limit=limit)
     if cfg.rm.consistent_only:
@@ -41,17 +42,6 @@ def preference_rows(cfg: TrainJudgeConfig, split: str, limit: int | None = None)
     return rows
 
 
-def load_rm(name: str, dtype: str = "auto"):
-    from transformers import AutoModelForSequenceClassification
-
-    from judgerl.models import resolve
-
-    tok = load_tokenizer(name)
-    model = AutoModelForSequenceClassification.from_pretrained(resolve(name), num_labels=1, dtype=torch_dtype(dtype))
-    model.config.pad_token_id = tok.pad_token_id
-    return model, tok
-
-
 def run_reward_model(cfg: TrainJudgeConfig, out_dir: str) -> tuple:
     """Train a BT reward model from cfg.base_model; returns (model, tokenizer, stats)."""
     from datasets import Dataset
@@ -60,7 +50,7 @@ def run_reward_model(cfg: TrainJudgeConfig, out_dir: str) -> tuple:
     rows = preference_rows(cfg, cfg.train_split, cfg.limit)
     if not rows:
         raise JudgerlError(f"{cfg.annotations}: no order-consistent pairs for rm.consistent_only")
-    model, tok = load_rm(cfg.base_model, cfg.dtype)
+    model, tok = load_model(cfg.base_model, "reward", device=None, dtype=cfg.dtype, padding_side=None)
     r = cfg.rm
     args = RewardConfig(
         output_dir=str(out_dir), learning_rate=r.learning_rate, lr_scheduler_type=r.lr_scheduler_type,

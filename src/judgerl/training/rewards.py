@@ -19,7 +19,7 @@
 Both classes are `async` callables: TRL 1.16 runs async reward functions concurrently on its own
 event loop. Groups are the consecutive blocks of `num_generations` completions TRL's RepeatSampler
 produces; a block whose prompts differ means the group was split, which is a hard error (config
-validation refuses such batch layouts before training, see policy_grpo.check_group_layout).
+validation refuses such batch layouts before training, see policy_config.check_group_layout).
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from judgerl import JudgerlError
 from judgerl.judges.spec import JudgeRequest, Verdict
+from judgerl.judges.values import completion_text, first_wins, judge_prompt, point_value
 
 log = logging.getLogger(__name__)
 FailurePolicy = Literal["drop", "group_mean"]
 Scheme = Literal["round_robin", "k_opponents", "anchor"]
 
 
-class RewardConfig(BaseModel):
+class JudgeRewardConfig(BaseModel):
     """How judge verdicts become rewards (the judge's format picks pointwise or pairwise)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,20 +56,6 @@ class RewardConfig(BaseModel):
     seed: int = Field(0, description="Seed of the k_opponents design and random pair order.")
 
 
-def completion_text(c) -> str:
-    """TRL completions are strings, or [{'role': 'assistant', 'content': ...}] for chat prompts."""
-    if isinstance(c, str):
-        return c
-    if isinstance(c, list):
-        return "".join(str(m.get("content", "")) for m in c if isinstance(m, dict))
-    return str(c)
-
-
-def judge_prompt(p):
-    """A TRL prompt (string or chat messages) as a JudgeRequest prompt."""
-    return p if isinstance(p, str) else [dict(m) for m in p]
-
-
 def groups_of(prompts: list, g: int) -> list[list[int]]:
     """Consecutive blocks of g indices; each must share one prompt, else the group was split."""
     if g < 1 or len(prompts) % g:
@@ -80,27 +67,6 @@ def groups_of(prompts: list, g: int) -> list[list[int]]:
             raise JudgerlError(f"completions {grp[0]}..{grp[-1]} do not share one prompt: group split across "
                                f"processes or num_generations mismatch")
     return out
-
-
-def point_value(v: Verdict) -> float | None:
-    if v is None or v.failed:
-        return None
-    if v.expected is not None and math.isfinite(v.expected):
-        return float(v.expected)
-    return float(v.label) if v.label is not None else None
-
-
-def first_wins(v: Verdict, aggregate: str) -> float | None:
-    """P(response 1 preferred) from a pairwise verdict (or the 0/1 vote); None if unusable."""
-    if v is None or v.failed:
-        return None
-    if aggregate == "vote":
-        if v.label in (1, 2):
-            return 1.0 if v.label == 1 else 0.0
-        return None if v.expected is None else float(v.expected > 0.5)
-    if v.expected is not None and math.isfinite(v.expected):
-        return float(v.expected)
-    return None if v.label not in (1, 2) else (1.0 if v.label == 1 else 0.0)
 
 
 def apply_failure_policy(rewards: list[float | None], groups: list[list[int]], policy: str) -> list[float | None]:
@@ -150,9 +116,9 @@ def win_rates(g: int, pairs: list[tuple[int, int]], p_first: dict[tuple[int, int
 
 
 class _JudgeReward:
-    def __init__(self, judge, cfg: RewardConfig | None = None, num_generations: int = 1, name: str = "judge"):
+    def __init__(self, judge, cfg: JudgeRewardConfig | None = None, num_generations: int = 1, name: str = "judge"):
         self.judge = judge
-        self.cfg = cfg or RewardConfig()
+        self.cfg = cfg or JudgeRewardConfig()
         self.num_generations = num_generations
         self.__name__ = name
         self.totals: Counter = Counter()  # cumulative counts, read by tests and the run summary
@@ -179,7 +145,7 @@ class _JudgeReward:
 class PointwiseReward(_JudgeReward):
     """reward(y) = E[score] under the judge's verdict-token distribution (paper §6)."""
 
-    def __init__(self, judge, cfg: RewardConfig | None = None, num_generations: int = 1, name: str = "judge_expected"):
+    def __init__(self, judge, cfg: JudgeRewardConfig | None = None, num_generations: int = 1, name: str = "judge_expected"):
         super().__init__(judge, cfg, num_generations, name)
 
     async def __call__(self, prompts, completions, **kw) -> list[float | None]:
@@ -198,7 +164,7 @@ class PointwiseReward(_JudgeReward):
 class PairwiseReward(_JudgeReward):
     """reward(y_i) = mean over opponents j of P(judge prefers y_i over y_j) within the group (Eq. 4)."""
 
-    def __init__(self, judge, cfg: RewardConfig | None = None, num_generations: int = 2, name: str = "judge_winrate"):
+    def __init__(self, judge, cfg: JudgeRewardConfig | None = None, num_generations: int = 2, name: str = "judge_winrate"):
         super().__init__(judge, cfg, num_generations, name)
         if num_generations < 2:
             raise JudgerlError("pairwise rewards need num_generations >= 2")
@@ -242,7 +208,7 @@ class PairwiseReward(_JudgeReward):
         return out
 
 
-def make_reward(judge, cfg: RewardConfig | None = None, num_generations: int = 1):
+def make_reward(judge, cfg: JudgeRewardConfig | None = None, num_generations: int = 1):
     """The reward callable matching the judge's format."""
     cls = PairwiseReward if judge.spec.format == "pairwise" else PointwiseReward
     return cls(judge, cfg, num_generations)

@@ -1,0 +1,111 @@
+"""Loading model weights: one loader for every stage, and a per-process registry that loads each model once.
+
+`load_model(name, kind)` returns (model, tokenizer) for a causal LM (`kind="causal"`: hf judges,
+policies, judge training) or a one-output sequence classifier (`kind="reward"`: rm judges, BT reward
+models). Names go through `judgerl.models.resolve` (embedded name, local folder or hub id).
+`device=None` leaves the weights on the CPU for a trainer to place; `"auto"` picks this process's GPU.
+
+`shared_model(...)` is the registry: judges, the gold judge and the quickstart's generation ask it,
+and the same (name, kind, device, dtype) is loaded once per process and shared. Weights that will be
+trained are never taken from it (a trainer owns and changes them).
+"""
+
+from __future__ import annotations
+
+from judgerl import JudgerlError
+
+KINDS = ("causal", "reward")
+_REGISTRY: dict[tuple, tuple] = {}
+
+
+def local_cuda_index() -> int:
+    """This process's GPU: LOCAL_RANK under torchrun/accelerate, else the current CUDA device."""
+    import os
+
+    import torch
+
+    if os.environ.get("LOCAL_RANK"):
+        return int(os.environ["LOCAL_RANK"])
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return f"cuda:{local_cuda_index()}" if torch.cuda.is_available() else "cpu"
+
+
+def torch_dtype(dtype: str, device: str | None = None):
+    """'auto' is bfloat16 on a GPU (or when no device is given and CUDA exists), float32 on the CPU."""
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    on_gpu = device.startswith("cuda") if device else torch.cuda.is_available()
+    return torch.bfloat16 if on_gpu else torch.float32
+
+
+def load_tokenizer(name: str, padding_side: str | None = None):
+    from transformers import AutoTokenizer
+
+    from judgerl.models import resolve
+
+    tok = AutoTokenizer.from_pretrained(resolve(name))
+    if padding_side:
+        tok.padding_side = padding_side
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(name: str, kind: str = "causal", device: str | None = "auto", dtype: str = "auto",
+               padding_side: str | None = "left"):
+    """(model, tokenizer); a one-line JudgerlError when the model cannot be found or read."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from judgerl.models import resolve
+
+    if kind not in KINDS:
+        raise JudgerlError(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})")
+    dev = pick_device(device) if device else None
+    try:
+        path = resolve(name)
+        if kind == "causal":
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, dev))
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1,
+                                                                       dtype=torch_dtype(dtype, dev))
+    except (OSError, ValueError) as e:
+        raise JudgerlError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
+    tok = load_tokenizer(name, padding_side)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    if dev:
+        model = model.to(dev)
+        model.eval()
+    return model, tok
+
+
+def _key(name: str, kind: str, device: str, dtype: str) -> tuple:
+    dev = pick_device(device)
+    return name, kind, dev, str(torch_dtype(dtype, dev))
+
+
+def shared_model(name: str, kind: str = "causal", device: str = "auto", dtype: str = "auto"):
+    """The process-wide (model, tokenizer) for inference, loaded on first use (left padding)."""
+    key = _key(name, kind, device, dtype)
+    if key not in _REGISTRY:
+        _REGISTRY[key] = load_model(name, kind, device, dtype, padding_side="left")
+    return _REGISTRY[key]
+
+
+def register(name: str, kind: str, device: str, dtype: str, model, tokenizer) -> None:
+    """Make already-loaded weights the shared ones (e.g. a policy's base weights reused as a judge)."""
+    _REGISTRY[_key(name, kind, device, dtype)] = (model, tokenizer)
+
+
+def clear() -> None:
+    """Forget every shared model (tests; freeing memory between stages)."""
+    _REGISTRY.clear()
