@@ -1,0 +1,58 @@
+"""`judgerl serve` settings: which judge, how verdicts become rewards, and how the server batches."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from judgerl.judges.spec import JudgeSpec
+from judgerl.training.rewards import JudgeRewardConfig
+
+# End-of-turn markers OpenRLHF leaves at the end of its decoded query (skip_special_tokens=False).
+EOS_MARKERS = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>", "<end_of_turn>",
+               "<|end|>", "<|return|>"]
+
+
+class OpenRLHFSettings(BaseModel):
+    """How the OpenRLHF remote-RM payload (query = prompt + response as one decoded string) is read."""
+
+    model_config = ConfigDict(extra="forbid")
+    instruction_from: str = Field("prompt", pattern="^(prompt|label)$", description=(
+        "What the judge sees as the instruction: `prompt` (the prompt string OpenRLHF sends, chat template "
+        "included when --apply_chat_template is on) or `label` (the dataset's --label_key column, e.g. the raw "
+        "instruction text)."))
+    strip_suffixes: list[str] = Field(default_factory=lambda: list(EOS_MARKERS), description=(
+        "End-of-turn markers removed from the end of the response (OpenRLHF decodes with special tokens)."))
+
+
+class ServeConfig(BaseModel):
+    """`judgerl serve --config serve.yaml`: one judge behind an HTTP reward endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field("serve", pattern="^serve$", description="Config kind marker (always `serve`).")
+    judge: JudgeSpec | str = Field(..., description="The judge: inline spec, judge YAML path, or model name.")
+    reward: JudgeRewardConfig = Field(default_factory=JudgeRewardConfig, description=(
+        "How verdicts become rewards: the same settings (failure policy, pairwise scheme) as train-policy's `reward:`."))
+    run_dir: str = Field("runs/serve", description="Where the judge's cache.sqlite and ledger.sqlite live.")
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default. Use 0.0.0.0 only on a "
+                      "trusted network: the server has no authentication.")
+    port: int = Field(8100, ge=0, le=65535, description="TCP port (0 = pick a free one).")
+    group_size: int | None = Field(None, ge=1, description=(
+        "Every group must have exactly this many items (e.g. the engine's samples per prompt); None = any size "
+        "(at least 2 for a pairwise judge)."))
+    max_batch_items: int = Field(64, ge=1, le=65536, description=(
+        "Items judged together across concurrent requests (a request's groups are never split; one larger "
+        "request is judged alone). The backend still chunks by the judge's batch_size."))
+    max_wait_ms: float = Field(5.0, ge=0.0, le=10000.0, description=(
+        "How long the first request of a batch waits for others to join it."))
+    max_in_flight: int = Field(256, ge=1, le=100000, description=(
+        "Requests accepted at once; more get HTTP 503 with Retry-After (back-pressure)."))
+    max_items_per_request: int = Field(4096, ge=1, description="Larger requests get HTTP 413.")
+    failure_reward: float = Field(0.0, description=(
+        "Reward sent to protocols that cannot carry null (OpenRLHF, verl) when the failure policy leaves an "
+        "item unscored; the JSON endpoint returns null instead. Always flagged in extra logs as judge_failed."))
+    remember_groups: int = Field(100000, ge=0, description=(
+        "How many group ids are remembered to refuse a group split across requests (HTTP 409)."))
+    shutdown_grace_s: float = Field(60.0, ge=0.0, description=(
+        "On SIGTERM/SIGINT: stop accepting, then wait this long for in-flight requests before closing them."))
+    openrlhf: OpenRLHFSettings = Field(default_factory=OpenRLHFSettings, description="OpenRLHF payload reading.")
+    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$", description="uvicorn log level.")
