@@ -115,10 +115,12 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict):
         raise JudgerlError(f"invalid GRPO settings: {str(e).splitlines()[0]}") from None
 
 
-def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = None) -> dict:
+def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = None,
+                 extra_callbacks: list | None = None) -> dict:
     """Validate, build the GRPOTrainer with the judge reward and the gold monitor, train, summarise.
 
-    `models` optionally maps "judge" / "gold" to already loaded (model, tokenizer) pairs for hf judges.
+    `models` optionally maps "judge" / "gold" to already loaded (model, tokenizer) pairs for hf judges;
+    `extra_callbacks` are TrainerCallbacks (e.g. a wall-clock budget), run after the monitor.
     """
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
@@ -147,6 +149,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         held = [[{"role": "user", "content": p}] for p in v["heldout"]]
         monitor = GoldMonitor(run, held, proxy, gold, cfg.monitor, cfg.alarm)
         callbacks.append(monitor)
+    callbacks += list(extra_callbacks or [])
     trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=train,
                           processing_class=tok, callbacks=callbacks)
     if monitor is not None:
