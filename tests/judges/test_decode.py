@@ -82,10 +82,11 @@ def test_prefix_reuse_gives_the_same_tokens_and_logits_on_smollm2(smollm2):
     kw = dict(max_new_tokens=12, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     plain = generate_ids(model, ids, mask, fast=False, **kw)
     reused = generate_ids(model, ids, mask, fast=False, reuse_prefix=True, **kw)
-    static = generate_ids(model, ids, mask, fast=True, reuse_prefix=True, **kw)  # StaticCache filled with the prefix
-    assert plain.shape == reused.shape == static.shape == (4, 12)
-    assert torch.equal(plain, reused) and torch.equal(plain, static)
-    again = generate_ids(model, ids[:3], mask[:3], fast=True, reuse_prefix=True, **kw)  # new shape: cache replaced
+    static = generate_ids(model, ids, mask, fast="compile", reuse_prefix=True, **kw)  # StaticCache filled with the prefix
+    engine = generate_ids(model, ids, mask, fast=True, reuse_prefix=True, **kw)  # static_decode (eager on CPU)
+    assert plain.shape == reused.shape == static.shape == engine.shape == (4, 12)
+    assert torch.equal(plain, reused) and torch.equal(plain, static) and torch.equal(plain, engine)
+    again = generate_ids(model, ids[:3], mask[:3], fast="compile", reuse_prefix=True, **kw)  # new shape: cache replaced
     assert torch.equal(again, plain[:3]) and len(model._judgerl_prefix_caches) == 1
     ref = last_token_logits(model, ids, mask)
     got = last_token_logits(model, ids, mask, reuse_prefix=True)

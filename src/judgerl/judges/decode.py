@@ -1,7 +1,10 @@
 """Batched generation for judge workloads: plain `generate`, or the fast path on GPU.
 
 Plain HF `generate` with a dynamic KV cache is launch-bound on a GPU (one Python-driven forward per
-token, hundreds of small kernels each). The fast path uses what transformers supports natively:
+token, hundreds of small kernels each). The fast path (`fast=True`, default on CUDA) is
+`static_decode.StaticDecoder`: a static cache and one captured CUDA graph per batch shape, no
+compilation, sampling with a private generator. Models it does not support (local attention) and
+`fast="compile"` take transformers' own compiled path:
 a **static KV cache** (`cache_implementation="static"`), which makes the decode step shape-stable
 so transformers auto-compiles it with `torch.compile(mode="reduce-overhead")`, i.e. **CUDA graphs**
 (one graph replay per token), and defers the stop check so there is no host sync per token.
@@ -167,18 +170,35 @@ def last_token_logits(model, input_ids, attention_mask, reuse_prefix: bool = Fal
         return out.logits[:, -1, :]
 
 
+ROW_BUCKET = 16  # the graph engine pads a batch's rows to a multiple of this (fewer shapes to capture)
+
+
 def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, seed: int = 0, pad_token_id: int | None = None,
-                 eos_token_id=None, fast: bool | None = None, pad_rows_to: int | None = None,
+                 eos_token_id=None, fast: bool | str | None = None, pad_rows_to: int | None = None,
                  min_new_tokens: int | None = None, reuse_prefix: bool = False):
-    """Generate continuations; returns the new token ids [batch, <=max_new_tokens] (prompt stripped)."""
+    """Generate continuations; returns the new token ids [batch, <=max_new_tokens] (prompt stripped,
+    pad after EOS). fast: False = plain `generate`; True = the graph engine where the model supports
+    it (else the compiled path); "compile" = transformers' compiled static-cache path; None = True on
+    CUDA. Sampling is seeded with `seed` without touching the global RNG."""
     import torch
+
+    from judgerl.judges.static_decode import decoder_for, supported
 
     if fast is None:
         fast = input_ids.device.type == "cuda"
     rows = input_ids.shape[0]
     input_ids, attention_mask, p = split_shared_prefix(input_ids, attention_mask, reuse_prefix, pad_token_id, model,
                                                        input_ids.shape[1] + max_new_tokens)
+    if fast is True and not min_new_tokens and supported(model):
+        eos = [] if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
+        gen = torch.Generator(device=input_ids.device).manual_seed(seed)
+        target = min(pad_rows_to or rows, round_up(rows, ROW_BUCKET)) if input_ids.device.type == "cuda" else rows
+        out = decoder_for(model).generate(input_ids, attention_mask, max_new_tokens=max_new_tokens,
+                                          temperature=temperature, top_p=top_p, top_k=top_k, eos_token_ids=eos,
+                                          pad_token_id=pad_token_id if pad_token_id is not None else 0, generator=gen,
+                                          prefix_len=p, pad_rows_to=max(target, rows))
+        return out.tokens
     if fast and pad_rows_to and rows < pad_rows_to:  # a fixed batch shape avoids a recompile
         extra = pad_rows_to - rows
         input_ids = torch.cat([input_ids, input_ids[-1:].expand(extra, -1)], 0)
@@ -187,7 +207,6 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
     if min_new_tokens:
         kw["min_new_tokens"] = min_new_tokens
     if temperature > 0:
-        torch.manual_seed(seed)
         kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None)
     else:
         kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -200,6 +219,9 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
         kw.update(disable_compile=True)
     if p:
         kw["past_key_values"] = _prefix_cache(model, input_ids[0, :p], input_ids.shape[0], fast, cache_len)
-    with torch.inference_mode():
+    # generate() samples from the global RNG: seed a forked copy, so the caller's RNG stream is left as it was
+    with torch.random.fork_rng(devices=[input_ids.device] if input_ids.device.type == "cuda" else []), \
+            torch.inference_mode():
+        torch.manual_seed(seed)
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
     return out[:rows, input_ids.shape[1]:]

@@ -1,0 +1,274 @@
+"""Static-cache decoding with one CUDA graph per batch shape: policy rollouts and judge reasoning.
+
+transformers' own fast path (decode.py, `fast="compile"`) compiles the decode step with
+`torch.compile(mode="reduce-overhead")`: 30-40 s per new shape, and a recompile for every new
+(batch, cache length) pair, up to dynamo's recompile limit, after which it silently runs eager.
+This engine captures the model's eager one-token step once per (rows, cache length) with
+`torch.cuda.CUDAGraph` (well under a second) and replays it; nothing is compiled.
+
+One step = one graph replay: write the mask column of the new slot, forward one token for every row
+through a `StaticCache` (a 4-D boolean mask is passed, so transformers builds no mask), then in the
+same graph scale the logits by the temperature, keep the top-k / top-p set exactly as transformers'
+warpers do, pick a token and its log-probability, store both, and advance positions and EOS flags.
+Randomness comes from Exponential(1) noise that the host writes into a static buffer before each
+replay with the caller's own `torch.Generator` (argmax p_i / E_i is an exact draw from p), so the
+global RNG is never touched. The host syncs once every `CHECK_EVERY` steps to stop when every row ended.
+
+Prefill runs eagerly, at most once per distinct row: `rows` maps output rows to input rows (the G
+rollouts of a prompt share one prefill) and `prefix_len` shares a leading span of every row
+(judge template: computed once at batch 1). Its KV is copied into the static cache.
+
+Weights are read in place: optimizer steps update parameters without moving them, so the next replay
+sees them. The graphs are re-captured if any parameter or buffer moved (`.to()`, reload).
+Returned log-probabilities are log softmax(logits / T) of the sampled token, before top-k / top-p:
+the quantity TRL's GRPO loss computes. On CPU the same step runs eagerly (no graph).
+Only models whose layers all attend fully are supported (`supported`); others use decode.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CHECK_EVERY = 8       # decode steps between host checks for "all rows ended"
+LEN_BUCKET = 128      # cache lengths are rounded up to this (fewer shapes, fewer captures)
+MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and graph per model
+
+
+def supported(model) -> bool:
+    """Full-attention decoder with SDPA attention (a boolean mask): every layer reads the whole static cache."""
+    from judgerl.judges.decode import GQA_ATTENTION, local_attention_window
+
+    impl = getattr(model.config, "_attn_implementation", None)
+    return local_attention_window(model) is None and impl in ("sdpa", GQA_ATTENTION)
+
+
+@dataclass
+class Generated:
+    tokens: object       # LongTensor [rows, n]: pad after each row's first EOS
+    logprobs: object     # FloatTensor [rows, n]: 0 after each row's first EOS
+    lengths: list[int]   # new tokens per row, its EOS included
+
+
+def pick_tokens(logits, temperature: float, top_k: int, top_p: float, noise=None):
+    """(token, logprob) per row from float32 logits [B, V]: greedy when temperature <= 0, else an exact
+    draw from softmax(logits / T) restricted to the top-k, then top-p set (transformers' order and
+    tie rule for top-p; top-k keeps exactly k). `noise` holds Exponential(1) draws, [B, V] or [B, k]."""
+    import torch
+
+    if temperature <= 0:
+        tok = logits.argmax(-1)
+        return tok, logits.gather(1, tok[:, None])[:, 0] - logits.logsumexp(-1)
+    z = logits / temperature
+    lse = z.logsumexp(-1)
+    gumbel = -noise.clamp_min(1e-30).log()
+    if top_k and top_k < z.shape[-1]:
+        vals, idx = z.topk(top_k, dim=-1)                          # sorted, largest first
+        if top_p < 1.0:
+            asc = vals.flip(-1)
+            remove = asc.softmax(-1).cumsum(-1) <= 1 - top_p
+            remove[:, -1] = False                                  # the most likely token always stays
+            vals = vals.masked_fill(remove.flip(-1), float("-inf"))
+        choice = (vals + gumbel[:, :top_k]).argmax(-1, keepdim=True)
+        tok = idx.gather(1, choice)[:, 0]
+    else:
+        if top_p < 1.0:
+            srt, order = z.sort(-1)                                # ascending, as transformers' TopPLogitsWarper
+            remove = srt.softmax(-1).cumsum(-1) <= 1 - top_p
+            remove[:, -1] = False
+            z_f = z.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+        else:
+            z_f = z
+        tok = (z_f + gumbel).argmax(-1)
+    return tok, z.gather(1, tok[:, None])[:, 0] - lse
+
+
+class _Entry:
+    """Static cache, step buffers and (on CUDA) the captured graph for one (rows, cache length)."""
+
+    def __init__(self, model, rows: int, length: int, vocab: int, noise_width: int):
+        import torch
+        from transformers import StaticCache
+
+        dev = model.device
+        self.rows, self.length = rows, length
+        self.cache = StaticCache(config=model.config, max_cache_len=length)
+        p = next(model.parameters())
+        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dummy = torch.zeros(rows, kvh, 1, hd, dtype=p.dtype, device=dev)
+        for layer in self.cache.layers:
+            layer.lazy_initialization(dummy, dummy)
+        self.tok_in = torch.zeros(rows, 1, dtype=torch.long, device=dev)
+        self.pos = torch.zeros(rows, 1, dtype=torch.long, device=dev)
+        self.mask = torch.zeros(rows, 1, 1, length, dtype=torch.bool, device=dev)
+        self.finished = torch.zeros(rows, dtype=torch.bool, device=dev)
+        self.t = torch.zeros(1, dtype=torch.long, device=dev)
+        self.noise = torch.ones(rows, noise_width, dtype=torch.float32, device=dev)
+        self.tokens = torch.zeros(rows, length, dtype=torch.long, device=dev)
+        self.logprobs = torch.zeros(rows, length, dtype=torch.float32, device=dev)
+        self.graph = None
+        self.key = None  # sampling settings the graph was captured with
+        self.ptrs = None
+
+
+class StaticDecoder:
+    """Per-model decoding engine; get it with `decoder_for(model)`."""
+
+    def __init__(self, model):
+        self.model = model
+        self.entries: dict[tuple[int, int], _Entry] = {}
+        self.pool = None
+        self.captures = 0  # graphs captured so far (tests and benches read it)
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _ptrs(self) -> tuple:
+        m = self.model
+        return tuple(t.data_ptr() for t in (*m.parameters(), *m.buffers()))
+
+    def _entry(self, rows: int, need: int, vocab: int, noise_width: int) -> _Entry:
+        for (r, length), e in self.entries.items():  # reuse a cache that is long enough and not much longer
+            if r == rows and need <= length <= 2 * need + LEN_BUCKET and e.noise.shape[1] == noise_width:
+                return e
+        length = -(-need // LEN_BUCKET) * LEN_BUCKET
+        while len(self.entries) >= MAX_ENTRIES:
+            self.entries.pop(next(iter(self.entries)))
+        e = self.entries[(rows, length)] = _Entry(self.model, rows, length, vocab, noise_width)
+        return e
+
+    def _step(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
+        import torch
+
+        temperature, top_k, top_p = sampling
+        e.mask.index_fill_(3, e.cache.layers[0].cumulative_length.view(1), True)
+        out = self.model(input_ids=e.tok_in, attention_mask=e.mask, position_ids=e.pos, past_key_values=e.cache,
+                         use_cache=True, logits_to_keep=1)
+        tok, lp = pick_tokens(out.logits[:, -1].float(), temperature, top_k, top_p, e.noise)
+        tok = torch.where(e.finished, torch.full_like(tok, pad_token_id), tok)
+        lp = lp.masked_fill(e.finished, 0.0)
+        e.tokens.index_copy_(1, e.t, tok[:, None])
+        e.logprobs.index_copy_(1, e.t, lp[:, None])
+        if eos is not None:
+            e.finished |= torch.isin(tok, eos)
+        e.tok_in.copy_(tok[:, None])
+        e.pos.add_(1)
+        e.t.add_(1)
+
+    def _capture(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
+        import torch
+
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):  # warm-up (library handles, autotuning) outside the capture
+                self._step(e, sampling, eos, pad_token_id)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, pool=self.pool, capture_error_mode="thread_local"):
+            self._step(e, sampling, eos, pad_token_id)
+        e.graph, e.key, e.ptrs = g, (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id), self._ptrs()
+        self.captures += 1
+
+    # ---- prefill ----------------------------------------------------------------------------
+    def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int):
+        """Eager prefill of the distinct input rows; KV copied into the cache rows; returns last logits."""
+        import torch
+        from transformers import DynamicCache
+
+        m = self.model
+        pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kv = DynamicCache(config=m.config)
+        if prefix_len:
+            m(input_ids=input_ids[:1, :prefix_len], position_ids=pos[:1, :prefix_len], past_key_values=kv, use_cache=True)
+            kv.batch_repeat_interleave(input_ids.shape[0])
+            out = m(input_ids=input_ids[:, prefix_len:], attention_mask=attention_mask, position_ids=pos[:, prefix_len:],
+                    past_key_values=kv, use_cache=True, logits_to_keep=1)
+        else:
+            out = m(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, past_key_values=kv,
+                    use_cache=True, logits_to_keep=1)
+        width = input_ids.shape[1]
+        for src, dst in zip(kv.layers, e.cache.layers):
+            dst.keys[:, :, :width].copy_(src.keys.index_select(0, rows))
+            dst.values[:, :, :width].copy_(src.values.index_select(0, rows))
+            dst.cumulative_length.fill_(width)
+        e.mask.zero_()
+        e.mask[:, 0, 0, :width] = attention_mask.bool().index_select(0, rows)
+        e.pos.copy_(attention_mask.long().sum(-1, keepdim=True).index_select(0, rows))
+        return out.logits[:, -1].float().index_select(0, rows)
+
+    # ---- public -----------------------------------------------------------------------------
+    def generate(self, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
+                 top_p: float = 1.0, top_k: int = 0, eos_token_ids=(), pad_token_id: int = 0, generator=None,
+                 rows=None, prefix_len: int = 0, pad_rows_to: int | None = None) -> Generated:
+        """Decode up to `max_new_tokens` for each output row. Inputs are left padded (or laid out
+        [prefix][pad][suffix] with `prefix_len` > 0); `rows` (LongTensor) maps each output row to an input
+        row (default: one each); `pad_rows_to` pads the batch with copies of the last row (fixed shapes)."""
+        import torch
+
+        from judgerl.judges.decode import use_grouped_attention
+
+        m, dev = self.model, input_ids.device
+        n_out = input_ids.shape[0] if rows is None else len(rows)
+        rows = torch.arange(n_out, device=dev) if rows is None else torch.as_tensor(rows, device=dev)
+        if pad_rows_to and n_out < pad_rows_to:
+            rows = torch.cat([rows, rows[-1:].expand(pad_rows_to - n_out)])
+        b = rows.shape[0]
+        vocab = m.config.get_text_config().vocab_size if hasattr(m.config, "get_text_config") else m.config.vocab_size
+        sampling = (float(temperature), int(top_k or 0), float(top_p))
+        noise_width = (top_k if top_k and top_k < vocab else vocab) if temperature > 0 else 1
+        eos = torch.tensor(sorted(set(eos_token_ids or ())), dtype=torch.long, device=dev) if eos_token_ids else None
+        use_graph = dev.type == "cuda"
+        was_training, impl = m.training, m.config._attn_implementation
+        m.eval()
+        use_grouped_attention(m)  # K/V read once per KV head, not repeated over the whole cache
+        try:
+            with torch.inference_mode():
+                e = self._entry(b, input_ids.shape[1] + max_new_tokens, vocab, noise_width)
+                key = (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id)
+                if use_graph and (e.graph is None or e.key != key or e.ptrs != self._ptrs()):
+                    self._capture(e, sampling, eos, pad_token_id)
+                last = self._prefill(e, input_ids, attention_mask, rows, prefix_len)
+                noise = e.noise
+                if temperature > 0:
+                    noise.exponential_(generator=generator)
+                tok, lp = pick_tokens(last, *sampling, noise)
+                e.tokens[:, 0] = tok
+                e.logprobs[:, 0] = lp
+                e.finished.copy_(torch.isin(tok, eos) if eos is not None else torch.zeros_like(e.finished))
+                e.tok_in.copy_(tok[:, None])
+                e.t.fill_(1)
+                n = 1
+                while n < max_new_tokens:
+                    if n % CHECK_EVERY == 0 and bool(e.finished.all()):
+                        break
+                    if temperature > 0:
+                        noise.exponential_(generator=generator)
+                    if use_graph:
+                        e.graph.replay()
+                    else:
+                        self._step(e, sampling, eos, pad_token_id)
+                    n += 1
+                tokens = e.tokens[:n_out, :n].clone()
+                logprobs = e.logprobs[:n_out, :n].clone()
+        finally:
+            m.train(was_training)
+            if m.config._attn_implementation != impl:
+                m.set_attn_implementation(impl)
+        lengths = [n] * n_out
+        if eos is not None and n_out:
+            hit = torch.isin(tokens, eos)
+            first = torch.where(hit.any(1), hit.int().argmax(1) + 1, torch.full_like(hit[:, 0], n, dtype=torch.long))
+            lengths = first.tolist()
+            width = max(lengths)  # as generate(): no column after the last row's EOS
+            tokens, logprobs = tokens[:, :width], logprobs[:, :width]
+        return Generated(tokens, logprobs, lengths)
+
+
+def decoder_for(model) -> StaticDecoder:
+    """The model's engine (kept on the model, so graphs and caches live as long as it does)."""
+    eng = model.__dict__.get("_judgerl_static_decoder")
+    if eng is None:
+        eng = model.__dict__["_judgerl_static_decoder"] = StaticDecoder(model)
+    return eng
