@@ -48,7 +48,26 @@ class GRPOSettings(BaseModel):
     bf16: bool | None = Field(None, description="Default: on when CUDA supports it.")
     report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ...")
     policy_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Policy weight dtype; auto = bfloat16 on a GPU, float32 on the CPU.")
+    use_vllm: bool = Field(False, description="Roll out with vLLM instead of transformers' generate (TRL use_vllm). "
+                           "Needs vLLM on a CUDA machine (`pip install trl[vllm]`); it does not install on CPU-only hosts.")
+    vllm_mode: Literal["server", "colocate"] = Field("colocate", description=(
+        "server: a separate `trl vllm-serve` process on its own GPUs generates and receives the new weights each "
+        "step; colocate: a vLLM engine inside every training process shares its GPU."))
+    vllm_server_host: str = Field("127.0.0.1", description="Host of the `trl vllm-serve` rollout server (server mode).")
+    vllm_server_port: int = Field(8000, ge=1, le=65535, description="Port of the `trl vllm-serve` rollout server (server mode).")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0, description=(
+        "GPU memory fraction vLLM may take in colocate mode (server mode: pass --gpu-memory-utilization to trl vllm-serve)."))
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description=(
+        "GPUs per vLLM engine in colocate mode; must divide the world size (server mode: trl vllm-serve "
+        "--tensor-parallel-size)."))
     trl: dict = Field(default_factory=dict, description="Extra GRPOConfig fields, passed through.")
+
+    def vllm_url(self) -> str:
+        return f"http://{self.vllm_server_host}:{self.vllm_server_port}"
+
+
+VLLM_FIELDS = ("use_vllm", "vllm_mode", "vllm_server_host", "vllm_server_port", "vllm_gpu_memory_utilization",
+               "vllm_tensor_parallel_size")
 
 
 class DataConfig(BaseModel):
@@ -151,4 +170,27 @@ def check_policy(cfg: PolicyConfig) -> dict:
     if pairwise and cfg.grpo.num_generations < 2:
         raise JudgerlError("a pairwise judge needs grpo.num_generations >= 2")
     layout = check_group_layout(cfg.grpo, pairwise or cfg.reward.on_failure == "group_mean", world_size(cfg.grpo))
+    check_vllm(cfg.grpo, world_size(cfg.grpo), [s for s in (judge, gold) if s is not None])
     return {"judge": judge, "gold": gold, "layout": layout}
+
+
+def check_vllm(g: GRPOSettings, processes: int, judges: list[JudgeSpec]) -> None:
+    """vLLM rollout settings: typed fields not shadowed in `trl:`, colocate TP divides the world size, and
+    a rollout server that is not also a judge endpoint."""
+    shadow = sorted(set(g.trl) & set(VLLM_FIELDS))
+    if shadow:
+        raise JudgerlError(f"set grpo.{shadow[0]} directly, not under grpo.trl (it is a typed field)")
+    if not g.use_vllm:
+        return
+    if getattr(g, "rollout", "auto") == "engine":
+        raise JudgerlError("grpo.rollout: engine and grpo.use_vllm both choose the rollout path; set one "
+                           "(rollout: auto or trl with use_vllm)")
+    if g.vllm_mode == "colocate" and processes % g.vllm_tensor_parallel_size:
+        raise JudgerlError(f"grpo.vllm_tensor_parallel_size ({g.vllm_tensor_parallel_size}) must divide the world size "
+                           f"({processes} process(es)) in colocate mode: each vLLM engine spans that many training ranks")
+    if g.vllm_mode == "server":
+        url = g.vllm_url()
+        for s in judges:
+            if s.remote and any(u.rstrip("/").removesuffix("/v1") == url for u in s.base_urls):
+                raise JudgerlError(f"the vLLM rollout server {url} is also the endpoint of judge {s.name!r}: "
+                                   f"trl vllm-serve serves the policy being trained; give the judge its own server")

@@ -31,7 +31,7 @@ from judgerl.evaluation.monitor import GoldMonitor
 from judgerl.judges.spec import JudgeSpec
 from judgerl.model_loader import load_model, shared_model
 from judgerl.rundir import RunDir
-from judgerl.training.policy_config import PolicyConfig, check_policy
+from judgerl.training.policy_config import VLLM_FIELDS, PolicyConfig, check_policy
 from judgerl.training.rewards import make_reward
 
 
@@ -41,6 +41,12 @@ def validate(cfg: PolicyConfig) -> dict:
 
     checked = check_policy(cfg)
     layout = checked["layout"]
+    if cfg.grpo.use_vllm:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise JudgerlError("grpo.use_vllm needs vLLM in this environment (`pip install trl[vllm]`, CUDA only); "
+                               "it is not installed here. Set grpo.use_vllm: false to roll out with generate()")
 
     d = cfg.data
     prompts = load_prompts(d.sources, d.data_root, d.field, d.max_prompt_chars, d.seed)
@@ -108,6 +114,7 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict):
               dataloader_pin_memory=torch.cuda.is_available())
     kw["steps_per_generation" if g.generation_batch_size is None else "generation_batch_size"] = (
         layout["steps_per_generation"] if g.generation_batch_size is None else g.generation_batch_size)
+    kw.update({f: getattr(g, f) for f in VLLM_FIELDS})  # TRL 1.16 GRPOConfig names, one to one
     kw.update(g.trl)
     try:
         return GRPOConfig(**kw)
