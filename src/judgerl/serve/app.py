@@ -13,6 +13,7 @@ closes), requests in flight finish within `shutdown_grace_s`, then the batcher d
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -123,6 +124,11 @@ def build_app(service: RewardService):
         except Closed as e:
             status = 503
             return _error(503, str(e), {"Retry-After": "5"})
+        except asyncio.CancelledError:  # uvicorn's shutdown_grace_s ran out: answer, do not vanish
+            asyncio.current_task().uncancel()
+            status = 503
+            return _error(503, "the reward server shut down before this request was judged (shutdown_grace_s)",
+                          {"Retry-After": "5"})
         except Exception as e:  # noqa: BLE001 - a bug must answer 500, not hang the client
             status = 500
             log.exception("reward request failed")
