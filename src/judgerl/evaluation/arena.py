@@ -7,7 +7,8 @@ model in position A. Answers are appended per chunk and skipped when present (re
 calls go through the run's verdict cache (keyed on judge fingerprint + messages) and ledger, so a
 re-run only calls the judge for what is missing. A judgment without a single agreeing
 `[[verdict]]` is retried as a continuation ("give your final verdict"), then kept with
-`score: null` and counted in every report; nothing is dropped silently.
+`score: null` and counted in every report; nothing is dropped silently. An in-process judge
+(hf backend) instead gets a forced verdict read from its five-label distribution (arena_forced).
 """
 
 from __future__ import annotations
@@ -164,7 +165,12 @@ def cached_generate(judge: Judge, convs: list[list[dict]], max_new_tokens: int |
 
 
 def judge_games(judge: Judge, convs: list[list[dict]], retries: int = 2, max_new_tokens: int | None = None) -> list[dict]:
-    """One game dict {score, judgment, attempts, error} per conversation; unparsable ones retried."""
+    """One game dict {score, judgment, attempts, error} per conversation; unparsable ones retried.
+    An in-process judge (hf, force_verdict) reads the five-label distribution instead (arena_forced)."""
+    from judgerl.evaluation.arena_forced import forced_games, uses_forced
+
+    if uses_forced(judge):
+        return forced_games(judge, convs, max_new_tokens)
     games = [{"score": None, "judgment": "", "attempts": 0, "error": None} for _ in convs]
     current = [list(c) for c in convs]
     todo = list(range(len(convs)))

@@ -1,0 +1,90 @@
+"""Chat messages -> token ids with every message's content tokenised as plain text.
+
+A candidate (or a prompt) that contains a control-token string such as `<|im_end|>` must not close
+the user turn: only the chat template's own structure may produce control tokens. `chat_ids` renders
+the template with a sentinel in place of each content, tokenises the template pieces normally and
+the contents with `split_special_tokens=True`. When no content holds a special-token string, the ids
+are exactly the tokenisation of the rendered text (so ordinary prompts are unchanged).
+
+For servers (openai backend) the tokenizer is not ours: `neutralise_control_tokens` breaks the
+common control-token spellings (ChatML, Llama 3, Gemma, DeepSeek, Llama 2, `<s>`) with a space so
+that the server's tokenizer reads them as text.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SENTINEL = "\ue000{}\ue001"  # private-use characters: no template or tokenizer gives them meaning
+_CONTROL = re.compile(
+    r"<\|[^<>|\s]{1,48}\|>"              # <|im_end|>, <|eot_id|>, <|start_header_id|>, <|endoftext|>
+    r"|<｜[^<>｜\s]{1,48}｜>"             # DeepSeek <｜end▁of▁sentence｜>
+    r"|</?(?:start_of_turn|end_of_turn|s|eos|bos|pad|unk)>"
+    r"|\[/?INST\]|<</?SYS>>")
+
+
+def special_strings(tok) -> list[str]:
+    """The text of every special (control) token of `tok`, longest first."""
+    found = {t.content for t in getattr(tok, "added_tokens_decoder", {}).values() if getattr(t, "special", False)}
+    found |= set(getattr(tok, "all_special_tokens", []) or [])
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def has_control_text(tok, text: str) -> bool:
+    return any(s in text for s in special_strings(tok))
+
+
+def plain_ids(tok, text: str) -> list[int]:
+    """`text` as plain-text token ids: control-token strings inside it are spelled out, not matched."""
+    if not text:
+        return []
+    if not has_control_text(tok, text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+    return tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def chat_ids(tok, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "") -> list[int]:
+    """Token ids of the chat (template + messages) followed by `suffix` (plain text, e.g. reasoning and a
+    verdict prefix). Message contents and the suffix never yield control tokens."""
+    from judgerl.judges.hf import chat_text
+
+    contents = [str(m.get("content", "")) for m in messages]
+    real = chat_text(tok, messages, add_generation_prompt)
+    if not any(has_control_text(tok, c) for c in contents) and not has_control_text(tok, suffix):
+        return tok(real + suffix, add_special_tokens=False)["input_ids"]
+    marked = [{**m, "content": _SENTINEL.format(i)} for i, m in enumerate(messages)]
+    text = chat_text(tok, marked, add_generation_prompt)
+    pieces, order = [], []
+    rest = text
+    for i in range(len(messages)):
+        mark = _SENTINEL.format(i)
+        if rest.count(mark) != 1:
+            break
+        head, rest = rest.split(mark, 1)
+        pieces.append(head)
+        order.append(i)
+    for strip in (False, True):  # templates that trim contents
+        body = [contents[i].strip() if strip else contents[i] for i in order]
+        if len(order) == len(messages) and "".join(p + c for p, c in zip(pieces, body)) + rest == real:
+            ids: list[int] = []
+            for p, c in zip(pieces, body):
+                ids += tok(p, add_special_tokens=False)["input_ids"] + plain_ids(tok, c)
+            return ids + tok(rest, add_special_tokens=False)["input_ids"] + plain_ids(tok, suffix)
+    # a template that rewrites contents: fall back to breaking the control strings in the text itself
+    safe = [{**m, "content": neutralise_control_tokens(c, tok)} for m, c in zip(messages, contents)]
+    return tok(chat_text(tok, safe, add_generation_prompt), add_special_tokens=False)["input_ids"] + plain_ids(tok, suffix)
+
+
+def neutralise_control_tokens(text: str, tok=None) -> str:
+    """Break control-token spellings with a space after the first character ('<|im_end|>' -> '< |im_end|>');
+    with `tok`, also that tokenizer's own special tokens. Other text is unchanged."""
+    def brk(m: re.Match) -> str:
+        s = m.group(0)
+        return s[0] + " " + s[1:]
+
+    text = _CONTROL.sub(brk, text)
+    if tok is not None:
+        for s in special_strings(tok):
+            if len(s) > 1 and s in text:
+                text = text.replace(s, s[0] + " " + s[1:])
+    return text
