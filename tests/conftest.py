@@ -12,6 +12,27 @@ SHARED_DATA = Path(os.environ.get("JUDGERL_SHARED_DATA", REPO.parent / "shared" 
 MODEL = "smollm2-135m-instruct"
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the llama.cpp server loads a model in it: it is `slow` too."""
+    for item in items:
+        if item.get_closest_marker("server") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _fast_lane_loads_no_model(request, monkeypatch):
+    """`pytest -m "not slow"` is the fast lane: a test not marked slow that loads pretrained weights
+    fails here with the reason, so the lane stays model-free (random tiny models are fine)."""
+    if request.node.get_closest_marker("slow"):
+        return
+    from transformers import modeling_utils
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} loads pretrained weights: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(modeling_utils.PreTrainedModel, "from_pretrained", classmethod(refuse))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

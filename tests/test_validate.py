@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from judgerl import JudgerlError
 from judgerl.cli import app
-from judgerl.validate import load_any, plan
+from judgerl.plans import plan
+from judgerl.validate import load_any
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml"))

@@ -1,6 +1,16 @@
-"""judgerl command line: one verb per stage, no logic beyond argument handling.
+"""judgerl command line: one verb per stage, grouped in pipeline order, no logic beyond argument handling.
 
-Errors a user can fix (JudgerlError) print one line and exit with status 2.
+    setup       models list | models fetch
+    judging     judge                      (one-off verdicts with any judge)
+    1 annotate  annotate                   (gold labels)
+    2 judges    train-judge, eval-judge
+    3 policy    train-policy
+    4 evaluate  arena answer|judge|score, winrate, probe   (evaluation/cli_eval.py)
+    5 report    report
+    all         quickstart (the whole loop), validate (any config)
+
+Every stage verb that runs judge calls takes --dry-run (print the plan, load nothing). Errors a user
+can fix (JudgerlError) print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from judgerl import JudgerlError
+from judgerl.evaluation.cli_eval import register as register_evaluation
 
 app = typer.Typer(help="judgerl: LLM judges as rewards, and the tools to catch reward hacking.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -33,7 +44,7 @@ def main() -> None:
         sys.exit(130)
 
 
-# --- models (spine) ---------------------------------------------------------------------------
+# ---- setup: embedded models -------------------------------------------------------------------
 @models_app.command("list")
 def models_list() -> None:
     """List the embedded models and whether they are fetched."""
@@ -56,7 +67,7 @@ def models_fetch(name: str = typer.Argument(..., help="Embedded model name, or '
         print(path)
 
 
-# --- judge (spine) ----------------------------------------------------------------------------
+# ---- judging: one-off verdicts -----------------------------------------------------------------
 @app.command("judge")
 def judge_cmd(
     judge: str = typer.Option("smollm2-135m-instruct", "--judge", help="Judge config YAML, or a model name."),
@@ -80,12 +91,23 @@ def judge_cmd(
             raise JudgerlError("give --prompt and --response (or --input FILE --output FILE)")
         print(judge_one(judge, prompt, response, run_dir, set_))
 
-# --- annotate (issue 3) -----------------------------------------------------------------------
+
+def print_plan(kind: str, cfg) -> None:
+    from judgerl.plans import format_plan, plan
+
+    print(format_plan(plan(kind, cfg)))
+
+
+DRY_RUN_HELP = "Print the plan (stages, models, endpoints, judge calls) and exit; loads no model."
+
+
+# ---- stage 1: gold annotation ------------------------------------------------------------------
 @app.command("annotate")
 def annotate_cmd(
     config: Path = typer.Option(..., "--config", help="Annotate config YAML (see configs/annotate_embedded.yaml)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-attempt only the units that failed."),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set limit=20 --set judge.mode=direct."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ) -> None:
     """Gold annotation: pointwise scores + reasoning, pairwise labels (both orders), rubrics, effort variants.
     Resumable: re-run the same command after an interruption."""
@@ -93,21 +115,27 @@ def annotate_cmd(
     from judgerl.config import load_config
 
     cfg = load_config(AnnotateConfig, config, set_)
+    if dry_run:
+        return print_plan("annotate", cfg)
     print_summary(run_annotate(cfg, retry_failed=retry_failed), cfg.output_dir)
 
 
-# --- train-judge / eval-judge (issue 4) -------------------------------------------------------
+# ---- stage 2: judges ---------------------------------------------------------------------------
 @app.command("train-judge")
 def train_judge_cmd(
     config: Path = typer.Option(..., "--config", help="Judge training config YAML (see configs/judge_embedded_*.yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set sft.max_steps=10."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ) -> None:
     """Train a judge (non_reasoning | reasoning | rl_only | rubric | bt_rm) from an annotation dataset."""
     from judgerl.config import load_config
     from judgerl.training.judge_config import TrainJudgeConfig
     from judgerl.training.train_judge import train_judge
 
-    folder, _, stats = train_judge(load_config(TrainJudgeConfig, config, set_))
+    cfg = load_config(TrainJudgeConfig, config, set_)
+    if dry_run:
+        return print_plan("train-judge", cfg)
+    folder, _, stats = train_judge(cfg)
     console.print(stats)
     print(f"judge: {folder}\nspec:  {folder.parent / 'judge.yaml'}")
 
@@ -125,6 +153,7 @@ def eval_judge_cmd(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where eval.json/eval.md go (default: the "
                                            "judge YAML's folder, else runs/eval-judge/<name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a judge field, e.g. --set batch_size=4."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ) -> None:
     """Judge agreement: alpha / accuracy vs gold, invalid rate, position consistency, human-label accuracy."""
     from judgerl.config import load_judge_spec
@@ -136,45 +165,47 @@ def eval_judge_cmd(
         raise JudgerlError("give --data ANNOTATIONS_DIR and/or --human SETS")
     spec = load_judge_spec(judge, set_)
     out = run_dir or default_run_dir(judge, spec)
+    if dry_run:
+        from judgerl.plans import format_plan, plan_eval_judge
+
+        return print(format_plan(plan_eval_judge(spec, str(data) if data else None, split, limit, names,
+                                                 str(shared_data) if shared_data else None, both_orders, str(out))))
     result = evaluate_judge(spec, out, str(data) if data else None, split, limit, names,
                             str(shared_data) if shared_data else None, both_orders)
     print_table(result)
     print(f"results: {out / 'eval.json'}")
 
 
-# --- train-policy (issue 5) -------------------------------------------------------------------
+# ---- stage 3: policy ---------------------------------------------------------------------------
 @app.command("train-policy")
 def train_policy_cmd(
     config: Path = typer.Option(..., "--config", help="Policy config YAML (see configs/policy_embedded.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run dir."),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set grpo.max_steps=10."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (models, endpoints, judge calls) and exit."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
 ) -> None:
     """Policy GRPO with a judge reward, gold monitor, hacking alarm and pattern rates."""
     from judgerl.config import load_config
     from judgerl.training.policy_grpo import PolicyConfig, train_policy
 
+    cfg = load_config(PolicyConfig, config, set_)
     if dry_run:
-        from judgerl.validate import format_plan, plan_policy
-
-        print(format_plan(plan_policy(load_config(PolicyConfig, config, set_))))
-        return
-    summary = train_policy(load_config(PolicyConfig, config, set_), resume=resume)
+        return print_plan("policy", cfg)
+    summary = train_policy(cfg, resume=resume)
     print(summary["steps"], "steps;", "monitor:", summary["monitor"], "alarm:", (summary["alarm"] or {}).get("triggered"))
 
 
-# --- arena / winrate / probe (issue 6) --------------------------------------------------------
-from judgerl.evaluation.cli_eval import register as _register_evaluation  # noqa: E402
+# ---- stage 4: evaluation (arena, winrate, probe; evaluation/cli_eval.py) ----------------------
+register_evaluation(app)
 
-_register_evaluation(app)
 
-# --- quickstart / report / validate (issue 7) -------------------------------------------------
+# ---- the whole loop, reports and config checks -------------------------------------------------
 @app.command("quickstart")
 def quickstart_cmd(
     config: Optional[Path] = typer.Option(None, "--config", help="Quickstart YAML (default: configs/quickstart.yaml if present)."),
     scale: Optional[str] = typer.Option(None, "--scale", help="full (default) or ci (every stage, minimal sizes)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where everything goes (default runs/quickstart)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, models, judge calls) and exit."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set policy_steps=4."),
 ) -> None:
     """The paper's loop end to end, offline on CPU: annotate -> judges -> policies -> scores -> probes -> report.
@@ -183,15 +214,12 @@ def quickstart_cmd(
 
     from judgerl.config import load_config
     from judgerl.quickstart import Quickstart, QuickstartConfig, where
-    from judgerl.validate import format_plan, plan
-
     if config is None and Path("configs/quickstart.yaml").is_file():
         config = Path("configs/quickstart.yaml")
     extra = [f"scale={scale}"] * bool(scale) + [f"run_dir={run_dir}"] * bool(run_dir) + list(set_)
     cfg = load_config(QuickstartConfig, config, extra)
     if dry_run:
-        print(format_plan(plan("quickstart", cfg)))
-        return
+        return print_plan("quickstart", cfg)
     t0 = time.perf_counter()
     result = Quickstart(cfg, log=lambda m: console.print(m, highlight=False)).run()
     print(f"quickstart ({cfg.scale}) done in {time.perf_counter() - t0:.0f} s; outputs:")
@@ -216,7 +244,7 @@ def validate_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Also print the plan (stages, models, endpoints, judge calls)."),
 ) -> None:
     """Check a config without running it: kind, types, enums, judge names, group layout; optionally endpoints."""
-    from judgerl.validate import check_endpoints as ping, format_plan, load_any, plan
+    from judgerl.validate import check_endpoints as ping, load_any
 
     kind, cfg = load_any(config)
     print(f"ok: {config} is a valid {kind} config")
@@ -224,7 +252,7 @@ def validate_cmd(
         for line in ping(kind, cfg):
             print(f"  {line}")
     if dry_run and kind in ("policy", "annotate", "train-judge", "quickstart"):
-        print(format_plan(plan(kind, cfg)))
+        print_plan(kind, cfg)
 
 
 if __name__ == "__main__":

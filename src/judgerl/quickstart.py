@@ -59,12 +59,12 @@ class QuickstartConfig(BaseModel):
     """`judgerl quickstart [--config configs/quickstart.yaml] [--scale ci]`; unset sizes come from `scale`."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["quickstart"] = "quickstart"
+    kind: Literal["quickstart"] = Field("quickstart", description="Config kind marker (for judgerl validate).")
     scale: Literal["full", "ci"] = Field("full", description="Size preset: full (make quickstart) or ci (tests).")
     run_dir: str = Field("runs/quickstart", description="Where everything goes.")
     model: str = Field("smollm2-135m-instruct", description="Gold judge, judge base model and policy.")
     shared_data: str | None = Field(None, description="Shared data folder (default $JUDGERL_SHARED_DATA or ../shared/data).")
-    seed: int = 0
+    seed: int = Field(0, description="Seed of the item split, prompts and training.")
     items: int | None = Field(None, ge=3, description="Annotated AlpacaEval items (two responses each).")
     max_item_chars: int | None = Field(None, ge=100, description="Longest prompt + responses kept (characters).")
     gold_tokens: int | None = Field(None, ge=1, description="Gold judge thinking budget (tokens).")
@@ -351,34 +351,3 @@ def where(root: Path) -> list[tuple[str, str]]:
 
 
 # ---- plan (dry run) ---------------------------------------------------------------------------
-def plan(cfg: QuickstartConfig) -> dict:
-    """Stages, models and judge calls (test split size bounded by the item count), without loading any model."""
-    q = Quickstart(cfg, log=lambda m: None)
-    items, _ = q.items()
-    c = cfg
-    from judgerl.evaluation.human_sets import load_human_set
-
-    n_test_max = 2 * len(items)
-    human = len(load_human_set("llmbar-natural", q.data_root, c.human_limit))
-    passes = len({0, c.policy_steps, *range(c.monitor_every, c.policy_steps + 1, c.monitor_every)})
-    rl = c.policy_steps * c.num_generations * c.prompts_per_step
-    n_att = len(c.probe_attacks)
-    stages = [
-        ("annotate", f"gold annotation of {len(items)} items x 2 responses (pointwise, reasoning)", 2 * len(items)),
-        ("judge-non_reasoning", f"SFT on the verdict, {c.sft_steps} steps (LoRA)", 0),
-        ("judge-reasoning", f"SFT distillation {c.sft_steps} steps + GRPO {c.judge_grpo_steps} steps (Eq. 1, "
-         "no judge calls)", 0),
-        ("eval-judges", "base (prompted), non-reasoning, reasoning vs gold test split + LLMBar-natural",
-         3 * (min(c.eval_limit, n_test_max) + 2 * human)),
-        ("policy-non_reasoning", f"GRPO {c.policy_steps} steps, G={c.num_generations} + gold monitor",
-         rl + 2 * passes * c.monitor_prompts),
-        ("policy-reasoning", f"GRPO {c.policy_steps} steps, G={c.num_generations} + gold monitor",
-         rl + 2 * passes * c.monitor_prompts),
-        ("heldout", f"base + 2 policies on {c.heldout_prompts} prompts x (gold + 2 judges)", 9 * c.heldout_prompts),
-        ("probes", f"{n_att} attacks x {c.probe_items} answers x (2 judges + gold)", 3 * c.probe_items * (1 + n_att)),
-        ("report", "report.html + figures/*.png", 0)]
-    return {"kind": "quickstart", "run_dir": c.run_dir, "scale": c.scale, "items": len(items),
-            "stages": [f"{s}: {w}" for s, w, _ in stages],
-            "models": {"gold": f"{c.model} (hf, pointwise, reasoning, max {c.gold_tokens} tokens)",
-                       "judge base": c.model, "policy": c.model},
-            "endpoints": {}, "judge_calls": {s: n for s, _, n in stages if n}}

@@ -1,10 +1,9 @@
-"""`judgerl validate CONFIG` and the `--dry-run` plans: check a config without running anything.
+"""`judgerl validate CONFIG`: check a config without running anything (the plans are in judgerl.plans).
 
 A config's kind comes from a `kind:` key (quickstart | annotate | train-judge | policy | judge |
 accelerate) or, failing that, from its fields. Validation = the stage's pydantic model plus the
 checks that need no weights (judge resolution, GRPO group layout, accelerate fields). `--check-endpoints`
-also asks every openai-backend base_url for /models. A plan lists stages, models, endpoints and the
-expected number of judge calls, without loading any model.
+also asks every openai-backend base_url for /models.
 """
 
 from __future__ import annotations
@@ -133,110 +132,3 @@ def check_endpoints(kind: str, cfg, timeout: float = 3.0) -> list[str]:
 
 
 # ---- plans ------------------------------------------------------------------------------------
-def _spec_line(s) -> str:
-    where = f" @ {', '.join(s.base_urls)}" if s.remote else ""
-    effort = f", effort {s.reasoning_effort}" if s.reasoning_effort else ""
-    return f"{s.model} ({s.backend}, {s.format}, {s.mode}{effort}, max {s.sampling.max_new_tokens} tokens){where}"
-
-
-def plan_policy(cfg) -> dict:
-    from judgerl.training.rewards import scheme_calls
-
-    c = check_policy(cfg)
-    g, judge, gold = cfg.grpo, c["judge"], c["gold"]
-    procs = c["layout"]["generation_batch_size"] // (g.per_device_train_batch_size * c["layout"]["steps_per_generation"])
-    per_step = g.per_device_train_batch_size * procs * g.gradient_accumulation_steps // g.num_iterations
-    if judge.format == "pairwise":
-        r = cfg.reward
-        per_step = per_step // g.num_generations * scheme_calls(g.num_generations, r.scheme, r.k, r.both_orders)
-    m = cfg.monitor
-    passes = len({0, g.max_steps, *range(m.every_steps, g.max_steps + 1, m.every_steps)}) if m.enabled else 0
-    mult = lambda s: 2 if (s.format == "pairwise" and m.both_orders) else 1  # noqa: E731
-    mon = passes * m.n_prompts * (mult(judge) + (mult(gold) if gold else 0))
-    return {"kind": "policy", "stages": [
-        f"GRPO: {g.max_steps} steps, G={g.num_generations}, {c['layout']['prompts_per_step']} prompts/step, "
-        f"lr {g.learning_rate}, T {g.temperature}, clip {g.epsilon}/{g.epsilon_high}, beta {g.beta}, loss {g.loss_type}",
-        f"reward: {'expected score' if judge.format == 'pointwise' else 'in-group win rate (' + cfg.reward.scheme + ')'}"
-        f", on failure: {cfg.reward.on_failure}",
-        (f"gold monitor: {passes} passes (every {m.every_steps} steps) x {m.n_prompts} held-out prompts; alarm "
-         f"window {cfg.alarm.window}, on trigger: {cfg.alarm.on_trigger}") if m.enabled else "gold monitor: off"],
-        "models": {"policy": cfg.policy, "judge": _spec_line(judge), **({"gold": _spec_line(gold)} if gold else {})},
-        "endpoints": endpoints("policy", cfg),
-        "judge_calls": {"reward": per_step * g.max_steps, "monitor": mon}, "run_dir": cfg.run_dir}
-
-
-def plan_annotate(cfg) -> dict:
-    from judgerl.annotate.config import load_config_items, stages
-
-    try:
-        items, _ = load_config_items(cfg)
-        n, two = sum(len(i["responses"]) for i in items), sum(len(i["responses"]) == 2 for i in items)
-        count = len(items)
-    except JudgerlError as e:
-        items, n, two, count = None, None, None, f"unknown ({e})"
-    calls = {}
-    for name, kind, _ in stages(cfg):
-        if items is not None:
-            calls[name] = len(items) if kind == "rubric" else n if kind == "pointwise" else 2 * two
-    return {"kind": "annotate", "stages": [s[0] for s in stages(cfg)], "items": count,
-            "models": {"gold": _spec_line(cfg.judge)}, "endpoints": endpoints("annotate", cfg),
-            "judge_calls": calls or {"total": "unknown (items not readable)"}, "run_dir": cfg.output_dir}
-
-
-def selection_calls(cfg) -> dict:
-    """Validation judging of checkpoint selection: points x rows (x 2 orders for pairwise judges); a
-    count when the points and `validation_limit` are known from the config, else how to count it."""
-    import math
-
-    points = {}
-    if "sft" in cfg.judged_selection:
-        points["sft validation (alpha, each epoch)"] = (math.ceil(cfg.sft.num_train_epochs)
-                                                        if cfg.sft.max_steps < 0 else None)
-    g = cfg.grpo
-    if "grpo" in cfg.judged_selection:  # step 0, every N steps, and the last step
-        points[f"grpo validation (step 0, every {g.select_every}, last)"] = (
-            1 + g.max_steps // g.select_every + (g.max_steps % g.select_every > 0) if g.max_steps > 0 else None)
-    per_row = 2 if cfg.format == "pairwise" else 1
-    return {k: (n * cfg.validation_limit * per_row if n and cfg.validation_limit
-                else f"{n or 'one per epoch'} x validation rows" + (" x 2 orders" if per_row == 2 else ""))
-            for k, n in points.items()}
-
-
-def plan_train_judge(cfg) -> dict:
-    from judgerl.training.train_judge import output_dir
-
-    return {"kind": "train-judge", "stages": [f"{s}" for s in cfg.stages], "models": {"base": cfg.base_model},
-            "endpoints": {}, "judge_calls": {"reward (verifiable, no judge)": 0, **selection_calls(cfg)},
-            "annotations": cfg.annotations, "run_dir": str(output_dir(cfg))}
-
-
-def plan(kind: str, cfg) -> dict:
-    if kind == "policy":
-        return plan_policy(cfg)
-    if kind == "annotate":
-        return plan_annotate(cfg)
-    if kind == "train-judge":
-        return plan_train_judge(cfg)
-    if kind == "quickstart":
-        from judgerl.quickstart import plan as qplan
-
-        return qplan(cfg)
-    raise JudgerlError(f"no plan for a {kind} config")
-
-
-def format_plan(p: dict) -> str:
-    lines = [f"plan: {p['kind']}" + (f" -> {p['run_dir']}" if p.get("run_dir") else "")]
-    for k in ("items", "annotations", "scale"):
-        if k in p:
-            lines.append(f"  {k}: {p[k]}")
-    lines.append("  stages:")
-    lines += [f"    {i}. {s}" for i, s in enumerate(p["stages"], 1)]
-    lines.append("  models:")
-    lines += [f"    {k}: {v}" for k, v in p["models"].items()]
-    lines.append("  endpoints:" + ("" if p["endpoints"] else " none (all judges in-process)"))
-    lines += [f"    {k}: {', '.join(v)}" for k, v in p["endpoints"].items()]
-    calls = p["judge_calls"]
-    total = sum(v for v in calls.values() if isinstance(v, int))
-    lines.append(f"  expected judge calls: {total}")
-    lines += [f"    {k}: {v}" for k, v in calls.items()]
-    return "\n".join(lines)

@@ -1,6 +1,5 @@
 """Judge probes: attack data files, and the suite end to end on the embedded judge and the llama.cpp server."""
 
-import importlib.util
 import json
 
 import pytest
@@ -86,8 +85,6 @@ def test_probe_suite_embedded_judge(smollm2, shared_data, tmp_path):
 @pytest.mark.slow
 @pytest.mark.server
 def test_probe_suite_llama_server(llama_server, shared_data, tmp_path):
-    if importlib.util.find_spec("judgerl.judges.openai_backend") is None:
-        pytest.skip("openai backend not committed yet")
     spec = JudgeSpec(name="llama", backend="openai", base_urls=[llama_server], model="smollm2-135m-instruct",
                      concurrency=2)
     j = Judge(spec, cache=tmp_path / "c.sqlite")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class AlarmConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+    enabled: bool = Field(True, description="Watch the monitor curves for reward hacking.")
     window: int = Field(3, ge=2, description="Monitor points the trends are fitted over.")
     proxy_margin: float = Field(0.1, ge=0.0, description="Minimum rise of the proxy score over the window.")
     gold_margin: float = Field(0.1, ge=0.0, description="Minimum fall of the gold score over the window.")

@@ -53,30 +53,30 @@ class JudgeSpec(BaseModel):
     mode: Mode = Field("direct", description="reasoning: think, then the verdict; direct: verdict only.")
     template: str | None = Field(None, description="Path of a prompt template file overriding the default.")
     rubric: bool = Field(False, description="Put the item's rubric into the prompt (rubric-conditioned judge).")
-    score_min: int = Field(0, ge=0, le=9)
-    score_max: int = Field(9, ge=0, le=9)
+    score_min: int = Field(0, ge=0, le=9, description="Lowest pointwise score.")
+    score_max: int = Field(9, ge=0, le=9, description="Highest pointwise score.")
     force_verdict: bool = Field(True, description="Append the verdict prefix ('Score: ') after the "
                                 "reasoning and read the next-token distribution (hf; openai with prefill).")
-    sampling: Sampling = Field(default_factory=Sampling)
+    sampling: Sampling = Field(default_factory=Sampling, description="Decoding settings (temperature 0 = greedy).")
     # hf / rm backends
     device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    batch_size: int = Field(8, ge=1, le=4096)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weight dtype of in-process judges; auto = bfloat16 on a GPU, float32 on the CPU.")
+    batch_size: int = Field(8, ge=1, le=4096, description="Requests per forward batch (in-process backends).")
     reuse_prefix: bool = Field(True, description="Compute the prompt head shared by a batch once "
                                "(judge template, group question); same outputs, less prefill.")
     # openai backend
     base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  description="One or more OpenAI-compatible endpoints; requests spread across them.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never stored).")
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(None, description="Server-side reasoning effort (openai backend; e.g. gpt-oss).")
     logprobs: bool = Field(True, description="Ask the server for top logprobs to compute the expected score.")
     prefill: bool = Field(False, description="Send the verdict prefix as an assistant prefill "
                           "(vLLM continue_final_message) to force a parseable verdict.")
     extra_body: dict = Field(default_factory=dict, description="Extra request fields passed through to the "
                              "server, e.g. llama.cpp `grammar` or vLLM `chat_template_kwargs` (part of the cache key).")
-    concurrency: int = Field(8, ge=1, le=1024)
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=20)
+    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight (openai backend).")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds before one request is abandoned and retried.")
+    max_retries: int = Field(3, ge=0, le=20, description="Retries of a failed request (errors, 5xx, 429, timeouts).")
     cache: bool = Field(True, description="Serve repeated identical requests from the SQLite cache.")
 
     @field_validator("base_urls")
@@ -149,9 +149,9 @@ class JudgeRequest(BaseModel):
     """One thing to judge: an instruction and one (pointwise) or two (pairwise) responses."""
 
     model_config = ConfigDict(extra="forbid")
-    prompt: str | list[dict]
-    responses: list[str] = Field(min_length=1, max_length=2)
-    rubric: str | None = None
+    prompt: str | list[dict] = Field(..., description="The instruction: text, or chat messages.")
+    responses: list[str] = Field(min_length=1, max_length=2, description="One response (pointwise) or two (pairwise).")
+    rubric: str | None = Field(None, description="Instruction-specific rubric for rubric-conditioned judges.")
 
     def key(self, spec_fingerprint: str) -> str:
         blob = json.dumps([spec_fingerprint, self.prompt, self.responses, self.rubric], sort_keys=True)
@@ -166,18 +166,18 @@ class Verdict(BaseModel):
     = the raw scalar reward (unbounded). `error` is set only when the call itself failed
     (transport/server), after `retries` retries; an unparseable output is valid=False, error None."""
 
-    label: int | None = None
-    expected: float | None = None
-    probs: list[float] | None = None
-    reasoning: str = ""
-    raw: str = ""
-    valid: bool = False
-    error: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: float = 0.0
-    retries: int = 0
-    cached: bool = False
+    label: int | None = Field(None, description="The verdict: a score (pointwise) or the preferred response 1|2.")
+    expected: float | None = Field(None, description="Σ x·p(x) over the verdict tokens (pointwise) or P(response 1 preferred).")
+    probs: list[float] | None = Field(None, description="Renormalised distribution over the verdict values.")
+    reasoning: str = Field("", description="The judge's reasoning (thinking) text.")
+    raw: str = Field("", description="The judge's full output text.")
+    valid: bool = Field(False, description="A verdict the strict parser accepts; an invalid verdict is never a number.")
+    error: str | None = Field(None, description="Why the call failed (transport error, 5xx, timeout), else None.")
+    tokens_in: int = Field(0, description="Prompt tokens.")
+    tokens_out: int = Field(0, description="Generated tokens.")
+    seconds: float = Field(0.0, description="Wall time of the call.")
+    retries: int = Field(0, description="Retries the call needed.")
+    cached: bool = Field(False, description="Served from the verdict cache.")
 
     @property
     def failed(self) -> bool:

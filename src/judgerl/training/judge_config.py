@@ -41,19 +41,19 @@ class SFTSettings(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Fraction of steps for warm-up (paper: 3%).")
     num_train_epochs: float = Field(2.0, gt=0, description="Epochs (paper: 1-2 non-reasoning, 2-3 reasoning).")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
-    per_device_train_batch_size: int = Field(4, ge=1)
+    per_device_train_batch_size: int = Field(4, ge=1, description="Examples per device per micro-step.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Global batch = per-device x devices x this.")
     max_length: int = Field(4096, ge=16, description="Max prompt+target tokens; longer examples are dropped "
                             "(truncating a judge prompt would teach the wrong task).")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     select_by_validation: bool = Field(False, description="Evaluate the validation split every epoch and keep the "
                                        "best epoch (paper: epochs chosen by validation).")
     select_metric: Literal["loss", "alpha"] = Field("loss", description="loss: lowest validation loss (teacher "
                                                     "forcing, cheap). alpha: the judge's own verdicts on the "
                                                     "validation split, best Krippendorff alpha (pairwise: "
                                                     "accuracy); costs one judging pass per epoch.")
-    gradient_checkpointing: bool = Field(False)
-    logging_steps: int = Field(10, ge=1)
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, slower).")
+    logging_steps: int = Field(10, ge=1, description="Log trainer metrics every N steps.")
     save_strategy: Literal["no", "epoch", "steps"] = Field("no", description="Intermediate TRL checkpoints.")
 
 
@@ -63,18 +63,18 @@ class GRPOSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     learning_rate: float = Field(1e-6, gt=0, description="Paper: 1e-6.")
-    lr_scheduler_type: str = Field("constant")
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_scheduler_type: str = Field("constant", description="Learning-rate schedule (transformers name: constant, linear, cosine ...).")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of the steps spent warming the learning rate up.")
     max_steps: int = Field(200, description="Optimizer steps (paper: best checkpoint at 100-200). -1: use epochs.")
-    num_train_epochs: float = Field(1.0, gt=0)
+    num_train_epochs: float = Field(1.0, gt=0, description="Passes over the training split (when max_steps is -1).")
     num_generations: int = Field(8, ge=2, description="G samples per prompt (paper: 8).")
     per_device_train_batch_size: int = Field(8, ge=1, description="Completions per device per micro-step; "
                                              "must be divisible into whole groups with the generation batch.")
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps accumulated per optimiser step.")
     steps_per_generation: int | None = Field(None, ge=1, description="Micro-steps per generation batch (TRL); "
                                              "generation batch / optimizer batch = mini-batch updates per rollout.")
     temperature: float = Field(1.0, gt=0, description="Rollout sampling temperature (paper: 1.0).")
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold of the judge's GRPO rollouts (1 = off).")
     max_prompt_length: int = Field(4096, ge=16, description="Prompts longer than this are dropped (paper: 4096).")
     max_completion_length: int = Field(4096, ge=1, description="Rollout budget in tokens (paper: 4096).")
     loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = Field(
@@ -89,8 +89,8 @@ class GRPOSettings(BaseModel):
     num_iterations: int = Field(1, ge=1, description="Updates per rollout batch (mu).")
     mask_truncated_completions: bool = Field(False, description="Drop truncated rollouts from the loss. Off: a "
                                              "truncated rollout has no verdict, scores -1, and is penalised.")
-    gradient_checkpointing: bool = Field(False)
-    logging_steps: int = Field(10, ge=1)
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, slower).")
+    logging_steps: int = Field(10, ge=1, description="Log trainer metrics every N steps.")
     save_steps: int = Field(0, ge=0, description="Save a TRL checkpoint every N steps (0: none).")
     select_every: int = Field(0, ge=0, description="Score the validation split every N steps (and before the "
                               "first and after the last) and keep the weights with the best validation alpha "
@@ -102,17 +102,17 @@ class RMSettings(BaseModel):
     """Bradley-Terry reward model (TRL RewardTrainer): -log sigmoid(r_chosen - r_rejected)."""
 
     model_config = ConfigDict(extra="forbid")
-    learning_rate: float = Field(1e-5, gt=0)
-    lr_scheduler_type: str = Field("linear")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    num_train_epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1)
+    learning_rate: float = Field(1e-5, gt=0, description="AdamW learning rate.")
+    lr_scheduler_type: str = Field("linear", description="Learning-rate schedule (transformers name: constant, linear, cosine ...).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Fraction of the steps spent warming the learning rate up.")
+    num_train_epochs: float = Field(1.0, gt=0, description="Passes over the training split (when max_steps is -1).")
+    max_steps: int = Field(-1, description="Optimiser steps; -1 = num_train_epochs decides.")
     per_device_train_batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps accumulated per optimiser step.")
     max_length: int = Field(4096, ge=16, description="Pairs longer than this are dropped.")
     center_rewards_coefficient: float | None = Field(None, description="Optional reward-centering penalty.")
     consistent_only: bool = Field(False, description="Use only pairs whose gold label agreed in both orders.")
-    logging_steps: int = Field(10, ge=1)
+    logging_steps: int = Field(10, ge=1, description="Log trainer metrics every N steps.")
 
 
 class TrainJudgeConfig(BaseModel):
@@ -127,23 +127,23 @@ class TrainJudgeConfig(BaseModel):
                                                      "pointwise scalar judge).")
     base_model: str = Field("smollm2-135m-instruct", description="Embedded model name, local folder or HF id.")
     annotations: str = Field(..., description="Annotation dataset folder (see judgerl.annotate.dataset).")
-    train_split: str = Field("train")
-    validation_split: str = Field("validation")
+    train_split: str = Field("train", description="Annotation split the judge is trained on.")
+    validation_split: str = Field("validation", description="Annotation split used for checkpoint selection and validation loss.")
     validation_limit: int | None = Field(None, ge=1, description="Validation rows judged at each selection point "
                                          "(sft.select_metric alpha, grpo.select_every; first N, default all).")
     limit: int | None = Field(None, ge=1, description="Use at most this many training rows (first N).")
     score_min: int = Field(0, ge=0, le=9, description="Must equal the annotations' score range.")
-    score_max: int = Field(9, ge=0, le=9)
+    score_max: int = Field(9, ge=0, le=9, description="Highest pointwise score (must match the annotation).")
     template: str | None = Field(None, description="Prompt template file; copied next to the saved judge.")
     think_tags: bool = Field(False, description="Wrap distilled reasoning in <think>...</think> (Qwen3 style).")
     finetune: Literal["full", "lora"] = Field("full", description="Full fine-tuning or a LoRA adapter (merged).")
-    lora: LoraSettings = Field(default_factory=LoraSettings)
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA adapter settings (used when finetune is lora).")
     dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
-    seed: int = Field(0)
+    seed: int = Field(0, description="Seed of the trainer and data order.")
     save_stages: bool = Field(True, description="Also save the SFT stage of the reasoning variant (<out>/sft).")
-    sft: SFTSettings = Field(default_factory=SFTSettings)
-    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
-    rm: RMSettings = Field(default_factory=RMSettings)
+    sft: SFTSettings = Field(default_factory=SFTSettings, description="Supervised fine-tuning stage settings.")
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings, description="Judge GRPO stage settings (Eq. 1 / Eq. 3 rewards).")
+    rm: RMSettings = Field(default_factory=RMSettings, description="Bradley-Terry reward-model stage settings.")
     judge_sampling: Sampling = Field(default_factory=lambda: Sampling(max_new_tokens=4096),
                                      description="Decoding settings written into the saved judge's spec.")
 
