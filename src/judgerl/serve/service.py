@@ -26,7 +26,7 @@ def load_spec(value: JudgeSpec | str) -> JudgeSpec:
     from judgerl.config import load_judge_spec
 
     spec = value if isinstance(value, JudgeSpec) else load_judge_spec(value)
-    if spec.backend in ("hf", "rm"):
+    if spec.in_process:
         from judgerl.models import resolve
 
         resolve(spec.model)
