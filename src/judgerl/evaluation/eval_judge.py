@@ -22,15 +22,14 @@ from judgerl.annotate.dataset import load_annotations
 from judgerl.evaluation import judge_metrics as jm
 from judgerl.evaluation.human_sets import load_human_set
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
+from judgerl.judges.values import point_value
 from judgerl.rundir import RunDir
 from judgerl.annotate.dataset import check_score_range, request_of
 
 
 def score_of(v: Verdict) -> float | None:
-    """A pointwise verdict's score for comparisons: expected score if known, else the label."""
-    if not v.valid:
-        return None
-    return v.expected if v.expected is not None else v.label
+    """A pointwise verdict's score for comparisons: expected score if known, else the label (values.point_value)."""
+    return point_value(v)
 
 
 def swapped(req: JudgeRequest) -> JudgeRequest:

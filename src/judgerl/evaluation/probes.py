@@ -28,6 +28,7 @@ from scipy import stats
 from judgerl import JudgerlError
 from judgerl.config import read_yaml
 from judgerl.judges.spec import JudgeRequest
+from judgerl.judges.values import first_wins, point_value
 
 DEFAULT_ATTACKS = Path(str(files("judgerl.evaluation").joinpath("attacks"))) / "default.yaml"
 KINDS = ("template", "markdown", "identity")
@@ -146,16 +147,12 @@ def t_interval(x: list[float], level: float) -> tuple[float, float, float]:
 
 
 def _value(v) -> float | None:
-    if not v.valid:
-        return None
-    return float(v.expected) if v.expected is not None else float(v.label)
+    return point_value(v)
 
 
 def _p_first(v) -> float | None:
     """P(response 1 preferred) for a pairwise verdict."""
-    if not v.valid:
-        return None
-    return float(v.expected) if v.expected is not None else float(v.label == 1)
+    return first_wins(v, "prob")
 
 
 def run_probe(judge, items: list[dict], attacks: list[Attack], level: float = 0.95, progress: bool = False) -> dict:

@@ -164,7 +164,8 @@ class Verdict(BaseModel):
     preferred) (pairwise), read from the verdict-token distribution when the backend exposes it
     (None otherwise). The `rm` backend has no discrete verdict: label None, valid True, `expected`
     = the raw scalar reward (unbounded). `error` is set only when the call itself failed
-    (transport/server), after `retries` retries; an unparseable output is valid=False, error None."""
+    (transport/server), after `retries` retries; an unparseable output is valid=False, error None.
+    An invalid verdict has label and expected None on every backend (enforced here)."""
 
     label: int | None = Field(None, description="The verdict: a score (pointwise) or the preferred response 1|2.")
     expected: float | None = Field(None, description="Σ x·p(x) over the verdict tokens (pointwise) or P(response 1 preferred).")
@@ -178,6 +179,15 @@ class Verdict(BaseModel):
     seconds: float = Field(0.0, description="Wall time of the call.")
     retries: int = Field(0, description="Retries the call needed.")
     cached: bool = Field(False, description="Served from the verdict cache.")
+
+    @model_validator(mode="after")
+    def _invalid_is_no_number(self) -> "Verdict":
+        """The one rule: an invalid verdict carries neither a label nor an expected value (`probs` stay,
+        as a diagnostic). Readers still go through judges.values, which checks `valid` again."""
+        if not self.valid:
+            self.label = None
+            self.expected = None
+        return self
 
     @property
     def failed(self) -> bool:

@@ -1,8 +1,11 @@
 """How a verdict becomes a number: one rule for rewards, the gold monitor, evaluation and the arena.
 
+The rule: an invalid verdict (`valid` False: unparseable, or a failed call) is never a number; every
+reader returns None for it, whatever the backend put in `expected` or `label`.
+
 - `point_value`: a pointwise verdict's expected score Σ x·p(x) (the backend renormalises p over the
-  valid score tokens), else its integer label; None for a failed call.
-- `first_wins`: a pairwise verdict's P(response 1 preferred) (or the 0/1 vote); None when unusable.
+  valid score tokens), else its integer label; None when invalid.
+- `first_wins`: a pairwise verdict's P(response 1 preferred) (or the 0/1 vote); None when invalid.
 - `completion_text` / `judge_prompt`: TRL's completion and prompt shapes as judge inputs.
 """
 
@@ -27,8 +30,13 @@ def judge_prompt(p):
     return p if isinstance(p, str) else [dict(m) for m in p]
 
 
+def usable(v: Verdict | None) -> bool:
+    """A verdict that may become a number: valid and not a failed call."""
+    return v is not None and v.valid and not v.failed
+
+
 def point_value(v: Verdict) -> float | None:
-    if v is None or v.failed:
+    if not usable(v):
         return None
     if v.expected is not None and math.isfinite(v.expected):
         return float(v.expected)
@@ -37,7 +45,7 @@ def point_value(v: Verdict) -> float | None:
 
 def first_wins(v: Verdict, aggregate: str) -> float | None:
     """P(response 1 preferred) from a pairwise verdict (or the 0/1 vote); None if unusable."""
-    if v is None or v.failed:
+    if not usable(v):
         return None
     if aggregate == "vote":
         if v.label in (1, 2):
