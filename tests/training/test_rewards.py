@@ -39,8 +39,8 @@ def point(r):
         return Verdict(label=quality(t), valid=True)
     if t.startswith("garbage"):
         return Verdict(valid=False, raw="???")
-    if t.startswith("invalid"):  # top token not a digit, but the digit distribution exists
-        return Verdict(valid=False, expected=quality(t) + 0.5, label=None)
+    if t.startswith("invalid"):  # top token not a digit, but the digit distribution exists: still no number
+        return Verdict(valid=False, expected=quality(t) + 0.5, label=None).model_copy(update={"expected": 3.5})
     return Verdict(label=quality(t), expected=quality(t) + 0.25, valid=True)
 
 
@@ -58,12 +58,12 @@ def test_pointwise_expected_invalid_and_failures():
     prompts = ["p1", "p1", "p2", "p2", "p3", "p3"]
     comps = ["a q7", "invalid q3", "labelonly q5", "fail", "garbage", "b q1"]
     out = call(rf, prompts, comps, log_metric=lambda k, v: metrics.setdefault(k, v))
-    assert out == [7.25, 3.5, 5.0, None, None, 1.25]
-    assert metrics["judge/failed"] == 1 and metrics["judge/dropped"] == 2 and metrics["judge/calls"] == 6
+    assert out == [7.25, None, 5.0, None, None, 1.25]  # an invalid verdict is never a reward (issue 13)
+    assert metrics["judge/failed"] == 1 and metrics["judge/dropped"] == 3 and metrics["judge/calls"] == 6
     assert metrics["judge/invalid"] == 2
     gm = PointwiseReward(judge_for(point), JudgeRewardConfig(on_failure="group_mean"), num_generations=2)
     out = call(gm, prompts, comps)
-    assert out == [7.25, 3.5, 5.0, 5.0, 1.25, 1.25]
+    assert out == [7.25, 7.25, 5.0, 5.0, 1.25, 1.25]
     # a group where every member failed stays None (nothing to take the mean of)
     assert call(gm, ["p", "p"], ["fail", "fail"]) == [None, None]
 

@@ -2,7 +2,7 @@
 
 - `PointwiseReward`: reward = the judge's expected score Σ x·p(x), p renormalised over the valid
   score tokens (the backend does the renormalisation). A verdict without a distribution falls back
-  to its integer label; a verdict with neither (or a failed call) is a *failure*.
+  to its integer label; an invalid verdict (or a failed call) is a *failure*, never a number.
 - `PairwiseReward`: reward = each rollout's mean win rate against the other rollouts of its group
   (Eq. 4). P(i beats j) is the judge's P(response 1 preferred) with i shown first; with
   `both_orders` the pair is also judged as (j, i) and the two are averaged (position-bias control).
