@@ -4,8 +4,10 @@
   score tokens (the backend does the renormalisation). A verdict without a distribution falls back
   to its integer label; an invalid verdict (or a failed call) is a *failure*, never a number.
 - `PairwiseReward`: reward = each rollout's mean win rate against the other rollouts of its group
-  (Eq. 4). P(i beats j) is the judge's P(response 1 preferred) with i shown first; with
-  `both_orders` the pair is also judged as (j, i) and the two are averaged (position-bias control).
+  (Eq. 4). P(i beats j) is the judge's P(response 1 preferred) with i shown first. With one order
+  (the paper's setting) a seeded coin per pair decides which rollout is shown first (recorded in
+  `last_orders`), so a position-biased judge favours no index; with `both_orders` the pair is also
+  judged as (j, i) and the two are averaged (position-bias control).
   `aggregate: vote` uses the 0/1 decision instead of the probability.
 - Cheaper schemes (`scheme`): `round_robin` (all G(G-1)/2 pairs), `k_opponents` (a random circulant
   design: every rollout meets ≥k others, ~G·⌈k/2⌉ pairs), `anchor` (every rollout vs rollout 0,
@@ -38,6 +40,7 @@ from judgerl.judges.values import completion_text, first_wins, judge_prompt, poi
 
 log = logging.getLogger(__name__)
 FailurePolicy = Literal["drop", "group_mean"]
+DESIGNED_ORDER = {"bt_regular"}  # schemes whose pairs already say who is shown first (balanced per rollout)
 Scheme = Literal["round_robin", "k_opponents", "anchor"]
 
 
@@ -169,6 +172,8 @@ class PairwiseReward(_JudgeReward):
         if num_generations < 2:
             raise JudgerlError("pairwise rewards need num_generations >= 2")
         self._rng = random.Random(self.cfg.seed)
+        self._order_rng = random.Random(f"pair-order:{self.cfg.seed}")
+        self.last_orders: list[tuple[int, int, int, bool]] = []  # (group, i, j, i shown first) per judge call
 
     async def __call__(self, prompts, completions, **kw) -> list[float | None]:
         groups = groups_of(prompts, self.num_generations)
@@ -180,9 +185,11 @@ class PairwiseReward(_JudgeReward):
             pairs = pairs_for(g, self.cfg.scheme, self.cfg.k, self._rng)
             group_pairs.append(pairs)
             for i, j in pairs:
-                plan.append((gi, i, j, True))
                 if self.cfg.both_orders:
-                    plan.append((gi, i, j, False))
+                    plan += [(gi, i, j, True), (gi, i, j, False)]
+                else:  # one order: a seeded coin per pair picks who is shown first, so position bias favours no index
+                    plan.append((gi, i, j, self.cfg.scheme in DESIGNED_ORDER or self._order_rng.random() < 0.5))
+        self.last_orders = plan
         reqs = []
         for gi, i, j, first in plan:
             a, b = (groups[gi][i], groups[gi][j]) if first else (groups[gi][j], groups[gi][i])
