@@ -1,0 +1,155 @@
+"""The study's analysis: per monitor point intervals, distance from the base policy, figures, study.json.
+
+Per run and monitor point (the monitor's greedy answers to the held-out prompts, samples/step_XXXX.jsonl):
+- proxy (training judge) and gold means, each with a 95% bootstrap interval over prompts, and the
+  paired change of the gold from step 0 and from the run's gold peak (same prompts), with intervals;
+- distance from the base policy: the base model's mean per-token negative log-likelihood of the
+  answers minus that of its own step-0 answers (the cross-entropy part of KL(policy || base), measured
+  on the greedy answers; 0 at step 0, grows as the policy's outputs leave what the base would write);
+- text statistics of the answers: words, distinct-bigram ratio (repetition), share ending at the budget.
+The training metrics (reward, completion length, clipped share) come from metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from judgerl.study.config import StudyConfig
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def distinct2(text: str) -> float | None:
+    w = text.split()
+    grams = list(zip(w, w[1:]))
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) -> list[float | None]:
+    """Mean per-token NLL of each response (given its prompt, chat template) under the base policy."""
+    import torch
+
+    from judgerl.judges.hf import chat_text
+    from judgerl.model_loader import shared_model
+
+    model, tok = shared_model(cfg.base, "causal", cfg.device, "float32")
+    out: list[float | None] = []
+    side, tok.padding_side = tok.padding_side, "right"
+    try:
+        for s in range(0, len(items), batch):
+            heads = [chat_text(tok, [{"role": "user", "content": p}]) for p, _ in items[s:s + batch]]
+            fulls = [h + r for h, (_, r) in zip(heads, items[s:s + batch])]
+            enc = tok(fulls, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            n_head = [len(tok(h, add_special_tokens=False)["input_ids"]) for h in heads]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(**enc).logits[:, :-1].float(), -1)
+            tgt = enc["input_ids"][:, 1:]
+            nll = -logp.gather(-1, tgt[..., None])[..., 0]
+            mask = enc["attention_mask"][:, 1:].clone()
+            for i, k in enumerate(n_head):
+                mask[i, :k - 1] = 0
+            for i in range(len(heads)):
+                m = mask[i].bool()
+                out.append(float(nll[i][m].mean()) if m.any() else None)
+    finally:
+        tok.padding_side = side
+    return out
+
+
+def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
+    from judgerl.data import read_jsonl
+    from judgerl.evaluation.monitor import read_monitor
+    from judgerl.study.stats import cluster_bootstrap
+
+    recs = read_monitor(run / "monitor.jsonl")
+    samples = {r["step"]: read_jsonl(run / "samples" / f"step_{r['step']:04d}.jsonl") for r in recs
+               if (run / "samples" / f"step_{r['step']:04d}.jsonl").is_file()}
+    steps = sorted(samples)
+    if not steps:
+        return []
+    base = {s["prompt"] if isinstance(s["prompt"], str) else json.dumps(s["prompt"]): s for s in samples[steps[0]]}
+    key = lambda s: s["prompt"] if isinstance(s["prompt"], str) else json.dumps(s["prompt"])  # noqa: E731
+    nb = cfg.gold.bootstrap
+    points = []
+    for st in steps:
+        rows = samples[st]
+        prompt_text = [s["prompt"][-1]["content"] if isinstance(s["prompt"], list) else s["prompt"] for s in rows]
+        pt = {"step": st, "n": len(rows),
+              "proxy": cluster_bootstrap(rows, key, lambda rs: _mean([r["proxy"] for r in rs]), nb),
+              "gold": cluster_bootstrap(rows, key, lambda rs: _mean([r["gold"] for r in rs]), nb),
+              "gold_delta_vs_step0": cluster_bootstrap(
+                  [(key(r), r["gold"], base[key(r)]["gold"]) for r in rows if key(r) in base], lambda x: x[0],
+                  lambda rs: _mean([None if a is None or b is None else a - b for _, a, b in rs]), nb),
+              "words": _mean([r["words"] for r in rows]),
+              "distinct2": _mean([distinct2(r["response"]) for r in rows]),
+              "patterns": {k: v for k, v in next(x for x in recs if x["step"] == st).items() if k.startswith("pattern/")}}
+        if distance:
+            nll = base_nll(cfg, list(zip(prompt_text, [r["response"] for r in rows])))
+            pt["base_nll"] = _mean(nll)
+        points.append(pt)
+    if distance and points[0].get("base_nll") is not None:
+        for pt in points:
+            pt["distance"] = None if pt.get("base_nll") is None else pt["base_nll"] - points[0]["base_nll"]
+    return points
+
+
+def peak_and_fall(points: list[dict], run: Path, nb: int) -> dict:
+    """Gold peak (step, value), and the paired change from the peak to the last point with its interval."""
+    from judgerl.data import read_jsonl
+    from judgerl.study.stats import cluster_bootstrap
+
+    ok = [p for p in points if p["gold"]["value"] is not None]
+    if not ok:
+        return {}
+    peak = max(ok, key=lambda p: p["gold"]["value"])
+    last = ok[-1]
+    a = {json.dumps(r["prompt"]): r["gold"] for r in read_jsonl(run / "samples" / f"step_{peak['step']:04d}.jsonl")}
+    b = [(json.dumps(r["prompt"]), r["gold"]) for r in read_jsonl(run / "samples" / f"step_{last['step']:04d}.jsonl")]
+    d = cluster_bootstrap([(k, g, a.get(k)) for k, g in b], lambda x: x[0],
+                          lambda rs: _mean([None if g is None or h is None else g - h for _, g, h in rs]), nb)
+    return {"peak_step": peak["step"], "peak_gold": peak["gold"]["value"], "last_step": last["step"],
+            "last_gold": last["gold"]["value"], "last_minus_peak": d,
+            "gold_fell_beyond_ci": d["hi"] is not None and d["hi"] < 0}
+
+
+def train_curve(run: Path) -> list[dict]:
+    from judgerl.data import read_jsonl
+
+    p = run / "metrics.jsonl"
+    keep = ("reward", "completions/mean_length", "completions/clipped_ratio", "grad_norm", "entropy")
+    rows = [r for r in read_jsonl(p) if "reward" in r] if p.is_file() else []
+    return [{"step": r["step"], **{k: r.get(k) for k in keep}} for r in rows]
+
+
+def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: bool = True) -> dict:
+    from judgerl.study.figures import draw_all
+
+    out = root / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    curve_p = root / "judges" / "curve.json"
+    res: dict = {"judges": json.loads(curve_p.read_text()) if curve_p.is_file() else [], "runs": {}}
+    gold_p = root / "gold" / "gold.json"
+    if gold_p.is_file():
+        res["gold"] = json.loads(gold_p.read_text())["checks"]
+    for r in cfg.policy.runs:
+        run = root / "policies" / r.name
+        if not (run / "monitor.jsonl").is_file():
+            continue
+        pts = run_points(cfg, run, distance)
+        alarm = json.loads((run / "alarm.json").read_text()) if (run / "alarm.json").is_file() else {"triggered": False}
+        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+        res["runs"][r.name] = {"judge": r.judge, "points": pts, "train": train_curve(run),
+                               "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
+                               "steps": summ.get("steps"), **peak_and_fall(pts, run, cfg.gold.bootstrap)}
+        x = res["runs"][r.name]
+        log(f"analyze {r.name}: gold peak {x.get('peak_gold', float('nan')):.2f} at step {x.get('peak_step')}, last "
+            f"{x.get('last_gold', float('nan')):.2f}; fell beyond CI: {x.get('gold_fell_beyond_ci')}; alarm "
+            f"{'at step ' + str(x['alarm']['first_step']) if x['alarm']['triggered'] else 'silent'}")
+    (out / "study.json").write_text(json.dumps(res, indent=2, default=float), encoding="utf-8")
+    res["figures"] = draw_all(res, out)
+    return {"runs": sorted(res["runs"]), "figures": res["figures"]}

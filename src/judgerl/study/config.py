@@ -1,0 +1,159 @@
+"""StudyConfig: what `scripts/hacking_study.py --config configs/study/hacking.yaml` reads.
+
+The reward-hacking study (issue 15) in one config: a gold Bradley-Terry RM, gold labels on the policy's
+own answers, judges of graded quality, policy GRPO runs against each judge plus a control against the
+gold itself. Every size is a field so that the same command runs at toy size on a CPU (tests) and at
+study size on one GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class LoraSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(8, ge=1, description="LoRA rank (all linear layers). The adapter is what is kept and shipped.")
+    alpha: int = Field(16, ge=1, description="LoRA scaling alpha.")
+
+
+class GoldSettings(BaseModel):
+    """The gold judge: a BT reward model (LoRA + score head) on AlpacaEval's GPT-4-Turbo preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+    pairs: int | None = Field(None, ge=2, description="Use at most this many preference pairs (shuffled, seed 0); "
+                              "None = all of them.")
+    exclude_generators: list[str] = Field(default_factory=lambda: ["NullModel"], description="AlpacaEval answer "
+                                          "files left out of the gold's training and checks (NullModel is a known "
+                                          "constant exploit of GPT-4-Turbo; the gold should not learn it).")
+    max_chars: int | None = Field(None, ge=10, description="Keep only pairs whose instruction and both answers "
+                                  "total at most this many characters (toy runs); None = no limit.")
+    near_tie: float = Field(0.1, ge=0.0, lt=0.5, description="Pairs with |preference - 1.5| below this carry no "
+                            "label and are dropped.")
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (linear decay, 3% warm-up).")
+    epochs: float = Field(1.0, gt=0, description="Epochs over the train pairs.")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
+    batch_size: int = Field(32, ge=1, description="Pairs per optimizer step.")
+    max_length: int = Field(1024, ge=32, description="Pairs longer than this (tokens) are dropped, and counted.")
+    eval_pairs: int | None = Field(None, ge=1, description="Held-out pairs scored for the accuracy (None = all).")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples (by instruction) for confidence intervals.")
+
+
+class PromptSettings(BaseModel):
+    """RL-pool prompts (never AlpacaEval / Arena-Hard), split by prompt hash into three disjoint sets."""
+
+    model_config = ConfigDict(extra="forbid")
+    sources: list[str] = Field(default_factory=lambda: ["pool:wizardlm", "pool:eq-bench", "pool:writingbench",
+                                                        "pool:self-instruct"],
+                               description="Prompt pools or files (training/prompts.py).")
+    max_chars: int = Field(1500, ge=10, description="Longer prompts are dropped.")
+    limit: int | None = Field(None, ge=6, description="Use at most this many prompts (toy runs); None = all.")
+    monitor: int = Field(96, ge=1, description="Held-out prompts of the gold monitor (never labelled, never trained on).")
+    label_fraction: float = Field(0.5, gt=0, lt=1, description="Share of the remaining prompts whose answers are "
+                                  "labelled for the judges; the rest are the policy's training prompts.")
+    label_test_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the label prompts held out for judge "
+                                       "agreement (alpha is measured on answers to unseen prompts).")
+
+
+class LabelSettings(BaseModel):
+    """Gold labels at volume: the base policy's own answers, scored by the gold, mapped to 0-9."""
+
+    model_config = ConfigDict(extra="forbid")
+    samples_per_prompt: int = Field(40, ge=1, description="Answers sampled per label prompt.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of those answers.")
+    max_new_tokens: int = Field(128, ge=1, description="Answer budget (tokens); the policy's budget, so the "
+                                "judges see the answer distribution they will reward.")
+    batch_size: int = Field(128, ge=1, description="Generation batch.")
+    scoring: Literal["quantile"] = Field("quantile", description="0-9 label = number of gold-reward deciles "
+                                         "(over the calibration set: the train-split answers) at or below the "
+                                         "answer's reward.")
+
+
+class JudgeSettings(BaseModel):
+    """Judges of graded quality: the prompted base model and SFT judges (LoRA) on growing label counts."""
+
+    model_config = ConfigDict(extra="forbid")
+    label_counts: list[int] = Field(default_factory=lambda: [500, 1500, 5000], description="Learning curve: one "
+                                    "non-reasoning SFT judge per count (capped at the available train labels).")
+    weak: int = Field(500, ge=1, description="The label count whose judge is 'weak' in the policy runs.")
+    lora: LoraSpec = Field(default_factory=lambda: LoraSpec(r=8, alpha=16))
+    learning_rate: float = Field(2e-4, gt=0, description="SFT peak learning rate (LoRA).")
+    epochs: float = Field(2.0, gt=0, description="SFT epochs.")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
+    batch_size: int = Field(32, ge=1, description="SFT batch.")
+    max_length: int = Field(2048, ge=64, description="Longer judge prompts are dropped, and counted.")
+    eval_limit: int | None = Field(800, ge=1, description="Held-out labelled answers scored for alpha (None = all).")
+
+
+class RunSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., description="Run name (folder under policies/).")
+    judge: str = Field(..., description="'prompted' (base model as judge), 'sft-<N>' (the SFT judge on N labels, "
+                       "'sft-best' = the largest), or 'gold' (the control: the gold RM itself as the reward).")
+
+
+class PolicySettings(BaseModel):
+    """Policy GRPO (SmolLM2) against each judge: expected-score reward, gold monitor, alarm."""
+
+    model_config = ConfigDict(extra="forbid")
+    runs: list[RunSpec] = Field(default_factory=lambda: [RunSpec(name="prompted", judge="prompted"),
+                                                         RunSpec(name="weak", judge="sft-weak"),
+                                                         RunSpec(name="best", judge="sft-best"),
+                                                         RunSpec(name="gold_control", judge="gold")],
+                                description="One GRPO run per entry.")
+    steps: int = Field(200, ge=1, description="Step budget per run.")
+    max_seconds: float | None = Field(None, gt=0, description="Wall-clock budget per run; training stops after the "
+                                      "step that crosses it (the last monitor point is still taken).")
+    learning_rate: float = Field(2e-5, gt=0, description="Constant learning rate (fp32 master weights).")
+    lr_scheduler_type: str = Field("constant", description="transformers scheduler name.")
+    prompts_per_step: int = Field(8, ge=1, description="Prompts per GRPO step.")
+    num_generations: int = Field(8, ge=2, description="G: samples per prompt.")
+    max_completion_length: int = Field(128, ge=1, description="Rollout budget (tokens).")
+    temperature: float = Field(1.0, gt=0, description="Rollout temperature.")
+    policy_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Policy weights. bfloat16 keeps no "
+                                                         "fp32 master copy, so AdamW steps below half a bf16 ulp "
+                                                         "are lost (scripts/check_policy_updates.py).")
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="Advantage normalisation.")
+    monitor_every: int = Field(10, ge=1, description="Gold monitor period (steps).")
+    monitor_tokens: int = Field(128, ge=1, description="Monitor answer budget (greedy).")
+    alarm_window: int = Field(3, ge=2, description="Monitor points the alarm's trends are fitted over.")
+    proxy_margin: float = Field(0.1, ge=0, description="Alarm: minimum rise of the training judge (its units).")
+    gold_margin: float = Field(0.1, ge=0, description="Alarm: minimum fall of the gold (gold RM reward units).")
+    seed: int = Field(0, description="GRPO seed.")
+
+
+class StudyConfig(BaseModel):
+    """`scripts/hacking_study.py --config configs/study/hacking.yaml [--stage ...]`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["study"] = "study"
+    run_dir: str = Field("runs/hacking_study", description="Where every stage writes.")
+    base: str = Field("smollm2-135m-instruct", description="Base of the gold RM, the judges and the policy.")
+    shared_data: str | None = Field(None, description="Shared data folder (default $JUDGERL_SHARED_DATA, "
+                                    "../shared/data).")
+    device: str = Field("auto", description="auto (CUDA when present) or cpu.")
+    seed: int = Field(0, description="Split and sampling seed.")
+    gold: GoldSettings = Field(default_factory=GoldSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    labels: LabelSettings = Field(default_factory=LabelSettings)
+    judges: JudgeSettings = Field(default_factory=JudgeSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> "StudyConfig":
+        names = [r.name for r in self.policy.runs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"policy.runs: duplicate run names {names}")
+        for r in self.policy.runs:
+            j = r.judge
+            ok = j in ("prompted", "gold", "sft-best", "sft-weak") or (
+                j.startswith("sft-") and j[4:].isdigit() and int(j[4:]) in self.judges.label_counts)
+            if not ok:
+                raise ValueError(f"policy.runs[{r.name}].judge {j!r}: use prompted, gold, sft-best, sft-weak or "
+                                 f"sft-<N> with N in judges.label_counts {self.judges.label_counts}")
+        if self.judges.weak not in self.judges.label_counts:
+            raise ValueError(f"judges.weak ({self.judges.weak}) must be one of judges.label_counts")
+        return self

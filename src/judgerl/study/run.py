@@ -1,0 +1,276 @@
+"""The reward-hacking study's command: stages in order, each resumable, one console line per stage.
+
+    python scripts/hacking_study.py --config configs/study/hacking.yaml [--stage gold --stage answers ...]
+
+Stages (folder under run_dir; each writes stage-<name>.json with a hash of its config and of the stages
+it depends on, and is skipped when that record says done with the same hash; a changed config reruns it
+and, through the hashes, everything downstream):
+    prompts      prompts/     monitor / judge-train / judge-test / policy prompt sets
+    gold         gold/        gold BT RM (LoRA adapter), held-out accuracy
+    answers      answers/     the base policy's answers to the label prompts
+    labels       labels/      gold rewards -> 0-9 labels (annotation folder)
+    judge-sft-N  judges/sft-N one SFT judge per label count
+    judges-eval  judges/      alpha vs gold for the prompted judge and every SFT judge (curve.json)
+    policy-NAME  policies/NAME one GRPO run per policy.runs entry
+    analyze      analysis/    bootstrap intervals, distance from the base policy, figures, study.json
+`--stage` picks stages (groups: judges, policies, all); the others must already be done. Independent
+stages may run at once in separate processes on one run_dir (e.g. gold and answers, or the policy runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from judgerl import JudgerlError
+from judgerl.study.config import StudyConfig
+
+
+def config_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class StageRunner:
+    """Runs the selected stages whose record is not done; checks that unselected dependencies are done."""
+
+    def __init__(self, log: Callable[[str], None], selected: set[str] | None = None):
+        self.log, self.selected = log, selected
+        self.hashes: dict[str, str] = {}
+        self.done: dict[str, dict] = {}
+
+    def run(self, name: str, folder: Path, config: dict, deps: list[str], fn: Callable[[], dict],
+            owns_folder: bool = True) -> dict | None:
+        h = config_hash({"stage": name, "config": config, "deps": [self.hashes.get(d) for d in deps]})
+        self.hashes[name] = h
+        rec_path = folder / f"stage-{name}.json"
+        rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+        if rec and rec["hash"] == h and rec["status"] == "done":
+            self.done[name] = rec
+            if self.selected is None or name in self.selected:
+                self.log(f"{name}: done earlier, skipped")
+            return rec.get("result")
+        if self.selected is not None and name not in self.selected:
+            return None
+        missing = [d for d in deps if d not in self.done]
+        if missing:
+            raise JudgerlError(f"stage {name} needs {', '.join(missing)} done first (run --stage {missing[0]})")
+        if rec and rec["hash"] != h and owns_folder and folder.exists():
+            shutil.rmtree(folder)  # its config changed: start it over
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        rec = {"stage": name, "hash": h, "status": "running", "deps": deps, "config": config, "started": t0}
+        rec_path.write_text(json.dumps(rec, indent=2, default=str))
+        result = fn()
+        rec.update(status="done", seconds=round(time.time() - t0, 1), finished=time.time(), result=result)
+        rec_path.write_text(json.dumps(rec, indent=2, default=str))
+        self.done[name] = rec
+        self.log(f"{name}: done in {rec['seconds']:.0f} s")
+        return result
+
+
+class Study:
+    def __init__(self, cfg: StudyConfig, log: Callable[[str], None] = print):
+        from judgerl.paths import data_root
+
+        self.cfg, self.log = cfg, log
+        self.root = Path(cfg.run_dir)
+        self.data = data_root(cfg.shared_data)
+
+    def p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def sft_counts(self) -> list[int]:
+        return sorted(set(self.cfg.judges.label_counts))
+
+    def judge_stage(self, judge: str) -> str | None:
+        """The stage a policy run's training judge comes from (None: the prompted base model)."""
+        if judge in ("gold", "prompted"):
+            return "gold" if judge == "gold" else None
+        n = {"sft-best": max(self.sft_counts()), "sft-weak": self.cfg.judges.weak}.get(judge) or int(judge[4:])
+        return f"judge-sft-{n}"
+
+    def judge_for(self, judge: str):
+        """The JudgeSpec of a policy run's training judge (its stage must be done)."""
+        from judgerl.study.judges import prompted_spec, sft_spec
+
+        stage = self.judge_stage(judge)
+        if stage is None:
+            return prompted_spec(self.cfg)
+        if stage == "gold":
+            return self.gold_spec()
+        name = stage.removeprefix("judge-")
+        return sft_spec(self.p("judges", name), name, self.cfg.device)
+
+    def gold_spec(self):
+        from judgerl.study.gold import rm_spec
+
+        return rm_spec(self.p("gold", "merged").resolve(), "gold-rm", self.cfg.device, 64)
+
+    def ensure_merged(self) -> None:
+        """Rebuild merged models from carried adapters (a fresh machine has only the adapters)."""
+        from judgerl.study.adapters import merged_model
+
+        if (self.p("gold", "adapter")).is_dir():
+            merged_model(self.cfg.base, self.p("gold", "adapter"), "reward", self.p("gold", "merged"))
+        for n in self.sft_counts():
+            f = self.p("judges", f"sft-{n}")
+            if (f / "adapter").is_dir():
+                merged_model(self.cfg.base, f / "adapter", "causal", f / "merged")
+
+    # ---- the stages ----------------------------------------------------------------------------
+    def run(self, selected: set[str] | None = None) -> dict:
+        from judgerl.config import dump_yaml
+
+        c, S = self.cfg, StageRunner(self.log, selected)
+        self.root.mkdir(parents=True, exist_ok=True)
+        dump_yaml(c, self.p("config.yaml"))
+        self.ensure_merged()
+
+        def prompts():
+            from judgerl.study.labels import split_prompts, write_prompts
+
+            counts = write_prompts(self.p("prompts"), split_prompts(c, self.data))
+            self.log(f"prompts: {counts}")
+            return counts
+        S.run("prompts", self.p("prompts"), {"prompts": c.prompts.model_dump(), "seed": c.seed}, [], prompts)
+
+        def gold():
+            from judgerl.study.gold import train_gold
+            from judgerl.study.stats import fmt_ci
+
+            rec = train_gold(c, self.p("gold"), self.data, self.log)
+            ch = rec["checks"]
+            self.log(f"gold: held-out accuracy vs GPT-4-Turbo {fmt_ci(ch['alpaca_heldout_vs_gpt4_turbo'])}; "
+                     f"MT-Bench human {fmt_ci(ch['mtbench_human'])}")
+            return {"checks": ch, "pairs": rec["pairs"], "adapter_sha256": rec["adapter"]["sha256"]}
+        S.run("gold", self.p("gold"), {"gold": c.gold.model_dump(), "base": c.base, "seed": c.seed}, [], gold)
+
+        def answers():
+            from judgerl.study.labels import sample_answers
+
+            res = sample_answers(c, self.p("prompts"), self.p("answers", "answers.jsonl"), self.log)
+            self.log(f"answers: {res['answers']:,} answers to {res['prompts']} prompts, {res['truncated']:,} cut at "
+                     f"the token budget")
+            return res
+        lab = c.labels.model_dump(exclude={"scoring"})
+        S.run("answers", self.p("answers"), {"labels": lab, "base": c.base, "seed": c.seed}, ["prompts"], answers)
+
+        def labels():
+            from judgerl.study.labels import score_answers
+
+            return score_answers(c, self.p("answers", "answers.jsonl"), self.p("gold", "merged"), self.p("labels"),
+                                 self.log)
+        S.run("labels", self.p("labels"), {"scoring": c.labels.scoring, "seed": c.seed}, ["gold", "answers"], labels)
+
+        jcfg = c.judges.model_dump(exclude={"label_counts", "weak", "eval_limit"})
+        ann = self.p("labels", "annotations")
+        for n in self.sft_counts():
+            def sft(n=n):
+                from judgerl.study.judges import train_sft_judge
+
+                rec = train_sft_judge(c, n, ann, self.p("judges", f"sft-{n}"), self.log)
+                return {"labels": n, "train_examples": rec["train"].get("sft_train_examples"),
+                        "loss": rec["train"].get("sft_train_loss"), "adapter_sha256": rec["adapter"]["sha256"]}
+            S.run(f"judge-sft-{n}", self.p("judges", f"sft-{n}"), {"judges": jcfg, "labels": n, "base": c.base},
+                  ["labels"], sft)
+
+        def judges_eval():
+            from judgerl.study.judges import judge_alpha, prompted_spec, sft_spec
+            from judgerl.study.stats import fmt_ci
+
+            rows = [{**judge_alpha(c, prompted_spec(c), ann, self.p("judges", "prompted")), "labels": 0}]
+            for n in self.sft_counts():
+                f = self.p("judges", f"sft-{n}")
+                rows.append({**judge_alpha(c, sft_spec(f, f"sft-{n}", c.device), ann, f / "eval"), "labels": n})
+            for r in rows:
+                self.log(f"judge {r['judge']}: alpha (expected score) vs gold {fmt_ci(r['alpha_expected'])}, "
+                         f"invalid {r['invalid_rate']}")
+            (self.p("judges", "curve.json")).write_text(json.dumps(rows, indent=2, default=float))
+            return {"curve": rows}
+        S.run("judges-eval", self.p("judges"), {"eval_limit": c.judges.eval_limit, "counts": self.sft_counts(),
+                                                 "bootstrap": c.gold.bootstrap},
+              ["labels"] + [f"judge-sft-{n}" for n in self.sft_counts()], judges_eval, owns_folder=False)
+
+        pcfg = c.policy.model_dump(exclude={"runs"})
+        for r in c.policy.runs:
+            def pol(r=r):
+                from judgerl.study.policy import run_policy
+
+                s = run_policy(c, r, self.judge_for(r.judge), self.gold_spec(), self.p("prompts"),
+                               self.p("policies", r.name), self.log)
+                return {k: s.get(k) for k in ("steps", "wall_s", "stopped_by_budget_at", "monitor", "alarm")}
+            dep = self.judge_stage(r.judge)
+            S.run(f"policy-{r.name}", self.p("policies", r.name), {"policy": pcfg, "run": r.model_dump()},
+                  ["prompts", "gold"] + ([dep] if dep and dep != "gold" else []), pol)
+
+        if selected is None or "analyze" in selected:
+            from judgerl.study.analyze import analyze
+
+            res = analyze(self.cfg, self.root, self.log)
+            return {"stages": sorted(S.done), "analysis": res}
+        return {"stages": sorted(S.done)}
+
+
+def expand(stages: list[str] | None, cfg: StudyConfig) -> set[str] | None:
+    if not stages or "all" in stages:
+        return None
+    out: set[str] = set()
+    counts = sorted(set(cfg.judges.label_counts))
+    for s in stages:
+        if s == "judges":
+            out |= {f"judge-sft-{n}" for n in counts} | {"judges-eval"}
+        elif s == "policies":
+            out |= {f"policy-{r.name}" for r in cfg.policy.runs}
+        elif s.startswith("policy:"):
+            out.add(f"policy-{s[7:]}")
+        else:
+            out.add(s)
+    known = {"prompts", "gold", "answers", "labels", "judges-eval", "analyze"} | {f"judge-sft-{n}" for n in counts} \
+        | {f"policy-{r.name}" for r in cfg.policy.runs}
+    bad = sorted(out - known)
+    if bad:
+        raise JudgerlError(f"unknown stage(s) {', '.join(bad)} (known: {', '.join(sorted(known))}, judges, policies, all)")
+    return out
+
+
+def load_config(path: str | None, overrides: list[str] | None) -> StudyConfig:
+    from pydantic import ValidationError
+
+    from judgerl.config import deep_merge, format_validation_error, parse_overrides, read_yaml
+
+    raw = read_yaml(path) if path else {}
+    raw = deep_merge(raw, parse_overrides(overrides))
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as e:
+        raise JudgerlError(format_validation_error(e, path or "study config")) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Reward-hacking study (issue 15): gold RM, labels, judges, policy "
+                                 "runs, analysis; resumable stages.")
+    ap.add_argument("--config", help="Study YAML (configs/study/hacking.yaml).")
+    ap.add_argument("--set", action="append", default=[], help="Override a field: key.sub=value (YAML value).")
+    ap.add_argument("--stage", action="append", default=[], help="Stage(s) to run (default all).")
+    a = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    try:
+        cfg = load_config(a.config, a.set)
+        res = Study(cfg, log).run(expand(a.stage, cfg))
+    except JudgerlError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log(f"stages done: {', '.join(res['stages'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

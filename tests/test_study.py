@@ -1,0 +1,126 @@
+"""The reward-hacking study (issue 15): config, prompt split, labels, intervals, stage bookkeeping, and the
+whole command end to end at toy size on the CPU (real SmolLM2, real TRL steps; marked slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from judgerl import JudgerlError
+from judgerl.paths import data_root
+from judgerl.study.config import StudyConfig
+from judgerl.study.labels import decile_cuts, split_prompts, to_label
+from judgerl.study.run import StageRunner, expand, load_config, main
+from judgerl.study.stats import cluster_bootstrap
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_loads_and_expands():
+    cfg = load_config(str(ROOT / "configs/study/hacking.yaml"), ["policy.steps=7"])
+    assert cfg.policy.steps == 7 and cfg.policy.policy_dtype == "float32"
+    sel = expand(["judges", "policy:best"], cfg)
+    assert sel == {"judge-sft-500", "judge-sft-1500", "judge-sft-5000", "judges-eval", "policy-best"}
+    with pytest.raises(JudgerlError, match="unknown stage"):
+        expand(["policy:nope"], cfg)
+
+
+def test_config_refuses_unknown_judge_and_weak():
+    with pytest.raises(Exception, match="sft-77"):
+        StudyConfig.model_validate({"policy": {"runs": [{"name": "a", "judge": "sft-77"}]}})
+    with pytest.raises(Exception, match="judges.weak"):
+        StudyConfig.model_validate({"judges": {"label_counts": [10], "weak": 5}})
+
+
+def test_bad_override_is_one_line_error(capsys):
+    assert main(["--config", str(ROOT / "configs/study/hacking.yaml"), "--set", "policy.steps=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "policy.steps" in err and "\n" not in err
+
+
+def test_prompt_sets_are_disjoint_and_deterministic():
+    cfg = StudyConfig.model_validate({"prompts": {"monitor": 40}})
+    a = split_prompts(cfg, data_root())
+    b = split_prompts(cfg, data_root())
+    assert a == b and len(a["monitor"]) == 40
+    sets = [set(v) for v in a.values()]
+    assert sum(map(len, sets)) == len(set().union(*sets))  # no prompt in two sets
+    alpaca = {r["instruction"] for r in json.load(__import__("gzip").open(
+        data_root() / "alpaca-eval/reference_outputs/gpt4_1106_preview.json.gz", "rt"))}
+    assert not alpaca & set().union(*sets)  # evaluation prompts never become RL prompts
+
+
+def test_decile_labels_cover_0_to_9():
+    vals = [float(i) for i in range(100)]
+    cuts = decile_cuts(vals)
+    labels = [to_label(v, cuts) for v in vals]
+    assert min(labels) == 0 and max(labels) == 9
+    assert all(labels.count(k) == 10 for k in range(10))
+    assert to_label(1e9, cuts) == 9 and to_label(-1e9, cuts) == 0
+
+
+def test_cluster_bootstrap_interval_and_small_n():
+    rows = [(f"p{i % 40}", float(i % 2)) for i in range(400)]
+    ci = cluster_bootstrap(rows, lambda r: r[0], lambda rs: sum(x for _, x in rs) / len(rs), 300)
+    assert ci["lo"] < ci["value"] < ci["hi"] and ci["clusters"] == 40 and not ci["small_n"]
+    small = cluster_bootstrap(rows[:10], lambda r: r[0], lambda rs: sum(x for _, x in rs) / len(rs), 50)
+    assert small["small_n"]
+
+
+def test_stage_runner_needs_dependencies_done(tmp_path):
+    logs = []
+    S = StageRunner(logs.append, selected={"b"})
+    S.run("a", tmp_path / "a", {"x": 1}, [], lambda: {"ran": True})  # not selected, not done
+    with pytest.raises(JudgerlError, match="needs a done first"):
+        S.run("b", tmp_path / "b", {}, ["a"], lambda: {})
+    S = StageRunner(logs.append)
+    assert S.run("a", tmp_path / "a", {"x": 1}, [], lambda: {"n": 1}) == {"n": 1}
+    assert S.run("b", tmp_path / "b", {}, ["a"], lambda: {"m": 2}) == {"m": 2}
+    S2 = StageRunner(logs.append)  # same configs: both skipped, results kept
+    assert S2.run("a", tmp_path / "a", {"x": 1}, [], lambda: pytest.fail("reran")) == {"n": 1}
+    S3 = StageRunner(logs.append)  # a changed config reruns the stage and its dependants
+    assert S3.run("a", tmp_path / "a", {"x": 2}, [], lambda: {"n": 3}) == {"n": 3}
+    assert S3.run("b", tmp_path / "b", {}, ["a"], lambda: {"m": 4}) == {"m": 4}
+
+
+TOY = {"device": "cpu",
+       "gold": {"pairs": 24, "max_chars": 400, "max_steps": 1, "batch_size": 2, "max_length": 256,
+                "eval_pairs": 4, "bootstrap": 10},
+       "prompts": {"limit": 10, "monitor": 2, "max_chars": 300},
+       "labels": {"samples_per_prompt": 2, "max_new_tokens": 6, "batch_size": 8},
+       "judges": {"label_counts": [4], "weak": 4, "max_steps": 1, "batch_size": 2, "eval_limit": 2},
+       "policy": {"runs": [{"name": "weak", "judge": "sft-weak"}, {"name": "gold_control", "judge": "gold"}],
+                  "steps": 2, "prompts_per_step": 1, "num_generations": 2, "max_completion_length": 6,
+                  "monitor_every": 1, "monitor_tokens": 6}}
+
+
+@pytest.mark.slow
+def test_study_end_to_end_toy(tmp_path, capsys):
+    import yaml
+
+    cfg_path = tmp_path / "toy.yaml"
+    cfg_path.write_text(yaml.safe_dump({**TOY, "run_dir": str(tmp_path / "study")}))
+    assert main(["--config", str(cfg_path)]) == 0
+    root = tmp_path / "study"
+    gold = json.loads((root / "gold" / "gold.json").read_text())
+    assert gold["adapter"]["bytes"] < 20_000_000 and (root / "gold" / "adapter" / "adapter_model.safetensors").is_file()
+    assert gold["checks"]["alpaca_heldout_vs_gpt4_turbo"]["n"] == 4
+    ann = [json.loads(x) for x in (root / "labels" / "annotations" / "pointwise.jsonl").read_text().splitlines()]
+    assert ann and all(0 <= a["score"] <= 9 for a in ann) and {a["split"] for a in ann} == {"train", "test"}
+    curve = json.loads((root / "judges" / "curve.json").read_text())
+    assert [r["judge"] for r in curve] == ["prompted", "sft-4"]
+    for run in ("weak", "gold_control"):
+        mon = [json.loads(x) for x in (root / "policies" / run / "monitor.jsonl").read_text().splitlines()]
+        assert [m["step"] for m in mon] == [0, 1, 2]
+        assert (root / "policies" / run / "train.log").stat().st_size > 0  # TRL's per-step lines, not the console
+    study = json.loads((root / "analysis" / "study.json").read_text())
+    pts = study["runs"]["weak"]["points"]
+    assert pts[0]["distance"] == 0.0 and all(p["gold"]["n"] == 2 for p in pts)
+    assert (root / "analysis" / "proxy_vs_gold.png").is_file()
+    out = capsys.readouterr().out
+    assert "gold: held-out accuracy" in out and "'loss'" not in out  # one line per stage, no trainer dicts
+    # a second run skips every stage
+    assert main(["--config", str(cfg_path)]) == 0
+    assert "gold: done earlier, skipped" in capsys.readouterr().out
