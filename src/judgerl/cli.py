@@ -4,7 +4,7 @@
     judging     judge                      (one-off verdicts with any judge)
     1 annotate  annotate                   (gold labels)
     2 judges    train-judge, eval-judge
-    3 policy    train-policy
+    3 policy    train-policy, serve        (serve: the judge as a reward server for verl / OpenRLHF / any engine)
     4 evaluate  arena answer|judge|score, winrate, probe   (evaluation/cli_eval.py)
     5 report    report
     all         quickstart (the whole loop), validate (any config)
@@ -195,6 +195,27 @@ def train_policy_cmd(
     print(summary["steps"], "steps;", "monitor:", summary["monitor"], "alarm:", (summary["alarm"] or {}).get("triggered"))
 
 
+@app.command("serve")
+def serve_cmd(
+    config: Optional[Path] = typer.Option(None, "--config", help="Serve YAML (configs/serve_embedded.yaml), or a "
+                                          "policy YAML (serves its judge with its reward settings and G)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Judge YAML or model name (instead of --config)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="TCP port (default 8100)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set max_batch_items=128."),
+) -> None:
+    """The judge as an HTTP reward server (OpenRLHF /get_reward, /v1/rewards, /health, /metrics): the same
+    rewards as train-policy, batched across concurrent requests. Stops cleanly on Ctrl-C / SIGTERM."""
+    from judgerl.serve.app import run_server
+    from judgerl.serve.config import load_serve_config
+
+    extra = [f"host={host}"] * bool(host) + [f"port={port}"] * (port is not None) + list(set_)
+    cfg = load_serve_config(config, judge, extra)
+    console.print(f"serving on http://{cfg.host}:{cfg.port}: POST /v1/rewards, POST /get_reward (OpenRLHF), "
+                  f"GET /health, GET /metrics", highlight=False)
+    run_server(cfg)
+
+
 # ---- stage 4: evaluation (arena, winrate, probe; evaluation/cli_eval.py) ----------------------
 register_evaluation(app)
 
@@ -239,8 +260,8 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="A run directory (quicks
 
 @app.command("validate")
 def validate_cmd(
-    config: Path = typer.Argument(..., help="Any judgerl config (quickstart, annotate, train-judge, policy, judge, accelerate)."),
-    check_endpoints: bool = typer.Option(False, "--check-endpoints", help="Also GET <base_url>/models of openai judges."),
+    config: Path = typer.Argument(..., help="Any judgerl config (quickstart, annotate, train-judge, policy, judge, accelerate, serve)."),
+    check_endpoints: bool = typer.Option(False, "--check-endpoints", help="Also GET <base_url>/models of openai judges and /health of a vLLM rollout server."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Also print the plan (stages, models, endpoints, judge calls)."),
 ) -> None:
     """Check a config without running it: kind, types, enums, judge names, group layout; optionally endpoints."""

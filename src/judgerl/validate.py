@@ -1,9 +1,10 @@
 """`judgerl validate CONFIG`: check a config without running anything (the plans are in judgerl.plans).
 
 A config's kind comes from a `kind:` key (quickstart | annotate | train-judge | policy | judge |
-accelerate) or, failing that, from its fields. Validation = the stage's pydantic model plus the
-checks that need no weights (judge resolution, GRPO group layout, accelerate fields). `--check-endpoints`
-also asks every openai-backend base_url for /models.
+accelerate | serve) or, failing that, from its fields. Validation = the stage's pydantic model plus the
+checks that need no weights (judge resolution, GRPO group layout, vLLM rollout settings, accelerate
+fields). `--check-endpoints` also asks every openai-backend base_url for /models, and a policy's vLLM
+rollout server (`trl vllm-serve`, grpo.vllm_mode server) for /health.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from judgerl import JudgerlError
 from judgerl.config import format_validation_error, read_yaml
 from judgerl.training.policy_config import check_policy
 
-KINDS = ("quickstart", "annotate", "train-judge", "policy", "judge", "accelerate")
+KINDS = ("quickstart", "annotate", "train-judge", "policy", "judge", "accelerate", "serve")
 ACCEL_TYPES = {"NO", "MULTI_GPU", "MULTI_CPU", "DEEPSPEED", "FSDP", "MEGATRON_LM", "XLA"}
 
 
@@ -35,6 +36,8 @@ def detect_kind(data: dict, path: str | Path = "config") -> str:
         return "policy"
     if "output_dir" in keys and keys & {"loader", "input", "kinds"}:
         return "annotate"
+    if keys & {"max_batch_items", "max_wait_ms", "max_in_flight", "openrlhf", "failure_reward"}:
+        return "serve"
     if keys & {"backend", "format", "mode"} or set(data.get("judge") or {}) & {"backend", "model"}:
         return "judge"
     raise JudgerlError(f"{path}: cannot tell what kind of config this is; add `kind: <{'|'.join(KINDS)}>`")
@@ -43,11 +46,12 @@ def detect_kind(data: dict, path: str | Path = "config") -> str:
 def _model(kind: str):
     from judgerl.annotate import AnnotateConfig
     from judgerl.quickstart import QuickstartConfig
+    from judgerl.serve.config import ServeConfig
     from judgerl.training.judge_config import TrainJudgeConfig
     from judgerl.training.policy_config import PolicyConfig
 
     return {"quickstart": QuickstartConfig, "annotate": AnnotateConfig, "train-judge": TrainJudgeConfig,
-            "policy": PolicyConfig}[kind]
+            "policy": PolicyConfig, "serve": ServeConfig}[kind]
 
 
 def check_accelerate(data: dict, path) -> dict:
@@ -91,6 +95,10 @@ def load_any(path: str | Path, overrides: list[str] | None = None):
         raise JudgerlError(format_validation_error(e, str(path))) from None
     if kind == "policy":
         check_policy(cfg)
+    if kind == "serve":
+        from judgerl.serve.service import load_spec
+
+        load_spec(cfg.judge, fetch=False)
     return kind, cfg
 
 
@@ -103,23 +111,32 @@ def judge_specs(kind: str, cfg) -> dict:
     if kind == "policy":
         c = check_policy(cfg)
         return {k: c[k] for k in ("judge", "gold") if c[k] is not None}
+    if kind == "serve":
+        from judgerl.serve.service import load_spec
+
+        return {"judge": load_spec(cfg.judge, fetch=False)}
     return {}
 
 
 def endpoints(kind: str, cfg) -> dict[str, list[str]]:
-    return {role: list(s.base_urls) for role, s in judge_specs(kind, cfg).items() if s.remote}
+    """role -> URLs: the remote judges, and a policy's vLLM rollout server (role `rollout`)."""
+    out = {role: list(s.base_urls) for role, s in judge_specs(kind, cfg).items() if s.remote}
+    if kind == "policy" and cfg.grpo.use_vllm and cfg.grpo.vllm_mode == "server":
+        out["rollout"] = [cfg.grpo.vllm_url()]
+    return out
 
 
 def check_endpoints(kind: str, cfg, timeout: float = 3.0) -> list[str]:
-    """GET <base_url>/models for every openai endpoint; one line per URL; raises if any is unreachable."""
+    """GET <base_url>/models of every openai endpoint (/health of a vLLM rollout server); one line per URL;
+    raises if any is unreachable."""
     import httpx
 
     lines, bad = [], []
     for role, urls in endpoints(kind, cfg).items():
         for u in urls:
             try:
-                r = httpx.get(u.rstrip("/") + "/models", timeout=timeout)
-                ok = r.status_code < 500
+                r = httpx.get(u.rstrip("/") + ("/health" if role == "rollout" else "/models"), timeout=timeout)
+                ok = r.status_code == 200 if role == "rollout" else r.status_code < 500
                 lines.append(f"{role}: {u} -> HTTP {r.status_code}")
             except httpx.HTTPError as e:
                 ok = False

@@ -56,3 +56,26 @@ class ServeConfig(BaseModel):
         "On SIGTERM/SIGINT: stop accepting, then wait this long for in-flight requests before closing them."))
     openrlhf: OpenRLHFSettings = Field(default_factory=OpenRLHFSettings, description="OpenRLHF payload reading.")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$", description="uvicorn log level.")
+
+
+def load_serve_config(config=None, judge: str | None = None, overrides: list[str] | None = None) -> ServeConfig:
+    """A serve YAML; or a policy YAML (its judge, `reward:` settings, and grpo.num_generations as group_size,
+    so the server rewards exactly as that train-policy run would); or just a judge YAML / model name."""
+    from judgerl import JudgerlError
+    from judgerl.config import deep_merge, load_config, parse_overrides, read_yaml
+
+    if (config is None) == (judge is None):
+        raise JudgerlError("give --config (a serve or policy YAML) or --judge (a judge YAML or model name)")
+    if judge is not None:
+        return load_config(ServeConfig, overrides=deep_merge({"judge": str(judge)}, parse_overrides(overrides)),
+                           source="serve")
+    data = read_yaml(config)
+    if data.get("kind") == "policy" or "grpo" in data or "policy" in data:
+        from judgerl.training.policy_config import PolicyConfig
+
+        policy = load_config(PolicyConfig, config)
+        base = {"judge": policy.judge if isinstance(policy.judge, str) else policy.judge.model_dump(mode="json"),
+                "reward": policy.reward.model_dump(mode="json"), "group_size": policy.grpo.num_generations,
+                "run_dir": f"{policy.run_dir}/serve"}
+        return load_config(ServeConfig, overrides=deep_merge(base, parse_overrides(overrides)), source=str(config))
+    return load_config(ServeConfig, config, overrides)

@@ -21,15 +21,16 @@ from judgerl.serve.scoring import Group, Scorer
 STAGE = "serve"  # the ledger's stage for every verdict the server asks for
 
 
-def load_spec(value: JudgeSpec | str) -> JudgeSpec:
-    """A JudgeSpec from an inline spec, a judge YAML or a model name; unknown embedded models fail here."""
+def load_spec(value: JudgeSpec | str, fetch: bool = True) -> JudgeSpec:
+    """A JudgeSpec from an inline spec, a judge YAML or a model name; unknown embedded models fail here
+    (`fetch=False`: an embedded model that is not fetched yet fails too, as `validate` wants)."""
     from judgerl.config import load_judge_spec
 
     spec = value if isinstance(value, JudgeSpec) else load_judge_spec(value)
     if spec.in_process:
         from judgerl.models import resolve
 
-        resolve(spec.model)
+        resolve(spec.model, fetch_missing=fetch)
     return spec
 
 
