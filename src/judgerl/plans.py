@@ -169,3 +169,26 @@ def plan_eval_judge(spec, data: str | None, split: str, limit: int | None, human
     return {"kind": "eval-judge", "stages": [f"judge agreement of {spec.name}"], "models": {"judge": _spec_line(spec)},
             "endpoints": {"judge": list(spec.base_urls)} if spec.remote else {}, "judge_calls": calls,
             "run_dir": run_dir}
+
+
+def plan_arena_judge(spec, models: list[str], data, categories: list[str], limit: int | None, run_dir: str) -> dict:
+    """Judge calls of `arena judge`: questions x models x 2 orders (re-asks for unclear verdicts not counted)."""
+    from judgerl.evaluation.arena import check_categories, load_questions
+
+    questions, _ = load_questions(data, check_categories(categories), limit)
+    return {"kind": "arena judge", "stages": [f"{len(questions)} questions x {len(models)} model(s) vs the category "
+                                              f"baseline, both orders"],
+            "models": {"judge": _spec_line(spec)}, "endpoints": {"judge": list(spec.base_urls)} if spec.remote else {},
+            "judge_calls": {m: 2 * len(questions) for m in models}, "run_dir": run_dir}
+
+
+def plan_probe(specs: list, n_items: int, attacks: list, run_dir: str) -> dict:
+    """Judge calls of `probe` (as run_probe makes them): pointwise, the honest items plus each attacked copy;
+    pairwise, each attacked copy against the honest answer in both orders. Attacks apply per format."""
+    def calls_of(s) -> int:
+        k = sum(s.format in a.formats for a in attacks)
+        return n_items * (1 + k) if s.format == "pointwise" else 2 * n_items * k
+    calls = {s.name: calls_of(s) for s in specs}
+    return {"kind": "probe", "stages": [f"{len(attacks)} attack(s) x {n_items} items: {', '.join(a.name for a in attacks)}"],
+            "models": {s.name: _spec_line(s) for s in specs},
+            "endpoints": {s.name: list(s.base_urls) for s in specs if s.remote}, "judge_calls": calls, "run_dir": run_dir}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from judgerl import JudgerlError
+from judgerl.paths import data_root
 
 arena_app = typer.Typer(help="Arena-Hard-V2: answer, judge vs the category baselines, score.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -61,13 +61,19 @@ def arena_judge(
     run_dir: Path = typer.Option(Path("runs/arena")),
     data: Optional[Path] = typer.Option(None),
     set_: list[str] = typer.Option([], "--set"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (judge, judge calls) and exit; loads no model."),
 ) -> None:
     """Judge answers against the category baseline in both orders (5-level verdicts; cached)."""
     from judgerl.config import load_judge_spec
-    from judgerl.evaluation.arena import run_judgments
+    from judgerl.evaluation.arena import check_judge_inputs, run_judgments
     from judgerl.rundir import RunDir
 
     spec = load_judge_spec(judge, set_)
+    if dry_run:
+        from judgerl.plans import format_plan, plan_arena_judge
+
+        return print(format_plan(plan_arena_judge(spec, models, _data(data), category, limit, str(run_dir))))
+    check_judge_inputs(run_dir, _data(data), models, category)  # a refused input leaves no run folder
     rd = RunDir(run_dir)
     rd.save_config(spec, f"judge-{spec.name}.yaml")
     summary = run_judgments(rd.judge(spec, "arena-judge"), run_dir, _data(data), models, category, limit, retries,
@@ -94,8 +100,10 @@ def arena_score(
     data: Optional[Path] = typer.Option(None),
 ) -> None:
     """Leaderboard vs the baselines (per category + overall), with bootstrap CIs at --level."""
-    from judgerl.evaluation.arena import score_run, write_leaderboard
+    from judgerl.evaluation.arena import leaderboard_paths, score_run, write_leaderboard
 
+    prefix = out or run_dir / "leaderboard"
+    leaderboard_paths(prefix)  # an unwritable --out is refused before scoring
     rows, problems = score_run(run_dir, _data(data), judges, category, models or None, style_control, level, n_boot,
                                seed, published)
     t = Table("category", "model", "score", f"{level:.0%} CI", "questions", "source",
@@ -106,7 +114,7 @@ def arena_score(
     Console().print(t)
     for k, v in sorted(problems.items()):
         console.print(f"[yellow]excluded:[/yellow] {k}: {v}")
-    csv_path, json_path = write_leaderboard(rows, out or run_dir / "leaderboard")
+    csv_path, json_path = write_leaderboard(rows, prefix)
     console.print(f"wrote {csv_path} and {json_path}")
 
 
@@ -118,24 +126,25 @@ def winrate_cmd(
     out: Optional[Path] = typer.Option(None, help="Write the table (.md, .csv or .json)."),
 ) -> None:
     """AlpacaEval win rates (+ SE) and length-controlled win rates, compared to the leaderboard."""
+    from judgerl.data import check_output_file, write_text_atomic
     from judgerl.evaluation.winrate import markdown, winrate_table
 
-    base = Path(os.environ.get("JUDGERL_SHARED_DATA", "../shared/data")) / "alpaca-eval"
-    annotations = annotations or base / "weighted_alpaca_eval_gpt4_turbo_annotations"
-    reference = reference or base / "reference_outputs" / "gpt4_1106_preview.json.gz"
-    if leaderboard is None and (base / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv").is_file():
-        leaderboard = base / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv"
+    if out:
+        check_output_file(out, "--out")  # before any work
+
+    if annotations is None or reference is None or leaderboard is None:
+        base = data_root() / "alpaca-eval"
+        annotations = annotations or base / "weighted_alpaca_eval_gpt4_turbo_annotations"
+        reference = reference or base / "reference_outputs" / "gpt4_1106_preview.json.gz"
+        if leaderboard is None and (base / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv").is_file():
+            leaderboard = base / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv"
     table = winrate_table(annotations, reference, leaderboard, lc)
     text = markdown(table)
     print(text)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".csv":
-            table.to_csv(out, index=False)
-        elif out.suffix == ".json":
-            out.write_text(table.to_json(orient="records", indent=2))
-        else:
-            out.write_text(text)
+        body = (table.to_csv(index=False) if out.suffix == ".csv" else
+                table.to_json(orient="records", indent=2) if out.suffix == ".json" else text)
+        write_text_atomic(out, body)
         console.print(f"wrote {out}")
 
 
@@ -150,6 +159,7 @@ def probe_cmd(
     seed: int = typer.Option(0),
     run_dir: Path = typer.Option(Path("runs/probe")),
     set_: list[str] = typer.Option([], "--set"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (judges, judge calls) and exit; loads no model."),
 ) -> None:
     """Red-team judges: score lift / fooled rate per attack, with confidence intervals (table + JSON per judge)."""
     from judgerl.config import load_judge_spec
@@ -157,12 +167,17 @@ def probe_cmd(
     from judgerl.rundir import RunDir
 
     check_level(level)
-    src = items or Path(os.environ.get("JUDGERL_SHARED_DATA", "../shared/data")) / "alpaca-eval" / "reference_outputs" / "gpt4_1106_preview.json.gz"
-    its, atts, rd = load_items(src, n, seed, max_chars), load_attacks(attacks, only or None), RunDir(run_dir)
+    src = items or data_root() / "alpaca-eval" / "reference_outputs" / "gpt4_1106_preview.json.gz"
+    its, atts = load_items(src, n, seed, max_chars), load_attacks(attacks, only or None)
+    if dry_run:
+        from judgerl.plans import format_plan, plan_probe
+
+        return print(format_plan(plan_probe([load_judge_spec(j, set_) for j in judges], len(its), atts, str(run_dir))))
+    specs = [load_judge_spec(j, set_) for j in judges]  # every judge config read before the run folder exists
+    rd = RunDir(run_dir)
     t = Table("judge", "attack", "n", "invalid", "lift / win rate", f"{level:.0%} CI", "fooled", "fooled CI", "order flips",
               title="Judge probes (pointwise: score lift; pairwise: attacked-vs-honest win rate, both orders)")
-    for j in judges:
-        spec = load_judge_spec(j, set_)
+    for spec in specs:
         res = run_probe(rd.judge(spec, "probe"), its, atts, level, progress=True)
         path = rd.write_json(f"probe-{spec.name}.json", res)
         console.print(f"wrote {path}")
@@ -181,7 +196,7 @@ def _fmt2(x) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the issue-6 verbs to the main app."""
+    """Attach the evaluation verbs (arena, winrate, probe) to the main app."""
     app.add_typer(arena_app, name="arena")
     app.command("winrate")(winrate_cmd)
     app.command("probe")(probe_cmd)
