@@ -1,13 +1,21 @@
-"""Benchmark 3: GRPO step time with a generative (reasoning) judge reward.
+"""Benchmark 3: GRPO step time with a generative (reasoning) judge reward, split into rollout / judge / update.
 
-A: judgerl `train_policy` - the judge is an async reward function that judges the whole batch of
-   completions at once (batched by length, fast decode path on GPU), cached and ledgered.
-B: TRL `GRPOTrainer` with a plain synchronous per-sample reward function: the same judge model and
-   prompt, one completion at a time (what a user writes by hand: `for c in completions: judge(c)`).
-Same policy, judge, GRPOConfig and prompts. Step time = median wall time between optimizer steps,
-first step excluded (warm-up). Prints B / A.
+Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
+  new    judgerl `train_policy`: engine rollouts (training/rollout.py) and the judge on the graph engine
+         (judges/static_decode.py), both the defaults now.
+  today  judgerl `train_policy` as it was before: TRL `generate()` rollouts (grpo.rollout=trl) and the judge
+         on transformers' compiled static-cache path (HFBackend.fast="compile").
+  trl    TRL `GRPOTrainer` with a plain synchronous reward function judging one completion at a time
+         through the same judge implementation (compiled path): what a user writes by hand.
+Split per step: rollout = `GRPOTrainer._generate`, judge = `GRPOTrainer._calculate_rewards` (the device is
+synchronised at both ends), update = the rest of the step (policy log-probs, loss, backward, optimizer).
+Step time = wall time between optimizer steps; medians exclude the first step (warm-up, compilation).
+Rollout tok/s counts the completion tokens kept; its roofline is rows / (bytes a decode step must read:
+weights once + the KV cache at the mean context) / measured copy bandwidth. Judge tok/s = reasoning tokens
+generated in the step / judge time. `--standalone` also times the judge model's decode path alone at the
+in-loop batch and lengths (random prompts of the mean judge-prompt length, all rows to full length).
 
-    python bench/grpo_step.py --steps 4 --prompts 4 --generations 4 --completion 32 --judge-tokens 48
+    python bench/grpo_step.py --steps 6 --prompts 4 --generations 8 --completion 64 --judge-tokens 128
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import atexit
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -24,32 +33,100 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def step_times(stamps: list[float]) -> list[float]:
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+def median(xs: list[float]) -> float | None:
+    xs = xs[1:] if len(xs) > 1 else xs
+    return statistics.median(xs) if xs else None
+
+
+class Split:
+    """Per-call timings of GRPOTrainer._generate and _calculate_rewards (class-level wrappers)."""
+
+    def __init__(self, torch):
+        self.torch, self.calls, self.judge_tokens = torch, [], lambda: 0
+
+    def sync(self):
+        if self.torch.cuda.is_available():
+            self.torch.cuda.synchronize()
+
+    def install(self, cls):
+        gen, rew, split = cls._generate, cls._calculate_rewards, self
+
+        def _generate(trainer, prompts):
+            split.sync()
+            t = time.perf_counter()
+            out = gen(trainer, prompts)
+            split.sync()
+            comp = out[1]
+            split.calls.append({"what": "rollout", "s": time.perf_counter() - t, "rows": len(comp),
+                                "tokens": sum(len(c) for c in comp), "prompt_tokens": sum(len(p) for p in out[0])})
+            return out
+
+        def _calculate_rewards(trainer, *args, **kw):
+            split.sync()
+            t, n0 = time.perf_counter(), split.judge_tokens()
+            out = rew(trainer, *args, **kw)
+            split.sync()
+            split.calls.append({"what": "judge", "s": time.perf_counter() - t, "tokens": split.judge_tokens() - n0})
+            return out
+
+        cls._generate, cls._calculate_rewards = _generate, _calculate_rewards
+
+
+def ledger_tokens(path: Path) -> int:
+    """Reasoning tokens the reward judge generated so far (tokens_out counts the verdict token too)."""
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as c:
+        n, k = c.execute("SELECT COALESCE(SUM(tokens_out), 0), COUNT(*) FROM calls WHERE stage='policy-reward'").fetchone()
+    return int(n) - int(k)
+
+
+def summarise(name: str, stamps: list[float], calls: list[dict], roof) -> dict:
+    steps = [b - a for a, b in zip(stamps, stamps[1:])]
+    ro = [c for c in calls if c["what"] == "rollout"]
+    ju = [c for c in calls if c["what"] == "judge"]
+    n = min(len(steps), len(ro), len(ju))
+    upd = [steps[i] - ro[i]["s"] - ju[i]["s"] for i in range(n)]
+    r = {"arm": name, "steps": len(steps), "step_s": median(steps), "rollout_s": median([c["s"] for c in ro]),
+         "judge_s": median([c["s"] for c in ju]), "update_s": median(upd), "first_step_s": steps[0] if steps else None,
+         "step_all": steps, "rollout_all": [c["s"] for c in ro], "judge_all": [c["s"] for c in ju]}
+    later = ro[1:] or ro
+    r["rollout_tokens"] = sum(c["tokens"] for c in later) / len(later)
+    r["rollout_tok_s"] = sum(c["tokens"] for c in later) / sum(c["s"] for c in later)
+    jl = ju[1:] or ju
+    r["judge_tok_s"] = sum(c["tokens"] for c in jl) / sum(c["s"] for c in jl) if jl else None
+    if roof:
+        mean_prompt = sum(c["prompt_tokens"] for c in later) / sum(c["rows"] for c in later)
+        r["rollout_roofline_tok_s"] = roof(later[0]["rows"], mean_prompt + r["rollout_tokens"] / later[0]["rows"] / 2)
+        r["rollout_roofline_frac"] = r["rollout_tok_s"] / r["rollout_roofline_tok_s"]
+    return r
 
 
 def main() -> None:
     import torch
+    from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOTrainer
-    from datasets import Dataset
 
     from judgerl.judges import JudgeRequest, JudgeSpec
-    from judgerl.judges.cache import Ledger
     from judgerl.judges.hf import HFBackend
-    from judgerl.model_loader import load_model
-    from judgerl.training.policy_grpo import PolicyConfig, grpo_args, train_policy, validate
     from judgerl.judges.values import completion_text, judge_prompt
+    from judgerl.model_loader import load_model, shared_model
+    from judgerl.training.policy_grpo import PolicyConfig, grpo_args, train_policy, validate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--trl-steps", type=int, default=None, help="steps of the trl arm (default --steps)")
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--completion", type=int, default=32)
     ap.add_argument("--judge-tokens", type=int, default=48)
+    ap.add_argument("--arms", default="new,today,trl")
+    ap.add_argument("--standalone", default="", help="decode paths to time alone at the in-loop shape: engine,compile")
     ap.add_argument("--data", default=os.environ.get("JUDGERL_SHARED_DATA"))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -57,74 +134,140 @@ def main() -> None:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
     tmp = Path(tempfile.mkdtemp())
     atexit.register(shutil.rmtree, tmp, True)  # the bench's runs and caches go with the process
+    cuda = torch.cuda.is_available()
     judge_spec = JudgeSpec(name="bench-judge", backend="hf", model=a.model, mode="reasoning", batch_size=64,
                            cache=False, sampling={"max_new_tokens": a.judge_tokens})
     batch = a.prompts * a.generations
+    split = Split(torch)
+    split.install(GRPOTrainer)
+    roof = None
+    if cuda:
+        from judge_decode import copy_bandwidth
 
-    def cfg(run: str) -> PolicyConfig:
+        bw = copy_bandwidth(torch)
+        c = shared_model(a.model, "causal", "auto", "auto")[0].config
+        n_params = sum(p.numel() for p in shared_model(a.model, "causal", "auto", "auto")[0].parameters())
+        hd = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        kv_tok = 2 * c.num_hidden_layers * c.num_key_value_heads * hd * 2
+
+        def roof(rows: int, ctx: float) -> float:
+            return rows / ((n_params * 2 + rows * ctx * kv_tok) / bw)
+
+    def cfg(run: str, rollout: str, steps: int) -> PolicyConfig:
         return PolicyConfig(name=run, run_dir=str(tmp / run), policy=a.model, judge=judge_spec,
                             grpo={"num_generations": a.generations, "per_device_train_batch_size": batch,
-                                  "max_steps": a.steps, "max_completion_length": a.completion, "save_steps": 10_000,
-                                  "save_final": False, "logging_steps": 1, "learning_rate": 1e-6},
+                                  "max_steps": steps, "max_completion_length": a.completion, "save_steps": 10_000,
+                                  "save_final": False, "logging_steps": 1, "learning_rate": 1e-6, "rollout": rollout},
                             data={"sources": ["pool:self-instruct"], "max_prompt_chars": 800},
                             monitor={"enabled": False})
 
-    # A: judgerl
-    c = cfg("judgerl")
-    t0 = time.time()
-    train_policy(c)
-    stamps = [json.loads(x)["time"] for x in open(tmp / "judgerl" / "metrics.jsonl") if '"loss"' in x or '"reward' in x]
-    a_steps = step_times([t0] + stamps)[1:]
-
-    # B: plain TRL with a synchronous per-sample judge reward (same judge implementation, one at a time)
-    jm, jt = load_model(a.model, "causal", "auto", "auto")
-    backend = HFBackend(judge_spec, model=jm, tokenizer=jt)
-
-    judge_seconds: list[float] = []  # time inside the reward function, one entry per step
-
-    def sync_reward(prompts, completions, **kw):
-        t = time.perf_counter()
-        out = []
-        for p, comp in zip(prompts, completions):
-            v = backend._verdicts([JudgeRequest(prompt=judge_prompt(p), responses=[completion_text(comp)])])[0]
-            out.append(v.expected if v.expected is not None else 0.0)
-        judge_seconds.append(time.perf_counter() - t)
-        return out
-
     class Stamp(TrainerCallback):
         def __init__(self):
-            self.t = [time.time()]
+            self.t: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t = [time.perf_counter()]
 
         def on_step_end(self, args, state, control, **kw):
-            self.t.append(time.time())
+            split.sync()
+            self.t.append(time.perf_counter())
 
-    cb = Stamp()
-    cb_cfg = cfg("trl")
-    v = validate(cb_cfg)
-    policy, tok = load_model(a.model, "causal", device=None, dtype="auto")
-    train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])
-    trainer = GRPOTrainer(model=policy, reward_funcs=[sync_reward], args=grpo_args(cb_cfg, tmp / "trl", v["layout"]),
-                          train_dataset=train, processing_class=tok, callbacks=[cb])
-    cb.t = [time.time()]
-    trainer.train()
-    b_steps = step_times(cb.t)[1:]
-    res = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu x{os.cpu_count()}",
-           "torch": torch.__version__, "batch": batch, "completion": a.completion, "judge_tokens": a.judge_tokens,
-           "judgerl_step_s": statistics.median(a_steps), "trl_sync_step_s": statistics.median(b_steps),
-           "judgerl_steps": a_steps, "trl_steps": b_steps}
-    res["speedup"] = res["trl_sync_step_s"] / res["judgerl_step_s"]
-    # Amdahl: what the baseline step spends outside its judge (rollouts, loss, optimizer) no judge can remove
-    res["trl_judge_s"] = statistics.median(judge_seconds[1:] or judge_seconds)
-    res["judgerl_judge_s"] = Ledger(tmp / "judgerl" / "ledger.sqlite").summary()["seconds"] / a.steps
-    res["rest_s"] = res["trl_sync_step_s"] - res["trl_judge_s"]
-    res["bound_with_free_judge"] = res["trl_sync_step_s"] / res["rest_s"]
-    print(json.dumps(res, indent=2))
-    print(f"\nGRPO step: judgerl {res['judgerl_step_s']:.2f} s, TRL + sync per-sample judge {res['trl_sync_step_s']:.2f} s"
-          f" -> {res['speedup']:.2f}x (target >= 3x)")
-    print(f"judge time a step: TRL sync {res['trl_judge_s']:.2f} s, judgerl {res['judgerl_judge_s']:.2f} s; the rest of the "
-          f"step {res['rest_s']:.2f} s caps the ratio at {res['bound_with_free_judge']:.2f}x even with a free judge")
+    arms, res = {}, {"device": torch.cuda.get_device_name() if cuda else f"cpu x{os.cpu_count()}",
+                     "torch": torch.__version__, "batch": batch, "prompts": a.prompts, "generations": a.generations,
+                     "completion": a.completion, "judge_tokens": a.judge_tokens}
+    for name in a.arms.split(","):
+        split.calls = []
+        cb = Stamp()
+        t0 = time.perf_counter()
+        if name in ("new", "today"):
+            HFBackend.fast = "compile" if (name == "today" and cuda) else None
+            split.judge_tokens = lambda n=name: ledger_tokens(tmp / n / "ledger.sqlite")
+            s = train_policy(cfg(name, "engine" if name == "new" else "trl", a.steps), extra_callbacks=[cb])
+            HFBackend.fast = None
+            rollout = s["rollout"]
+        else:  # plain TRL + a synchronous per-sample judge (same judge implementation, one at a time)
+            jm, jt = load_model(a.model, "causal", "auto", "auto")
+            backend = HFBackend(judge_spec, model=jm, tokenizer=jt)
+            backend.fast = "compile" if cuda else None
+            made = [0]
+            split.judge_tokens = lambda: made[0]
+
+            def sync_reward(prompts, completions, **kw):
+                out = []
+                for p, comp in zip(prompts, completions):
+                    v = backend._verdicts([JudgeRequest(prompt=judge_prompt(p), responses=[completion_text(comp)])])[0]
+                    made[0] += v.tokens_out - 1
+                    out.append(v.expected if v.expected is not None else 0.0)
+                return out
+
+            c = cfg("trl", "trl", a.trl_steps or a.steps)
+            v = validate(c)
+            policy, tok = load_model(a.model, "causal", device=None, dtype="auto")
+            train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])
+            trainer = GRPOTrainer(model=policy, reward_funcs=[sync_reward], args=grpo_args(c, tmp / "trl", v["layout"]),
+                                  train_dataset=train, processing_class=tok, callbacks=[cb])
+            trainer.train()
+            rollout = "trl"
+        arms[name] = summarise(name, cb.t, split.calls, roof)
+        arms[name].update(rollout=rollout, wall_s=time.perf_counter() - t0)
+        print(json.dumps({k: v for k, v in arms[name].items() if not k.endswith("_all")}), flush=True)
+        if a.out:
+            Path(a.out).write_text(json.dumps({**res, "arms": arms}, indent=2))
+    res["arms"] = arms
+    if a.standalone and "new" in arms:
+        res["standalone"] = standalone(torch, a, tmp / "new" / "ledger.sqlite", batch, arms["new"])
+    base = arms.get("new", {}).get("step_s")
+    for other in ("today", "trl"):
+        if base and other in arms and arms[other]["step_s"]:
+            res[f"{other}_over_new"] = arms[other]["step_s"] / base
+    if base:  # steps in 25 minutes of one GPU: the first step (warm-up) once, then the median step
+        first = arms["new"]["first_step_s"] or base
+        res["steps_in_25_min"] = int(1 + max(0.0, 1500 - first) // base)
+    print(json.dumps({k: v for k, v in res.items() if k != "arms"}, indent=2))
+    print("\narm    step_s  rollout_s  judge_s  update_s  rollout tok/s  judge tok/s")
+    for n, r in arms.items():
+        print(f"{n:<6}{r['step_s']:>8.2f}{r['rollout_s']:>11.2f}{r['judge_s']:>9.2f}{r['update_s']:>10.2f}"
+              f"{r['rollout_tok_s']:>15.0f}{(r['judge_tok_s'] or 0):>13.0f}")
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2))
+
+
+def standalone(torch, a, ledger: Path, rows: int, new_arm: dict) -> dict:
+    """The judge model's decode path alone at the in-loop batch and lengths (bench 1's method)."""
+    from judgerl.judges.decode import generate_ids
+    from judgerl.model_loader import shared_model
+
+    with sqlite3.connect(ledger) as c:
+        n_in, k = c.execute("SELECT SUM(tokens_in), COUNT(*) FROM calls WHERE stage='policy-reward'").fetchone()
+    prompt = max(1, round(n_in / k))
+    model, _ = shared_model(a.model, "causal", "auto", "auto")
+    g = torch.Generator(device=model.device).manual_seed(0)
+    ids = torch.randint(10, model.config.vocab_size - 10, (rows, prompt), device=model.device, generator=g)
+    mask = torch.ones_like(ids)
+    out = {"rows": rows, "prompt": prompt, "new": a.judge_tokens, "in_loop_judge_tok_s": new_arm["judge_tok_s"]}
+    for path in a.standalone.split(","):
+        fast = True if path == "engine" else path
+
+        def run():
+            return generate_ids(model, ids, mask, max_new_tokens=a.judge_tokens, temperature=0.7, top_k=20,
+                                top_p=0.95, pad_token_id=0, eos_token_id=None, fast=fast, pad_rows_to=64)
+
+        t = time.perf_counter()
+        run()
+        first = time.perf_counter() - t
+        best = float("inf")
+        for _ in range(2):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            run()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+        out[path] = {"tok_s": rows * a.judge_tokens / best, "first_call_s": first}
+        out[path]["in_loop_fraction"] = (new_arm["judge_tok_s"] or 0) / out[path]["tok_s"]
+        print(json.dumps({path: out[path]}), flush=True)
+    return out
 
 
 if __name__ == "__main__":

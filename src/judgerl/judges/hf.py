@@ -76,6 +76,10 @@ def value_token_ids(tok, values: list[int]) -> dict[int, list[int]]:
 
 
 class HFBackend:
+    # decode path (decode.generate_ids): None = the graph engine on CUDA, plain generate() on CPU; False = plain;
+    # "compile" = transformers' compiled static-cache path. Set per instance, or on the class (benches).
+    fast: bool | str | None = None
+
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
         if model is None:
@@ -84,7 +88,6 @@ class HFBackend:
         self.values = verdict_values(spec.format, spec.score_min, spec.score_max)
         self.value_ids = value_token_ids(self.tok, self.values)
         self.prefix = forced_prefix(self.tok, verdict_prefix(spec.format).strip(), self.values[-1])
-        self.fast: bool | None = None  # decode path: None = fast on CUDA (see decode.generate_ids)
         self._lock = threading.Lock()
 
     # ---- low level -------------------------------------------------------------------------

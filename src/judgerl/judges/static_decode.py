@@ -53,7 +53,6 @@ def pick_tokens(logits, temperature: float, top_k: int, top_p: float, noise=None
     """(token, logprob) per row from float32 logits [B, V]: greedy when temperature <= 0, else an exact
     draw from softmax(logits / T) restricted to the top-k, then top-p set (transformers' order and
     tie rule for top-p; top-k keeps exactly k). `noise` holds Exponential(1) draws, [B, V] or [B, k]."""
-    import torch
 
     if temperature <= 0:
         tok = logits.argmax(-1)
@@ -174,7 +173,6 @@ class StaticDecoder:
     # ---- prefill ----------------------------------------------------------------------------
     def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int):
         """Eager prefill of the distinct input rows; KV copied into the cache rows; returns last logits."""
-        import torch
         from transformers import DynamicCache
 
         m = self.model

@@ -48,6 +48,11 @@ class GRPOSettings(BaseModel):
     bf16: bool | None = Field(None, description="Default: on when CUDA supports it.")
     report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ...")
     policy_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Policy weight dtype; auto = bfloat16 on a GPU, float32 on the CPU.")
+    rollout: Literal["auto", "engine", "trl"] = Field(
+        "auto", description="Policy rollouts. engine: judgerl's static-cache decoder (training/rollout.py: one CUDA "
+        "graph per batch shape, each prompt prefilled once for its G rollouts, the trainer's exact sampling); trl: "
+        "TRL's own generate(); auto: engine where it supports the setup (no vLLM, PEFT, ZeRO-3 or FSDP; a full-"
+        "attention model; no min_p / repetition_penalty / generation_kwargs), else trl (bench 3: faster on GPU and CPU).")
     use_vllm: bool = Field(False, description="Roll out with vLLM instead of transformers' generate (TRL use_vllm). "
                            "Needs vLLM on a CUDA machine (`pip install trl[vllm]`); it does not install on CPU-only hosts.")
     vllm_mode: Literal["server", "colocate"] = Field("colocate", description=(

@@ -13,6 +13,8 @@ Algorithm choices (paper defaults, all overridable in the YAML):
 - Pairwise rewards (and group_mean) need whole groups on every process: the config is refused
   unless per_device_train_batch_size × steps_per_generation is a multiple of num_generations.
 - Gold monitor + hacking alarm + pattern rates run as a TrainerCallback (evaluation/monitor.py).
+- Rollouts: `grpo.rollout` (auto = judgerl's static-cache CUDA-graph decoder where it supports the
+  setup, training/rollout.py; else TRL's own generate()).
 
 Run dir: config.yaml, ledger.sqlite, cache.sqlite, metrics.jsonl (trainer logs), monitor.jsonl,
 samples/, flagged/, alarm.json, checkpoints/checkpoint-N, final/, summary.json.
@@ -122,6 +124,28 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict):
         raise JudgerlError(f"invalid GRPO settings: {str(e).splitlines()[0]}") from None
 
 
+def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, train, callbacks: list):
+    """GRPOTrainer with the rollout path `cfg.grpo.rollout` asks for (see training/rollout.py)."""
+    import warnings
+
+    from trl import GRPOTrainer
+
+    from judgerl.training.rollout import FastRollout, unsupported
+
+    rollout = FastRollout(cfg.grpo.seed) if cfg.grpo.rollout != "trl" else None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
+        trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args, train_dataset=train,
+                              processing_class=tok, callbacks=callbacks, rollout_func=rollout)
+    why = unsupported(trainer) if rollout is not None else None
+    if why and cfg.grpo.rollout == "engine":
+        raise JudgerlError(f"grpo.rollout: engine cannot serve this run: {why} (use auto or trl)")
+    if why:
+        trainer.rollout_func = None  # auto: TRL's own generate()
+    trainer.judgerl_rollout = "trl" if trainer.rollout_func is None else "engine"
+    return trainer
+
+
 def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = None,
                  extra_callbacks: list | None = None) -> dict:
     """Validate, build the GRPOTrainer with the judge reward and the gold monitor, train, summarise.
@@ -131,7 +155,6 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     """
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import GRPOTrainer
 
     v = validate(cfg)
     run = RunDir(cfg.run_dir)
@@ -157,8 +180,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         monitor = GoldMonitor(run, held, proxy, gold, cfg.monitor, cfg.alarm)
         callbacks.append(monitor)
     callbacks += list(extra_callbacks or [])
-    trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=train,
-                          processing_class=tok, callbacks=callbacks)
+    trainer = build_trainer(cfg, policy, tok, [reward], args, train, callbacks)
     if monitor is not None:
         monitor.trainer = trainer
         if resume:
@@ -170,6 +192,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         if main_process:
             tok.save_pretrained(str(run.path / "final"))
     summary = {"steps": trainer.state.global_step, "reward": dict(reward.totals), "layout": v["layout"],
+               "rollout": trainer.judgerl_rollout,
                "judge_calls": run.ledger_summary(),
                "monitor": monitor.records[-1] if monitor and monitor.records else None,
                "alarm": monitor.alarm.state() if monitor else None, "processes": trainer.accelerator.num_processes}

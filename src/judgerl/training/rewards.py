@@ -11,7 +11,9 @@
   `aggregate: vote` uses the 0/1 decision instead of the probability.
 - Cheaper schemes (`scheme`): `round_robin` (all G(G-1)/2 pairs), `k_opponents` (a random circulant
   design: every rollout meets ≥k others, ~G·⌈k/2⌉ pairs), `anchor` (every rollout vs rollout 0,
-  G-1 pairs). `scheme_agreement` reports their call count and Kendall τ against round robin.
+  G-1 pairs), `bt_regular` (a k-regular design, k = 4 by default: 2G calls, each pair in one order
+  balanced per rollout, the unjudged pairs filled in by a Bradley–Terry fit: training/pairwise_rank.py).
+  `scheme_agreement` reports their call count and Kendall τ against round robin.
 - Failures never raise: the whole batch is retried `retries` times if the judge raises, then each
   unscorable sample gets the configured `on_failure` policy: `drop` (None: TRL excludes the sample
   from the group baseline and gives it zero advantage) or `group_mean` (the mean reward of the
@@ -41,7 +43,8 @@ from judgerl.judges.values import completion_text, first_wins, judge_prompt, poi
 log = logging.getLogger(__name__)
 FailurePolicy = Literal["drop", "group_mean"]
 DESIGNED_ORDER = {"bt_regular"}  # schemes whose pairs already say who is shown first (balanced per rollout)
-Scheme = Literal["round_robin", "k_opponents", "anchor"]
+Scheme = Literal["round_robin", "k_opponents", "anchor", "bt_regular"]
+DEFAULT_K = {"k_opponents": 2, "bt_regular": 4}
 
 
 class JudgeRewardConfig(BaseModel):
@@ -53,7 +56,8 @@ class JudgeRewardConfig(BaseModel):
     retries: int = Field(1, ge=0, le=10, description="Whole-batch retries when the judge raises "
                          "(the openai backend also retries each request itself).")
     scheme: Scheme = Field("round_robin", description="Pairwise pairing scheme.")
-    k: int = Field(2, ge=1, description="Opponents per rollout for scheme k_opponents.")
+    k: int | None = Field(None, ge=1, description="Opponents per rollout for schemes k_opponents (default 2) and "
+                          "bt_regular (default 4: 2G calls a group, twice the pointwise count).")
     both_orders: bool = Field(False, description="Judge each pair in both orders and average.")
     aggregate: Literal["prob", "vote"] = Field("prob", description="Pairwise: P(preferred) or 0/1 vote.")
     seed: int = Field(0, description="Seed of the k_opponents design and random pair order.")
@@ -83,10 +87,16 @@ def apply_failure_policy(rewards: list[float | None], groups: list[list[int]], p
     return out
 
 
-def pairs_for(g: int, scheme: str = "round_robin", k: int = 2, rng: random.Random | None = None) -> list[tuple[int, int]]:
-    """Unordered pairs (i, j), i != j, of a group of g rollouts under a pairing scheme."""
+def pairs_for(g: int, scheme: str = "round_robin", k: int | None = None,
+              rng: random.Random | None = None) -> list[tuple[int, int]]:
+    """Pairs (i, j), i != j, i shown first, of a group of g rollouts under a pairing scheme."""
+    k = k or DEFAULT_K.get(scheme, 2)
     if g < 2:
         return []
+    if scheme == "bt_regular":
+        from judgerl.training.pairwise_rank import design
+
+        return design(g, k, rng)
     if scheme == "round_robin" or (scheme == "k_opponents" and k >= g - 1):
         return [(i, j) for i in range(g) for j in range(i + 1, g)]
     if scheme == "anchor":
@@ -100,7 +110,17 @@ def pairs_for(g: int, scheme: str = "round_robin", k: int = 2, rng: random.Rando
                 a, b = order[pos], order[(pos + d) % g]
                 pairs.add((min(a, b), max(a, b)))
         return sorted(pairs)
-    raise JudgerlError(f"unknown pairwise scheme {scheme!r} (round_robin, k_opponents, anchor)")
+    raise JudgerlError(f"unknown pairwise scheme {scheme!r} (round_robin, k_opponents, anchor, bt_regular)")
+
+
+def group_rewards(g: int, scheme: str, pairs: list[tuple[int, int]], p_first: dict) -> list[float | None]:
+    """Each rollout's reward from the judged pairs: mean win rate, or for bt_regular the round-robin win
+    rate with the unjudged pairs imputed by Bradley–Terry."""
+    if scheme == "bt_regular":
+        from judgerl.training.pairwise_rank import imputed_win_rates
+
+        return imputed_win_rates(g, {p: p_first.get(p) for p in pairs})
+    return win_rates(g, pairs, p_first)
 
 
 def win_rates(g: int, pairs: list[tuple[int, int]], p_first: dict[tuple[int, int], float | None]) -> list[float | None]:
@@ -205,7 +225,7 @@ class PairwiseReward(_JudgeReward):
         for gi, grp in enumerate(groups):
             p_first = {(i, j): (sum(acc[(gi, i, j)]) / len(acc[(gi, i, j)]) if (gi, i, j) in acc else None)
                        for i, j in group_pairs[gi]}
-            for local, r in enumerate(win_rates(g, group_pairs[gi], p_first)):
+            for local, r in enumerate(group_rewards(g, self.cfg.scheme, group_pairs[gi], p_first)):
                 raw[grp[local]] = r
         out = apply_failure_policy(raw, groups, self.cfg.on_failure)
         self._report({"calls": len(reqs), "failed": sum(v.failed for v in verdicts),
@@ -221,12 +241,13 @@ def make_reward(judge, cfg: JudgeRewardConfig | None = None, num_generations: in
     return cls(judge, cfg, num_generations)
 
 
-def scheme_calls(g: int, scheme: str, k: int = 2, both_orders: bool = False) -> int:
+def scheme_calls(g: int, scheme: str, k: int | None = None, both_orders: bool = False) -> int:
     """Judge calls per group of g rollouts."""
     return len(pairs_for(g, scheme, k, random.Random(0))) * (2 if both_orders else 1)
 
 
-def scheme_agreement(pref, scheme: str, k: int = 2, trials: int = 200, sample: bool = True, seed: int = 0) -> dict:
+def scheme_agreement(pref, scheme: str, k: int | None = None, trials: int = 200, sample: bool = True,
+                     seed: int = 0) -> dict:
     """Call count and ranking agreement of a cheap pairwise scheme with the full round robin.
 
     `pref` is a G×G matrix, pref[i][j] = P(judge prefers rollout i over j) (e.g. measured from a
@@ -248,11 +269,12 @@ def scheme_agreement(pref, scheme: str, k: int = 2, trials: int = 200, sample: b
         full = {(i, j): float(outcome[i, j]) for i in range(g) for j in range(i + 1, g)}
         ref = win_rates(g, list(full), full)
         pairs = pairs_for(g, scheme, k, rng)
-        cheap = win_rates(g, pairs, {p: full[p] for p in pairs})
+        seen = {(i, j): full[(i, j)] if i < j else 1.0 - full[(j, i)] for i, j in pairs}
+        cheap = group_rewards(g, scheme, pairs, seen)
         a = [x if x is not None else 0.5 for x in cheap]
         tau = kendalltau(ref, a).statistic
         if tau is not None and math.isfinite(tau):
             taus.append(float(tau))
-    return {"scheme": scheme, "k": k, "group_size": g, "calls": scheme_calls(g, scheme, k),
+    return {"scheme": scheme, "k": k or DEFAULT_K.get(scheme), "group_size": g, "calls": scheme_calls(g, scheme, k),
             "calls_round_robin": scheme_calls(g, "round_robin"), "kendall_tau": float(np.mean(taus)) if taus else float("nan"),
             "trials": len(taus)}
