@@ -3,8 +3,9 @@
 # the machine stays warm). Run from the repo root on the device:
 #   1. carry [device_carry/p0, .whl, device_carry/study]:  bash scripts/device/study.sh part0
 #   2. carry [device_carry/p1, device_carry/data, device_carry/study]: bash scripts/device/study.sh prep
+#      (exits 3 with NEED_PART0 when neither the wheels nor the GGUF's first half are on the machine)
 #        gold RM ∥ answers, labels, SFT judges (in parallel), judge agreement
-#   3. (no carry): bash scripts/device/study.sh policies     the policy runs, all at once on the one GPU
+#   3. carry [device_carry/study]: bash scripts/device/study.sh policies     the policy runs, all at once on the one GPU
 # device_carry/study/ holds llmbar/ (gold checks) and run/ (stage outputs made here, e.g. prompts/, or
 # brought back from an earlier machine: adapters, labels). What comes back goes to $OUT as a few tarballs.
 set -u
@@ -30,9 +31,13 @@ part0)
   nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; df -h /tmp | tail -1; ls /tmp ;;
 prep)
   env_setup; mkdir -p $RUN /tmp/sdata $JUDGERL_CACHE/gguf
-  cp -r device_carry/data/* /tmp/sdata/ && cp -rn device_carry/study/run/. $RUN/
+  python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_PART0: no wheels in /tmp/site"; exit 3; }
   G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
-  [ -f $G ] || cat /tmp/part00 device_carry/p1/part01 > $G
+  if [ ! -f $JUDGERL_CACHE/models/smollm2-135m-instruct/.complete ] && [ ! -f $G ]; then
+    [ -f /tmp/part00 ] || { echo "NEED_PART0: no /tmp/part00"; exit 3; }
+    cat /tmp/part00 device_carry/p1/part01 > $G
+  fi
+  cp -r device_carry/data/* /tmp/sdata/ && cp -rn device_carry/study/llmbar /tmp/sdata/ && cp -rn device_carry/study/run/. $RUN/
   python3 -m judgerl.cli models fetch smollm2-135m-instruct || exit 1
   study --stage prompts || exit 1
   (study --stage gold > $RUN/gold.log 2>&1; echo "gold rc $?") &

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import random
@@ -130,7 +131,8 @@ def train_gold(cfg: StudyConfig, folder: Path, root: Path, log: Callable[[str], 
                                 "logging_steps": 20})
     n_train = sum(r["split"] == "train" for r in pairs)
     log(f"gold: training the BT reward model (LoRA r{g.lora.r}) on {n_train:,} train pairs")
-    model, tok, stats = run_reward_model(tcfg, str(folder / "checkpoints"))
+    with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+        model, tok, stats = run_reward_model(tcfg, str(folder / "checkpoints"))  # TRL's dicts to train.log
     adapter = save_adapter(model, folder / "adapter", {"base": cfg.base, "kind": "reward", "lora_r": g.lora.r})
     del model
     merged = merged_model(cfg.base, folder / "adapter", "reward", folder / "merged")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Callable
@@ -54,7 +55,8 @@ def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: 
     check_data(tcfg)
     log(f"judge sft-{n_labels}: SFT (LoRA r{j.lora.r}) on {n_labels:,} labels")
     model, tok = load_causal(cfg.base, tcfg.dtype)
-    model, stats = run_sft(tcfg, judge_spec(tcfg, str(folder / "merged")), model, tok, str(folder / "checkpoints"))
+    with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):  # TRL's dicts
+        model, stats = run_sft(tcfg, judge_spec(tcfg, str(folder / "merged")), model, tok, str(folder / "checkpoints"))
     adapter = save_adapter(model, folder / "adapter", {"base": cfg.base, "kind": "causal", "labels": n_labels})
     del model
     merged = merged_model(cfg.base, folder / "adapter", "causal", folder / "merged")

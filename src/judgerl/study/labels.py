@@ -1,6 +1,7 @@
 """Prompts and gold labels at volume for the study.
 
-- Prompts: the RL pools (never AlpacaEval / Arena-Hard), ordered by a seeded hash of the text and cut
+- Prompts: the RL pools (never AlpacaEval / Arena-Hard; a pool prompt that is also an AlpacaEval
+  instruction, i.e. the gold's training data, is dropped), ordered by a seeded hash of the text and cut
   into three disjoint sets: `monitor` (the gold monitor's held-out prompts), `label` (answers labelled
   for the judges; split again by prompt into judge-train and judge-test) and `policy` (GRPO training).
 - Answers: the base policy's own answers, `labels.samples_per_prompt` per label prompt, sampled at
@@ -23,6 +24,16 @@ from judgerl.study.config import StudyConfig
 SETS = ("monitor", "label", "policy")
 
 
+def gold_instructions(root: Path) -> set[str]:
+    """AlpacaEval's instructions: the gold's training data, never RL or judge prompts."""
+    import gzip
+
+    from judgerl.study.gold import REFERENCES
+
+    with gzip.open(root / REFERENCES, "rt", encoding="utf-8") as f:
+        return {r["instruction"].strip() for r in json.load(f)}
+
+
 def split_prompts(cfg: StudyConfig, root: Path) -> dict[str, list[str]]:
     """{monitor, label_train, label_test, policy}: disjoint prompt lists (deterministic in cfg.seed)."""
     from judgerl import JudgerlError
@@ -30,6 +41,8 @@ def split_prompts(cfg: StudyConfig, root: Path) -> dict[str, list[str]]:
 
     p = cfg.prompts
     prompts = load_prompts(p.sources, root, None, p.max_chars, cfg.seed)
+    gold_seen = gold_instructions(root)
+    prompts = [x for x in prompts if x.strip() not in gold_seen]  # (one WizardLM prompt is an AlpacaEval one)
     order = sorted(prompts, key=lambda s: hashlib.sha256(f"{cfg.seed}:{s}".encode()).hexdigest())[:p.limit]
     if len(order) < p.monitor + 4:
         raise JudgerlError(f"{len(order)} prompts cannot spare {p.monitor} monitor prompts and still leave "
