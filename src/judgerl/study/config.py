@@ -37,6 +37,8 @@ class GoldSettings(BaseModel):
     epochs: float = Field(1.0, gt=0, description="Epochs over the train pairs.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
     batch_size: int = Field(32, ge=1, description="Pairs per optimizer step.")
+    max_seconds: float | None = Field(None, gt=0, description="Wall-clock budget of the training; it stops after "
+                                      "the step that crosses it (pairs seen are recorded).")
     max_length: int = Field(1024, ge=32, description="Pairs longer than this (tokens) are dropped, and counted.")
     eval_pairs: int | None = Field(None, ge=1, description="Held-out pairs scored for the accuracy (None = all).")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples (by instruction) for confidence intervals.")

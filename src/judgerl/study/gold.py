@@ -115,6 +115,7 @@ def model_vs_model(held: list[dict], margin: float = 0.5) -> list[tuple[str, str
 def train_gold(cfg: StudyConfig, folder: Path, root: Path, log: Callable[[str], None]) -> dict:
     """Train the gold RM (LoRA), save its adapter, merge it, check it; returns the gold record."""
     from judgerl.study.adapters import merged_model, save_adapter
+    from judgerl.study.policy import WallClockBudget
     from judgerl.training.judge_config import TrainJudgeConfig
     from judgerl.training.reward_model import run_reward_model
 
@@ -132,7 +133,10 @@ def train_gold(cfg: StudyConfig, folder: Path, root: Path, log: Callable[[str], 
     n_train = sum(r["split"] == "train" for r in pairs)
     log(f"gold: training the BT reward model (LoRA r{g.lora.r}) on {n_train:,} train pairs")
     with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
-        model, tok, stats = run_reward_model(tcfg, str(folder / "checkpoints"))  # TRL's dicts to train.log
+        budget = WallClockBudget(g.max_seconds)
+        model, tok, stats = run_reward_model(tcfg, str(folder / "checkpoints"), callbacks=[budget])  # dicts to train.log
+    stats["stopped_by_budget_at"] = budget.stopped_at
+    stats["pairs_seen"] = stats["rm_steps"] * g.batch_size
     adapter = save_adapter(model, folder / "adapter", {"base": cfg.base, "kind": "reward", "lora_r": g.lora.r})
     del model
     merged = merged_model(cfg.base, folder / "adapter", "reward", folder / "merged")

@@ -42,8 +42,9 @@ def preference_rows(cfg: TrainJudgeConfig, split: str, limit: int | None = None)
     return rows
 
 
-def run_reward_model(cfg: TrainJudgeConfig, out_dir: str) -> tuple:
-    """Train a BT reward model from cfg.base_model; returns (model, tokenizer, stats)."""
+def run_reward_model(cfg: TrainJudgeConfig, out_dir: str, callbacks: list | None = None) -> tuple:
+    """Train a BT reward model from cfg.base_model; returns (model, tokenizer, stats). `callbacks`: extra
+    TrainerCallbacks (e.g. a wall-clock budget)."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -61,7 +62,7 @@ def run_reward_model(cfg: TrainJudgeConfig, out_dir: str) -> tuple:
         save_strategy="no", report_to=[], seed=cfg.seed, **training_precision(),
     )
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                            peft_config=peft_config(cfg, task_type="SEQ_CLS"))
+                            peft_config=peft_config(cfg, task_type="SEQ_CLS"), callbacks=callbacks)
     n_kept = len(trainer.train_dataset)
     require_rows(list(range(n_kept)), len(rows), "reward-model", "rm.max_length")
     result = trainer.train()
