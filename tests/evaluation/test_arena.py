@@ -275,16 +275,17 @@ def test_forced_label_logprobs_match_a_full_forward(smollm2):
 
 
 @pytest.mark.slow
-def test_in_process_arena_judge_gives_every_game_a_verdict(smollm2, shared_data, tmp_path):
-    """hf backend, pairwise, direct (issue 13 item 6): every game gets a label, five probabilities and an
+@pytest.mark.parametrize("mode", ["direct", "reasoning"])
+def test_in_process_arena_judge_gives_every_game_a_verdict(smollm2, shared_data, tmp_path, mode):
+    """hf backend, pairwise (issue 13 item 6): every game gets a label, five probabilities and an
     expected value, and `arena score` works on the result."""
     model, tok = smollm2
     data = tiny_slice(shared_data / "arena-hard-auto" / "v2.0", tmp_path / "data")
     mine = tmp_path / "model_answer" / "mine.jsonl"
     mine.parent.mkdir(parents=True)
     mine.write_text("".join(json.dumps(_answer(u, "mine", "I am not sure, sorry.")) + "\n" for u in sorted(TINY)))
-    spec = JudgeSpec(name="smol", format="pairwise", mode="direct", device="cpu", dtype="float32",
-                     sampling={"max_new_tokens": 16})  # used only by free-text judging (before the fix)
+    spec = JudgeSpec(name="smol", format="pairwise", mode=mode, device="cpu", dtype="float32",
+                     sampling={"max_new_tokens": 16})  # reasoning budget (and free text before the fix)
     j = Judge(spec, cache=tmp_path / "cache.sqlite", ledger=tmp_path / "ledger.sqlite", stage="arena",
               model=model, tokenizer=tok)
     s = arena.run_judgments(j, tmp_path, data, ["mine"], ["hard_prompt", "creative_writing"], retries=0)

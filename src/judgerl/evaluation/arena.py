@@ -170,7 +170,7 @@ def judge_games(judge: Judge, convs: list[list[dict]], retries: int = 2, max_new
     from judgerl.evaluation.arena_forced import forced_games, uses_forced
 
     if uses_forced(judge):
-        return forced_games(judge, convs, max_new_tokens)
+        return forced_games(judge, convs, max_new_tokens, generate=cached_generate)
     games = [{"score": None, "judgment": "", "attempts": 0, "error": None} for _ in convs]
     current = [list(c) for c in convs]
     todo = list(range(len(convs)))

@@ -100,9 +100,9 @@ def _key(judge, messages: list[dict], reasoning: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def forced_games(judge, convs: list[list[dict]], max_new_tokens: int | None = None) -> list[dict]:
-    """One game dict per conversation, each with a label, its five probabilities and `expected`."""
-    from judgerl.evaluation.arena import cached_generate
+def forced_games(judge, convs: list[list[dict]], max_new_tokens: int | None = None, generate=None) -> list[dict]:
+    """One game dict per conversation, each with a label, its five probabilities and `expected`.
+    `generate(judge, convs, max_new_tokens)` writes the reasoning in `mode: reasoning` (arena's cached one)."""
     from judgerl.judges.hf import _on_model_thread
     from judgerl.judges.judge import run_sync
     from judgerl.judges.spec import Verdict
@@ -110,7 +110,7 @@ def forced_games(judge, convs: list[list[dict]], max_new_tokens: int | None = No
     games = [{"score": None, "judgment": "", "attempts": 1, "error": None, "verdict": "forced"} for _ in convs]
     reasonings = [""] * len(convs)
     if judge.spec.mode == "reasoning":
-        for i, v in enumerate(cached_generate(judge, convs, max_new_tokens)):
+        for i, v in enumerate(generate(judge, convs, max_new_tokens)):
             if v.failed:
                 games[i]["error"] = f"backend failure: {v.error}"
             else:
