@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from judgerl.judges.decode import generate_ids, last_token_logits
+from judgerl.judges.plain_chat import chat_ids, chat_text  # noqa: F401 - chat_text re-exported
 from judgerl.judges.parse import expected_value, parse_verdict, strip_verdict_lines, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
@@ -43,14 +44,6 @@ def _on_model_thread(fn):
             torch.cuda.set_device(local_cuda_index())  # the current device is per thread
         return fn()
     return asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, work)
-
-
-def chat_text(tok, messages: list[dict], add_generation_prompt: bool = True) -> str:
-    """Apply the chat template; base models (no template) get a plain role-tagged transcript."""
-    if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-    text = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-    return text + ("\n\nAssistant:" if add_generation_prompt else "")
 
 
 def forced_prefix(tok, key: str, probe: int) -> str:
@@ -91,15 +84,25 @@ class HFBackend:
         self._lock = threading.Lock()
 
     # ---- low level -------------------------------------------------------------------------
-    def _generate(self, texts: list[str], max_new_tokens: int, temperature: float, top_p: float = 1.0,
+    def _batch(self, ids: list[list[int]]) -> dict:
+        """Left-padded input_ids / attention_mask of token-id lists, on the model's device."""
+        import torch
+
+        width = max(len(x) for x in ids)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], dtype=torch.long)
+        return {"input_ids": input_ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
+
+    def _generate(self, texts: list[list[int]], max_new_tokens: int, temperature: float, top_p: float = 1.0,
                   top_k: int = 0, seed: int = 0) -> list[tuple[str, int, int]]:
+        """Continuations of prompts given as token ids (chat_ids: contents are plain text)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         res: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
         bs = self.spec.batch_size
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
-            enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True,
-                           add_special_tokens=False).to(self.model.device)
+            enc = self._batch([texts[i] for i in idx])
             out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                                pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
@@ -110,15 +113,14 @@ class HFBackend:
                 res[i] = (self.tok.decode(gen, skip_special_tokens=True), int(enc["attention_mask"][row].sum()), n_out)
         return res
 
-    def _next_token_probs(self, texts: list[str]):
-        """Softmax over the vocabulary at the position after each text (batched, left padded)."""
+    def _next_token_probs(self, texts: list[list[int]]):
+        """Softmax over the vocabulary at the position after each token-id prompt (batched, left padded)."""
         import torch
 
         probs = []
         bs = self.spec.batch_size
         for s in range(0, len(texts), bs):
-            enc = self.tok(texts[s:s + bs], return_tensors="pt", padding=True,
-                           add_special_tokens=False).to(self.model.device)
+            enc = self._batch(texts[s:s + bs])
             logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"],
                                        self.spec.reuse_prefix).float()
             probs.extend(torch.softmax(logits, dim=-1).cpu())
@@ -127,15 +129,17 @@ class HFBackend:
     def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
         spec = self.spec
         t0 = time.perf_counter()
-        prompts = [chat_text(self.tok, render(spec, r)) for r in requests]
+        convs = [render(spec, r) for r in requests]
+        prompts = [chat_ids(self.tok, m) for m in convs]  # candidate/prompt control-token text stays text
         key = verdict_prefix(spec.format).strip()
         if spec.mode == "reasoning":
             s = spec.sampling
             gens = self._generate(prompts, s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed)
         else:
-            gens = [("", len(self.tok(p, add_special_tokens=False)["input_ids"]), 0) for p in prompts]
+            gens = [("", len(p), 0) for p in prompts]
         reasonings = [strip_verdict_lines(g[0], key) if spec.mode == "reasoning" else "" for g in gens]
-        forced = [p + (r + "\n" if r else "") + self.prefix for p, r in zip(prompts, reasonings)]
+        forced = [chat_ids(self.tok, m, suffix=(r + "\n" if r else "") + self.prefix)
+                  for m, r in zip(convs, reasonings)]
         dists = self._next_token_probs(forced)
         elapsed = (time.perf_counter() - t0) / max(1, len(requests))
         out = []
@@ -170,7 +174,7 @@ class HFBackend:
                        temperature: float | None = None) -> list[Verdict]:
         s = self.spec.sampling
         temp = s.temperature if temperature is None else temperature
-        texts = [chat_text(self.tok, m) for m in messages]
+        texts = [chat_ids(self.tok, m) for m in messages]
 
         def work():
             with self._lock:

@@ -23,6 +23,14 @@ _CONTROL = re.compile(
     r"|\[/?INST\]|<</?SYS>>")
 
 
+def chat_text(tok, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """Apply the chat template; base models (no template) get a plain role-tagged transcript."""
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    text = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+    return text + ("\n\nAssistant:" if add_generation_prompt else "")
+
+
 def special_strings(tok) -> list[str]:
     """The text of every special (control) token of `tok`, longest first."""
     found = {t.content for t in getattr(tok, "added_tokens_decoder", {}).values() if getattr(t, "special", False)}
@@ -46,8 +54,6 @@ def plain_ids(tok, text: str) -> list[int]:
 def chat_ids(tok, messages: list[dict], add_generation_prompt: bool = True, suffix: str = "") -> list[int]:
     """Token ids of the chat (template + messages) followed by `suffix` (plain text, e.g. reasoning and a
     verdict prefix). Message contents and the suffix never yield control tokens."""
-    from judgerl.judges.hf import chat_text
-
     contents = [str(m.get("content", "")) for m in messages]
     real = chat_text(tok, messages, add_generation_prompt)
     if not any(has_control_text(tok, c) for c in contents) and not has_control_text(tok, suffix):
