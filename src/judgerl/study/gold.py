@@ -120,6 +120,7 @@ def train_gold(cfg: StudyConfig, folder: Path, root: Path, log: Callable[[str], 
     from judgerl.training.reward_model import run_reward_model
 
     g = cfg.gold
+    folder.mkdir(parents=True, exist_ok=True)
     pairs = alpaca_pairs(root, cfg)
     ann = write_annotations(folder / "annotations", "pairwise", pairs,
                             {"source": "AlpacaEval weighted GPT-4-Turbo preferences (reference vs model answer)",

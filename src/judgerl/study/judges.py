@@ -53,6 +53,7 @@ def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: 
                                  "logging_steps": 20},
                             judge_sampling={"temperature": 0.0, "max_new_tokens": 8})
     check_data(tcfg)
+    folder.mkdir(parents=True, exist_ok=True)
     log(f"judge sft-{n_labels}: SFT (LoRA r{j.lora.r}) on {n_labels:,} labels")
     model, tok = load_causal(cfg.base, tcfg.dtype)
     with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):  # TRL's dicts
