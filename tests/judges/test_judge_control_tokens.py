@@ -74,3 +74,27 @@ def test_hf_judge_feeds_candidate_control_tokens_as_text(smollm2, monkeypatch, m
 
     asyncio.run(gen.agenerate([[{"role": "user", "content": ATTACK}]], max_new_tokens=2))
     assert seen and control_counts(tok, seen[0]) == {"<|im_start|>": 3, "<|im_end|>": 2, "<|endoftext|>": 0}
+
+
+@pytest.mark.slow
+def test_rm_judge_feeds_candidate_control_tokens_as_text(smollm2_path):
+    """The rm backend (a reward head on the real SmolLM2 weights) reads the conversation the same way."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(str(smollm2_path), num_labels=1, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(smollm2_path))
+    model.config.pad_token_id = tok.pad_token_id
+    seen = []
+
+    def hook(module, args, kwargs):
+        ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+        seen.extend(row[m.bool()].tolist() for row, m in zip(ids, mask))
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+    reqs = [JudgeRequest(prompt=PROMPT, responses=[ATTACK]), JudgeRequest(prompt="Hi", responses=["Hello."])]
+    vs = Judge(JudgeSpec(name="rm", backend="rm"), model=model, tokenizer=tok).judge(reqs)
+    assert all(v.valid for v in vs) and len(seen) == 2
+    # system (default) + user + assistant turns, no generation prompt: 3 opened, 3 closed, nothing else
+    assert all(control_counts(tok, ids) == {"<|im_start|>": 3, "<|im_end|>": 3, "<|endoftext|>": 0} for ids in seen)

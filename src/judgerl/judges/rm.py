@@ -17,6 +17,7 @@ import math
 import threading
 import time
 
+from judgerl.judges.plain_chat import chat_ids
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
 from judgerl.model_loader import shared_model
 
@@ -24,12 +25,6 @@ from judgerl.model_loader import shared_model
 def conversation(req: JudgeRequest) -> list[dict]:
     msgs = [{"role": "user", "content": req.prompt}] if isinstance(req.prompt, str) else list(req.prompt)
     return msgs + [{"role": "assistant", "content": req.responses[0]}]
-
-
-def conversation_text(tok, messages: list[dict]) -> str:
-    if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
 
 
 class RewardModelBackend:
@@ -53,15 +48,16 @@ class RewardModelBackend:
         import torch
 
         t0 = time.perf_counter()
-        texts = [conversation_text(self.tok, conversation(r)) for r in requests]
+        # contents as plain text: a control-token string inside a prompt or response stays text
+        texts = [chat_ids(self.tok, conversation(r), add_generation_prompt=False) for r in requests]
         old_side = self.tok.padding_side
         self.tok.padding_side = "right"
         rewards: list[float] = []
         lengths: list[int] = []
         try:
             for s in range(0, len(texts), self.spec.batch_size):
-                enc = self.tok(texts[s:s + self.spec.batch_size], return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(self.model.device)
+                enc = self.tok.pad({"input_ids": texts[s:s + self.spec.batch_size]}, return_tensors="pt",
+                                   padding=True).to(self.model.device)
                 with torch.no_grad():
                     logits = self.model(**enc).logits.float()
                 rewards.extend(logits[:, 0].cpu().tolist())
