@@ -40,27 +40,27 @@ prep)
   cp -r device_carry/data/* /tmp/sdata/ && cp -rn device_carry/study/llmbar /tmp/sdata/ && cp -rn device_carry/study/run/. $RUN/
   python3 -m judgerl.cli models fetch smollm2-135m-instruct || exit 1
   study --stage prompts || exit 1
-  (study --stage gold > $RUN/gold.log 2>&1; echo "gold rc $?") &
-  (study --stage answers > $RUN/answers.log 2>&1; echo "answers rc $?") &
-  wait; grep -v -i warn $RUN/gold.log | tail -5; tail -3 $RUN/answers.log
+  mkdir -p $RUN/logs
+  (study --stage gold > $RUN/logs/gold.log 2>&1; echo "gold rc $?") &
+  (study --stage answers > $RUN/logs/answers.log 2>&1; echo "answers rc $?") &
+  wait; grep "^\[" $RUN/logs/gold.log | tail -4; grep "^\[" $RUN/logs/answers.log | tail -2
   study --stage labels 2>&1 | grep -v -i warn | tail -4
   for n in $(python3 -c "import yaml,sys;print(' '.join(map(str,yaml.safe_load(open('$CFG'))['judges']['label_counts'])))"); do
-    (study --stage judge-sft-$n > $RUN/sft-$n.log 2>&1; echo "sft-$n rc $?") &
+    (study --stage judge-sft-$n > $RUN/logs/sft-$n.log 2>&1; echo "sft-$n rc $?") &
   done
   wait
   study --stage judges-eval 2>&1 | grep -v -i warn | tail -8
-  pack gold.tgz gold prompts labels/labels.json labels/stage-labels.json answers/stage-answers.json prompts gold.log answers.log
+  pack gold.tgz gold prompts labels/labels.json labels/stage-labels.json answers/stage-answers.json logs
   pack labels.tgz labels/annotations answers/answers.jsonl
-  pack judges.tgz judges sft-*.log ;;
+  pack judges.tgz judges ;;
 policies)
-  env_setup
+  env_setup; mkdir -p $RUN/logs
   for r in ${RUNS:-prompted weak best gold_control}; do
-    (study --stage policy:$r > $RUN/policy-$r.log 2>&1; echo "policy $r rc $?") &
+    (study --stage policy:$r > $RUN/logs/policy-$r.log 2>&1; echo "policy $r rc $?") &
     sleep 2
   done
   wait
-  for r in ${RUNS:-prompted weak best gold_control}; do grep -v -i warn $RUN/policy-$r.log | tail -3; done
-  mkdir -p /tmp/pk
-  for r in ${RUNS:-prompted weak best gold_control}; do pack policy_$r.tgz policies/$r policy-$r.log; done ;;
+  for r in ${RUNS:-prompted weak best gold_control}; do grep "^\[\|Error\|error" $RUN/logs/policy-$r.log | tail -4; done
+  for r in ${RUNS:-prompted weak best gold_control}; do pack policy_$r.tgz policies/$r logs/policy-$r.log; done ;;
 esac
 nvidia-smi --query-gpu=memory.used --format=csv,noheader
