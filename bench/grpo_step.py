@@ -186,7 +186,7 @@ def main() -> None:
             HFBackend.fast = None
             rollout = s["rollout"]
         else:  # plain TRL + a synchronous per-sample judge (same judge implementation, one at a time)
-            jm, jt = load_model(a.model, "causal", "auto", "auto")
+            jm, jt = shared_model(a.model, "causal", "auto", "auto")  # the judge weights the other arms used
             backend = HFBackend(judge_spec, model=jm, tokenizer=jt)
             backend.fast = "compile" if cuda else None
             made = [0]

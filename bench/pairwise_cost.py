@@ -61,6 +61,8 @@ def main() -> None:
         for p, instr in enumerate(shared):
             prefs.append(preferences(judge, instr, [m[instr][:600] for m in per_model]))
             print(f"prompt {p}: {len(prefs[-1])} answers judged in both orders", flush=True)
+            if a.out:  # the judged matrices survive an interrupted run (re-score them with --prefs)
+                Path(a.out).write_text(json.dumps({"group": len(prefs[-1]), "prompts": len(prefs), "prefs": prefs}))
     rows = []
     for p, pref in enumerate(prefs):
         for scheme, k in SCHEMES:

@@ -3,7 +3,7 @@
 # GGUF from two carried halves (part00 copied to /tmp by an earlier call, part01 in device_carry/p1),
 # converted once to safetensors under $JUDGERL_CACHE. Source it: `source scripts/device/setup.sh`.
 set -e
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+[ -d /tmp/site/trl ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/src JUDGERL_CACHE=/tmp/jc JUDGERL_SHARED_DATA=$PWD/device_carry/data
 mkdir -p $JUDGERL_CACHE/gguf
 G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
