@@ -129,7 +129,10 @@ class Study:
 
         c, S = self.cfg, StageRunner(self.log, selected)
         self.root.mkdir(parents=True, exist_ok=True)
-        dump_yaml(c, self.p("config.yaml"))
+        try:  # parallel stage processes on one run_dir write the same config: a lost rename race is fine
+            dump_yaml(c, self.p("config.yaml"))
+        except FileNotFoundError:
+            pass
         self.ensure_merged()
 
         def prompts():
