@@ -127,24 +127,38 @@ def endpoints(kind: str, cfg) -> dict[str, list[str]]:
 
 
 def check_endpoints(kind: str, cfg, timeout: float = 3.0) -> list[str]:
-    """GET <base_url>/models of every openai endpoint (/health of a vLLM rollout server); one line per URL;
-    raises if any is unreachable."""
+    """GET <base_url>/models of every openai endpoint with the judge's API key (/health of a vLLM rollout
+    server); one line per URL; raises if any is unreachable or refuses the key (401/403)."""
+    import os
+
     import httpx
 
+    from judgerl.judges.redact import redact
+
+    specs = judge_specs(kind, cfg)
     lines, bad = [], []
     for role, urls in endpoints(kind, cfg).items():
+        env = specs[role].api_key_env if role in specs else None
+        key = os.environ.get(env) if env else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         for u in urls:
             try:
-                r = httpx.get(u.rstrip("/") + ("/health" if role == "rollout" else "/models"), timeout=timeout)
-                ok = r.status_code == 200 if role == "rollout" else r.status_code < 500
-                lines.append(f"{role}: {u} -> HTTP {r.status_code}")
+                r = httpx.get(u.rstrip("/") + ("/health" if role == "rollout" else "/models"), timeout=timeout,
+                              headers=headers)
+                code = r.status_code
+                if code in (401, 403):
+                    ok, note = False, (f" (key in ${env} refused)" if key else f" (no key: ${env} is not set)")
+                else:
+                    ok, note = (code == 200 if role == "rollout" else code < 500), ""
+                lines.append(f"{role}: {u} -> HTTP {code}{note}")
             except httpx.HTTPError as e:
                 ok = False
                 lines.append(f"{role}: {u} -> unreachable ({type(e).__name__})")
             if not ok:
-                bad.append(u)
+                bad.append(lines[-1])
     if bad:
-        raise JudgerlError(f"unreachable endpoint(s): {', '.join(bad)}")
+        raise JudgerlError(redact("unreachable endpoint(s) or refused key: " + "; ".join(bad),
+                                  [s.api_key_env for s in specs.values()]))
     return lines
 
 

@@ -69,7 +69,9 @@ class Ledger:
 
     def record(self, judge: str, stage: str, rows: list[tuple[str, Verdict]]) -> None:
         now = time.time()
-        data = [(now, judge, stage, k, int(v.cached), int(v.valid), v.error, v.tokens_in, v.tokens_out,
+        from judgerl.judges.redact import redact
+
+        data = [(now, judge, stage, k, int(v.cached), int(v.valid), redact(v.error), v.tokens_in, v.tokens_out,
                  v.seconds, v.retries) for k, v in rows]
         with self.conn:
             self.conn.execute("BEGIN")

@@ -1,7 +1,10 @@
 """OpenAI-compatible backend: vLLM, SGLang, llama.cpp server, OpenAI, through the `openai` async client.
 
 - Endpoints: `spec.base_urls`; requests are spread round-robin and a retry moves to the next one.
-- Key: read at call time from the env var `spec.api_key_env` (a dummy key when unset); never stored.
+- Key: read at call time from the env var `spec.api_key_env` (a dummy key when unset); never stored:
+  errors are redacted (judges/redact.py) before they reach a verdict, the ledger or the console.
+- Control-token strings (`<|im_end|>`, `[INST]`, ...) in message text are sent broken with a space, so
+  the server's chat template cannot be closed from inside a candidate (plain_chat.neutralise_control_tokens).
 - Robustness: at most `spec.concurrency` calls in flight, each bounded by `spec.timeout_s`, retried
   up to `spec.max_retries` times with exponential backoff + jitter on 429, 5xx, timeouts and
   connection errors (never on other 4xx). After the last attempt the request comes back as an
@@ -34,7 +37,9 @@ import weakref
 
 from judgerl.judges.parse import (digit_distribution, expected_value, parse_verdict, split_think, strip_verdict_lines,
                                   verdict_values)
+from judgerl.judges.plain_chat import neutralise_control_tokens
 from judgerl.judges.prompts import render, verdict_prefix
+from judgerl.judges.redact import redact
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
 
 DUMMY_KEY = "sk-no-key"  # llama.cpp / vLLM accept any key
@@ -174,6 +179,9 @@ class OpenAIBackend:
     def _params(self, messages: list[dict], max_tokens: int, temperature: float, logprobs: bool,
                 prefill: bool) -> dict:
         s, spec = self.spec.sampling, self.spec
+        # the server applies its chat template to our text: control-token strings are sent broken (plain text)
+        messages = [{**m, "content": neutralise_control_tokens(m["content"])} if isinstance(m.get("content"), str)
+                    else m for m in messages]
         kw: dict = dict(model=spec.model, messages=messages, max_tokens=max_tokens, temperature=temperature)
         if s.top_p < 1.0:
             kw["top_p"] = s.top_p
@@ -285,7 +293,7 @@ class OpenAIBackend:
     async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:
         msgs = [render(self.spec, r) for r in requests]  # template errors raise before any network call
         async with self._session():
-            return list(await asyncio.gather(*(self._judge_one(m) for m in msgs)))
+            return self._redacted(await asyncio.gather(*(self._judge_one(m) for m in msgs)))
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
                        temperature: float | None = None) -> list[Verdict]:
@@ -310,4 +318,9 @@ class OpenAIBackend:
                            tokens_out=tout, retries=retries, seconds=time.perf_counter() - t0)
 
         async with self._session():
-            return list(await asyncio.gather(*(one(m) for m in messages)))
+            return self._redacted(await asyncio.gather(*(one(m) for m in messages)))
+
+    def _redacted(self, verdicts) -> list[Verdict]:
+        """Errors without credentials: a server may echo the key or the Authorization header."""
+        return [v.model_copy(update={"error": redact(v.error, [self.spec.api_key_env])}) if v.error else v
+                for v in verdicts]
