@@ -196,3 +196,25 @@ def test_pairwise_win_rates_equal_train_policy_reward(pair_server):
         {(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)}
     lone = httpx.post(url + "/v1/rewards", json={"items": [{"prompt": "x", "response": "y"}]}, timeout=60)
     assert lone.status_code == 422 and "at least 2" in lone.json()["error"]
+
+
+def test_requests_over_max_in_flight_get_503(smollm2, short_templates, tmp_path):
+    from judgerl.serve.app import server_thread
+
+    service, _ = served(smollm2_spec(short_templates["pointwise"]), tmp_path, smollm2, max_in_flight=1,
+                        max_wait_ms=300)
+
+    async def three(url):
+        async def one(i):
+            async with httpx.AsyncClient(base_url=url, timeout=300) as c:
+                return await c.post("/v1/rewards", json={"items": [{"prompt": f"Count to {i}.", "response": "1 2"}]})
+        return await asyncio.gather(*[one(i) for i in range(3)])
+
+    with server_thread(service) as url:
+        replies = asyncio.run(three(url))
+        metrics = httpx.get(url + "/metrics", timeout=60).json()
+    codes = sorted(r.status_code for r in replies)
+    assert codes[0] == 200 and 503 in codes, codes
+    busy = [r for r in replies if r.status_code == 503]
+    assert all("max_in_flight" in r.json()["error"] and r.headers["retry-after"] for r in busy)
+    assert metrics["requests"]["/v1/rewards"]["503"] == len(busy)
