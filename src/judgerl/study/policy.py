@@ -49,6 +49,7 @@ def policy_config(cfg: StudyConfig, run: RunSpec, judge, gold, prompt_dir: Path,
                      "loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.3, "beta": 0.0,
                      "scale_rewards": p.scale_rewards, "logging_steps": 1, "save_steps": 10 ** 6,
                      "save_final": False, "seed": p.seed, "policy_dtype": p.policy_dtype,
+                     "bf16": p.policy_dtype != "float32",  # fp32 weights + bf16 autocast break the KV cache (dtype)
                      "trl": {"lr_scheduler_type": p.lr_scheduler_type}},
             "data": {"sources": [str(prompt_dir / "policy.jsonl")], "monitor_sources": [str(prompt_dir / "monitor.jsonl")],
                      "field": "prompt", "max_prompt_chars": cfg.prompts.max_chars, "seed": cfg.seed},
