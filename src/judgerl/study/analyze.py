@@ -85,12 +85,17 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
               "gold_delta_vs_step0": cluster_bootstrap(
                   [(key(r), r["gold"], base[key(r)]["gold"]) for r in rows if key(r) in base], lambda x: x[0],
                   lambda rs: _mean([None if a is None or b is None else a - b for _, a, b in rs]), nb),
+              "proxy_delta_vs_step0": cluster_bootstrap(
+                  [(key(r), r["proxy"], base[key(r)]["proxy"]) for r in rows if key(r) in base], lambda x: x[0],
+                  lambda rs: _mean([None if a is None or b is None else a - b for _, a, b in rs]), nb),
               "words": _mean([r["words"] for r in rows]),
               "distinct2": _mean([distinct2(r["response"]) for r in rows]),
               "patterns": {k: v for k, v in next(x for x in recs if x["step"] == st).items() if k.startswith("pattern/")}}
         if distance:
-            nll = base_nll(cfg, list(zip(prompt_text, [r["response"] for r in rows])))
+            k = cfg.distance_prompts or len(rows)  # the same first k monitor prompts at every point
+            nll = base_nll(cfg, list(zip(prompt_text, [r["response"] for r in rows]))[:k])
             pt["base_nll"] = _mean(nll)
+            pt["distance_n"] = min(k, len(rows))
         points.append(pt)
     if distance and points[0].get("base_nll") is not None:
         for pt in points:

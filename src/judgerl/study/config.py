@@ -143,6 +143,8 @@ class StudyConfig(BaseModel):
     labels: LabelSettings = Field(default_factory=LabelSettings)
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    distance_prompts: int | None = Field(None, ge=0, description="Analysis: monitor prompts per point whose answers "
+                                         "the base model re-reads for the distance from base (None = all, 0 = skip).")
 
     @model_validator(mode="after")
     def _check(self) -> "StudyConfig":

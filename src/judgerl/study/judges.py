@@ -30,8 +30,8 @@ def prompted_spec(cfg: StudyConfig, batch_size: int = 64):
 def sft_spec(folder: Path, name: str, device: str, batch_size: int = 64):
     from judgerl.config import load_judge_spec
 
-    return load_judge_spec(str(folder / "judge.yaml")).model_copy(
-        update={"name": name, "device": device, "batch_size": batch_size})
+    return load_judge_spec(str(folder / "judge.yaml")).model_copy(  # merged/ beside it (the run dir may have moved)
+        update={"name": name, "device": device, "batch_size": batch_size, "model": str((folder / "merged").resolve())})
 
 
 def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: Path,
@@ -70,11 +70,10 @@ def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: 
 def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path) -> dict:
     """eval.json through evaluate_judge, plus alpha (expected score) with a bootstrap interval over prompts."""
     from judgerl.annotate.dataset import load_annotations
-    from judgerl.evaluation import judge_metrics as jm
     from judgerl.evaluation.eval_judge import evaluate_judge
     from judgerl.judges.judge import Judge
     from judgerl.judges.spec import JudgeRequest
-    from judgerl.study.stats import cluster_bootstrap
+    from judgerl.study.stats import cluster_bootstrap, interval_alpha
 
     folder.mkdir(parents=True, exist_ok=True)
     judge = Judge(spec, cache=folder / "cache.sqlite", ledger=folder / "ledger.sqlite", stage="eval-judge")
@@ -84,8 +83,7 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path) -> dict
     rows = rows[:limit] if limit else rows
     vs = judge.judge([JudgeRequest(prompt=r["prompt"], responses=[r["response"]]) for r in rows])  # cache hits
     pairs = [(r["item_id"], r["score"], v.expected if v.valid else None) for r, v in zip(rows, vs)]
-    ci = cluster_bootstrap(pairs, lambda x: x[0], lambda rs: jm.krippendorff_alpha([g for _, g, _ in rs],
-                                                                                  [p for _, _, p in rs]),
+    ci = cluster_bootstrap(pairs, lambda x: x[0], lambda rs: interval_alpha([g for _, g, _ in rs], [p for _, _, p in rs]),
                            cfg.gold.bootstrap, cfg.seed)
     gold = res.get("gold", {})
     return {"judge": spec.name, "alpha_expected": ci, "alpha_label": gold.get("alpha"),

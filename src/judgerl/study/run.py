@@ -133,7 +133,6 @@ class Study:
             dump_yaml(c, self.p("config.yaml"))
         except FileNotFoundError:
             pass
-        self.ensure_merged()
 
         def prompts():
             from judgerl.study.labels import split_prompts, write_prompts
@@ -167,6 +166,7 @@ class Study:
         def labels():
             from judgerl.study.labels import score_answers
 
+            self.ensure_merged()
             return score_answers(c, self.p("answers", "answers.jsonl"), self.p("gold", "merged"), self.p("labels"),
                                  self.log)
         S.run("labels", self.p("labels"), {"scoring": c.labels.scoring, "seed": c.seed}, ["gold", "answers"], labels)
@@ -187,6 +187,7 @@ class Study:
             from judgerl.study.judges import judge_alpha, prompted_spec, sft_spec
             from judgerl.study.stats import fmt_ci
 
+            self.ensure_merged()
             rows = [{**judge_alpha(c, prompted_spec(c), ann, self.p("judges", "prompted")), "labels": 0}]
             for n in self.sft_counts():
                 f = self.p("judges", f"sft-{n}")
@@ -205,6 +206,7 @@ class Study:
             def pol(r=r):
                 from judgerl.study.policy import run_policy
 
+                self.ensure_merged()
                 s = run_policy(c, r, self.judge_for(r.judge), self.gold_spec(), self.p("prompts"),
                                self.p("policies", r.name), self.log)
                 return {k: s.get(k) for k in ("steps", "wall_s", "stopped_by_budget_at", "monitor", "alarm")}
@@ -215,7 +217,7 @@ class Study:
         if selected is None or "analyze" in selected:
             from judgerl.study.analyze import analyze
 
-            res = analyze(self.cfg, self.root, self.log)
+            res = analyze(self.cfg, self.root, self.log, distance=c.distance_prompts != 0)
             return {"stages": sorted(S.done), "analysis": res}
         return {"stages": sorted(S.done)}
 

@@ -41,6 +41,25 @@ def cluster_bootstrap(rows: Sequence, cluster_of: Callable, stat: Callable[[list
     return out
 
 
+def interval_alpha(gold: Sequence[float | None], pred: Sequence[float | None]) -> float | None:
+    """Krippendorff's alpha (interval, x100) for two coders, closed form (O(n); the `krippendorff` package
+    builds a value-by-value matrix, which is slow for continuous expected scores inside a bootstrap).
+
+    With N units coded by both (pairs with a missing value dropped) and the 2N pooled values v:
+    alpha = 1 - (2N - 1) * sum_u (a_u - b_u)^2 / (2N * sum_i (v_i - mean v)^2).
+    """
+    pairs = [(float(a), float(b)) for a, b in zip(gold, pred) if a is not None and b is not None]
+    if len(pairs) < 2:
+        return None
+    vals = [x for p in pairs for x in p]
+    n = len(vals)
+    m = sum(vals) / n
+    ss = sum((v - m) ** 2 for v in vals)
+    if ss == 0:
+        return None
+    return 100.0 * (1.0 - (n - 1) * sum((a - b) ** 2 for a, b in pairs) / (n * ss))
+
+
 def fmt_ci(ci: dict, nd: int = 1) -> str:
     """'87.4 [85.1, 89.6] (n 1,600, 80 prompts)' with a small-n mark."""
     if ci.get("value") is None:

@@ -1,0 +1,49 @@
+"""The embedded gold judge: the study's Bradley-Terry RM shipped inside the package as a LoRA adapter.
+
+`src/judgerl/study/gold_rm/` holds the adapter (bf16 safetensors, a few MB: LoRA on every linear layer of
+SmolLM2-135M-Instruct plus the one-output score head), `adapter.json` (sha256, size), `gold.json` (how it
+was made and what it scored) and README.md. `embedded_gold_path()` checks the sha256, rebuilds the base
+from the embedded SmolLM2 (no network beyond the model fetch the package already does), merges the
+adapter once into the user cache and returns that folder: a `backend: rm` JudgeSpec model path.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+from judgerl import JudgerlError
+
+NAME = "gold-rm-alpacaeval"
+BASE = "smollm2-135m-instruct"
+
+
+def adapter_dir() -> Path:
+    return Path(str(files("judgerl.study") / "gold_rm"))
+
+
+def gold_record() -> dict:
+    """How the embedded gold was trained and its held-out figures (gold.json beside the adapter)."""
+    p = adapter_dir() / "gold.json"
+    if not p.is_file():
+        raise JudgerlError(f"the embedded gold RM is missing from this install ({p})")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def embedded_gold_path() -> Path:
+    """The merged gold RM folder in the user cache (built on first use from base + shipped adapter)."""
+    from judgerl.models import cache_root
+    from judgerl.study.adapters import merged_model
+
+    if not (adapter_dir() / "adapter.json").is_file():
+        raise JudgerlError(f"the embedded gold RM is missing from this install ({adapter_dir()})")
+    return merged_model(BASE, adapter_dir(), "reward", cache_root() / "models" / NAME)
+
+
+def embedded_gold_spec(device: str = "cpu", batch_size: int = 8, name: str = "gold"):
+    """A pointwise `rm` JudgeSpec for the embedded gold (raw BT reward; its 0-9 cuts are in gold.json)."""
+    from judgerl.judges.spec import JudgeSpec
+
+    return JudgeSpec(name=name, backend="rm", model=str(embedded_gold_path()), format="pointwise", mode="direct",
+                     device=device, batch_size=batch_size)
