@@ -12,17 +12,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-import sys
 from functools import partial
-from pathlib import Path
 
 import pytest
 import yaml
 
 from judgerl import JudgerlError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
-from serve_helpers import served, short_templates, smollm2_spec  # noqa: E402,F401 (fixture)
+from serve_helpers import served, smollm2_spec  # tests/serve, on the path via conftest.py
 
 pytestmark = pytest.mark.slow
 PROMPTS = [f"Give tip number {i} for learning a language." for i in range(8)]

@@ -10,13 +10,11 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
-from serve_helpers import served, short_templates, smollm2_spec  # noqa: E402,F401 (fixture)
+from serve_helpers import served, smollm2_spec  # tests/serve, on the path via conftest.py
 
 pytestmark = [pytest.mark.slow, pytest.mark.verl]
 VERL_PYTHON = os.environ.get("JUDGERL_VERL_PYTHON")

@@ -8,7 +8,7 @@ import sqlite3
 import httpx
 import pytest
 
-from serve_helpers import served, short_templates, smollm2_spec  # noqa: F401 (fixture)
+from serve_helpers import served, smollm2_spec
 
 pytestmark = pytest.mark.slow
 
