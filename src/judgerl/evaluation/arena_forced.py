@@ -26,8 +26,12 @@ _OWN_VERDICT = re.compile(r"\[\[[AB<>=]+\]\]|final verdict", re.IGNORECASE)
 
 
 def uses_forced(judge) -> bool:
-    """In-process causal-LM judges with `force_verdict` read the label distribution."""
-    return judge.spec.model_kind == "causal" and judge.spec.force_verdict
+    """In-process causal-LM judges with `force_verdict` read the label distribution (a backend that
+    exposes no model and tokenizer, e.g. an injected one, keeps free-text verdicts)."""
+    if not (judge.spec.model_kind == "causal" and judge.spec.force_verdict):
+        return False
+    backend = judge.backend
+    return all(hasattr(backend, a) for a in ("model", "tok", "_lock"))
 
 
 def strip_own_verdict(text: str) -> str:
