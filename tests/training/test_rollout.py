@@ -183,3 +183,31 @@ def test_train_with_engine_rollouts_uses_judge_rewards(tmp_path, shared_data, sm
                          for p, c in zip(prompts, completions)])
     assert rewards == pytest.approx([point_value(x) for x in again], abs=1e-6)  # the judge's expected scores
     assert all(0 <= r <= 9 for r in rewards)
+
+
+@pytest.mark.slow
+def test_auto_falls_back_to_trl_where_the_engine_cannot_serve(tmp_path, shared_data, smollm2_path):
+    from datasets import Dataset
+
+    from judgerl import JudgerlError
+    from judgerl.model_loader import load_model
+    from judgerl.training.policy_config import PolicyConfig
+    from judgerl.training.policy_grpo import build_trainer, grpo_args, validate
+
+    def cfg(rollout: str) -> PolicyConfig:
+        return PolicyConfig.model_validate({
+            "run_dir": str(tmp_path / rollout), "policy": str(smollm2_path), "judge": "smollm2-135m-instruct",
+            "grpo": {"num_generations": 2, "per_device_train_batch_size": 2, "max_steps": 1, "rollout": rollout,
+                     "trl": {"min_p": 0.1}},  # min_p: not implemented by the engine
+            "data": {"sources": ["pool:self-instruct"], "data_root": str(shared_data), "max_prompts": 2},
+            "monitor": {"enabled": False}})
+
+    policy, tok = load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
+    train = Dataset.from_list([{"prompt": [{"role": "user", "content": "Hi"}]}] * 2)
+    auto = cfg("auto")
+    args = grpo_args(auto, tmp_path / "ck", validate(auto)["layout"])
+    trainer = build_trainer(auto, policy, tok, [lambda prompts, completions, **kw: [0.0] * len(prompts)], args, train, [])
+    assert trainer.judgerl_rollout == "trl" and trainer.rollout_func is None
+    with pytest.raises(JudgerlError, match="engine cannot serve this run: min_p"):
+        build_trainer(cfg("engine"), policy, tok, [lambda prompts, completions, **kw: [0.0] * len(prompts)], args,
+                      train, [])
