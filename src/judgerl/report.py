@@ -15,12 +15,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
+import sqlite3
 import time
 from pathlib import Path
 
 from judgerl import JudgerlError
-from judgerl.data import read_jsonl, write_text_atomic
+from judgerl.data import read_json, read_jsonl, write_text_atomic
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 h1{font-size:24px}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}
@@ -60,7 +60,13 @@ class Figures:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self.pending: dict[str, bytes] = {}  # written by save(), once every section is built
+
+    def save(self) -> None:
+        if self.pending:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.pending.items():
+            (self.folder / f"{name}.png").write_bytes(data)
 
     def img(self, fig, name: str, alt: str) -> str:
         import matplotlib.pyplot as plt
@@ -69,7 +75,7 @@ class Figures:
         fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
         data = buf.getvalue()
-        (self.folder / f"{name}.png").write_bytes(data)
+        self.pending[name] = data
         return (f"<img class='fig' data-name='{esc(name)}' alt='{esc(alt)}' "
                 f"src='data:image/png;base64,{base64.b64encode(data).decode()}'>")
 
@@ -94,8 +100,18 @@ def safe_name(rel: str) -> str:
 
 
 # ---- sections ---------------------------------------------------------------------------------
+def load_doc(p: Path, what: str, need: tuple[str, ...] = ()) -> dict:
+    """A JSON object the report reads; a bad one is a one-line error naming it (nothing is written)."""
+    d = read_json(p, what, dict)
+    missing = [k for k in need if k not in d]
+    if missing:
+        raise JudgerlError(f"{p}: {what} lacks field(s) {missing}; re-create it or move it out of the run folder")
+    return d
+
+
 def pipeline_section(root: Path) -> str:
-    recs = sorted((json.loads(p.read_text()) | {"_path": p} for p in root.rglob("stage-*.json")),
+    recs = sorted((load_doc(p, "stage record", ("stage", "status", "hash")) | {"_path": p}
+                   for p in root.rglob("stage-*.json")),
                   key=lambda r: r.get("finished") or float("inf"))
     if not recs:
         return "<h2>Pipeline</h2>" + not_run("no stage records (stage-*.json)")
@@ -112,8 +128,15 @@ def monitored_runs(root: Path) -> list[tuple[Path, str, list[dict]]]:
     """(run dir, its name relative to root, monitor records) for every policy run under root."""
     from judgerl.evaluation.monitor import read_monitor
 
-    return [(run, str(run.relative_to(root)) if run != root else run.name, read_monitor(run / "monitor.jsonl"))
-            for run in policy_runs(root)]
+    out = []
+    for run in policy_runs(root):
+        try:
+            recs = read_monitor(run / "monitor.jsonl")
+        except (KeyError, TypeError, ValueError):
+            raise JudgerlError(f"{run / 'monitor.jsonl'}: a record without a numeric 'step'; re-create it or move it "
+                               f"out of the run folder") from None
+        out.append((run, str(run.relative_to(root)) if run != root else run.name, recs))
+    return out
 
 
 def curves_section(runs: list[tuple[Path, str, list[dict]]], figs: Figures) -> str:
@@ -123,8 +146,11 @@ def curves_section(runs: list[tuple[Path, str, list[dict]]], figs: Figures) -> s
         return out[0] + not_run("no policy run (monitor.jsonl)")
     plt = _plt()
     for run, rel, recs in runs:
-        alarm = json.loads((run / "alarm.json").read_text()) if (run / "alarm.json").is_file() else None
-        events = [e["step"] for e in (alarm or {}).get("events", [])]
+        alarm = load_doc(run / "alarm.json", "alarm state") if (run / "alarm.json").is_file() else None
+        events = (alarm or {}).get("events", [])
+        if not isinstance(events, list) or not all(isinstance(e, dict) and "step" in e for e in events):
+            raise JudgerlError(f"{run / 'alarm.json'}: 'events' must be a list of {{step, ...}} objects")
+        events = [e["step"] for e in events]
         fig, ax = plt.subplots(figsize=(6.4, 3.2))
         steps = [r["step"] for r in recs]
         ax.plot(steps, [r.get("proxy_mean") for r in recs], "o-", label="training judge (proxy)")
@@ -171,7 +197,7 @@ def agreement_section(root: Path) -> str:
             "consistency", "human accuracy", "thinking tokens", "n"]
     rows = []
     for p in sorted(root.rglob("eval.json")):
-        r = json.loads(p.read_text())
+        r = load_doc(p, "judge evaluation")
         g, j = r.get("gold") or {}, r.get("judge") or {}
         human = "; ".join(f"{k}: {fmt(v.get('accuracy'))}" for k, v in (r.get("human") or {}).items()
                           if isinstance(v, dict) and "accuracy" in v) or None
@@ -189,7 +215,9 @@ def heldout_section(root: Path, figs: Figures) -> str:
     p = root / "heldout" / "scores.json"
     if not p.is_file():
         return "<h2>Held-out policy scores</h2>" + not_run("no held-out evaluation (heldout/scores.json)")
-    d = json.loads(p.read_text())
+    d = load_doc(p, "held-out scores", ("policies", "prompts"))
+    if not isinstance(d["policies"], dict) or not all(isinstance(v, dict) for v in d["policies"].values()):
+        raise JudgerlError(f"{p}: 'policies' must map policy names to {{judge: score}} objects")
     pols = list(d["policies"])
     judges = sorted({j for v in d["policies"].values() for j in v})
     plt = _plt()
@@ -205,8 +233,15 @@ def heldout_section(root: Path, figs: Figures) -> str:
 
 
 def probes_section(root: Path, figs: Figures) -> str:
-    res = [json.loads(p.read_text()) for p in sorted(root.rglob("probe-*.json"))]
-    res = [r for r in res if isinstance(r, dict) and "attacks" in r]
+    res = [(p, read_json(p, "probe result")) for p in sorted(root.rglob("probe-*.json"))]
+    res = [(p, r) for p, r in res if isinstance(r, dict) and "attacks" in r]  # other probe-*.json: not ours
+    for p, r in res:
+        ok = isinstance(r["attacks"], list) and all(isinstance(a, dict) and {"attack", "n", "invalid"} <= set(a)
+                                                    for a in r["attacks"])
+        if not ok or "judge" not in r or "format" not in r:
+            raise JudgerlError(f"{p}: not a judgerl probe result (judge, format, attacks: [{{attack, n, invalid}}]); "
+                               f"re-run `judgerl probe` or move it out of the run folder")
+    res = [r for _, r in res]
     if not res:
         return "<h2>Judge probes</h2>" + not_run("no probe results (probe-*.json)")
     rows, plt = [], _plt()
@@ -261,7 +296,11 @@ def ledger_section(root: Path) -> str:
     rows, total = [], {"requests": 0, "cache_hits": 0, "failures": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
     for p in sorted(root.rglob("ledger.sqlite")):
         where = str(p.parent.relative_to(root)) or "."
-        for r in Ledger(p).by_judge():
+        try:
+            by_judge = Ledger(p).by_judge()
+        except sqlite3.DatabaseError as e:
+            raise JudgerlError(f"{p}: not a readable judge ledger ({e}); move it out of the run folder") from None
+        for r in by_judge:
             rows.append([where, r["judge"], r["stage"], r["requests"], r["cache_hits"], r["invalid"], r["failures"],
                          r["tokens_in"], r["tokens_out"], r["seconds"]])
             for k in total:
@@ -277,6 +316,8 @@ def ledger_section(root: Path) -> str:
 def build_report(run_dir: str | Path) -> Path:
     """Write <run_dir>/report.html and <run_dir>/figures/*.png; returns the HTML path."""
     root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise JudgerlError(f"run dir {root} is a file; give the run folder")
     if not root.is_dir():
         raise JudgerlError(f"run dir not found: {root}")
     figs = Figures(root / "figures")
@@ -287,4 +328,5 @@ def build_report(run_dir: str | Path) -> Path:
             f"<style>{CSS}</style></head><body><h1>judgerl report: {esc(root.name)}</h1>"
             f"<p class='small'>{esc(root.resolve())} · generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>"
             + "".join(parts) + "</body></html>")
+    figs.save()
     return write_text_atomic(root / "report.html", page)

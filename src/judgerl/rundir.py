@@ -14,12 +14,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from judgerl.config import dump_yaml
-from judgerl.data import write_json_atomic
+from judgerl.data import check_output_dir, write_json_atomic
 
 
 class RunDir:
     def __init__(self, path: str | Path, cache: str | Path | None = None):
-        self.path = Path(path)
+        self.path = check_output_dir(path, "run folder")
         self.path.mkdir(parents=True, exist_ok=True)
         self.cache_path = Path(cache) if cache else self.path / "cache.sqlite"
         self.ledger_path = self.path / "ledger.sqlite"

@@ -25,11 +25,10 @@ failed judge calls are rows with valid false and `error` set (see judgerl.annota
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from judgerl import JudgerlError
-from judgerl.data import iter_jsonl
+from judgerl.data import iter_jsonl, read_json
 from judgerl.judges.spec import JudgeRequest
 
 KINDS = ("pointwise", "pairwise", "rubrics")
@@ -46,9 +45,15 @@ def split_of(item_id: str, seed: int = 0, fractions: tuple[float, float, float] 
 
 def load_manifest(path: str | Path) -> dict:
     p = Path(path) / "manifest.json"
+    if not Path(path).is_dir():
+        raise JudgerlError(f"annotation dataset {path} is not a folder (give the folder `judgerl annotate` wrote)")
     if not p.is_file():
-        raise JudgerlError(f"{path} is not an annotation dataset (no manifest.json)")
-    return json.loads(p.read_text())
+        raise JudgerlError(f"{path} is not an annotation dataset (no manifest.json); give the folder "
+                           f"`judgerl annotate` wrote")
+    try:
+        return read_json(p, "annotation manifest", dict)
+    except JudgerlError as e:
+        raise JudgerlError(f"{e}; re-export the dataset (re-run the same `judgerl annotate`)") from None
 
 
 def load_annotations(path: str | Path, kind: str = "pointwise", split: str | None = None,

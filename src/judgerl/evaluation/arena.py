@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from judgerl import JudgerlError
-from judgerl.data import read_jsonl
+from judgerl.data import atomic_file, check_output_file, iter_jsonl, read_jsonl, write_json_atomic
 from judgerl.paths import data_root
 from judgerl.evaluation.arena_score import STYLE, game_battle, parse_arena_verdict, style_metadata, style_vector
 from judgerl.judges.judge import Judge, run_sync
@@ -88,7 +88,14 @@ def answer_path(model: str, run_dir: Path, data: Path) -> Path:
 
 
 def load_answers(model: str, run_dir: Path, data: Path) -> dict[str, dict]:
-    return {r["uid"]: r for r in read_jsonl(answer_path(model, run_dir, data))}
+    path, out = answer_path(model, run_dir, data), {}
+    for line, r in iter_jsonl(path):
+        msgs = r.get("messages")
+        if not isinstance(r.get("uid"), str) or not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
+            raise JudgerlError(f"{path}:{line}: an answer needs 'uid' and a non-empty 'messages' list "
+                               f"(arena-hard-auto's model_answer format); re-run `judgerl arena answer`")
+        out[r["uid"]] = r
+    return out
 
 
 def answer_text(rec: dict) -> str:
@@ -196,6 +203,13 @@ def judge_games(judge: Judge, convs: list[list[dict]], retries: int = 2, max_new
     return games
 
 
+def check_judge_inputs(run_dir: Path, data: Path, models: list[str], categories: list[str]) -> None:
+    """Questions, baseline answers and each model's answers exist and read cleanly (before any run folder)."""
+    load_questions(data, check_categories(categories))
+    for model in [BASELINES[c] for c in categories] + list(models):
+        load_answers(model, run_dir, data)
+
+
 def run_judgments(judge: Judge, run_dir: Path, data: Path, models: list[str], categories: list[str],
                   limit: int | None = None, retries: int = 2, max_new_tokens: int | None = None) -> dict:
     """Judge every model's answers vs the category baseline in both orders; write the judgment files."""
@@ -251,7 +265,8 @@ def collect_battles(run_dir: Path, data: Path, judges: list[str], models: list[s
             raise JudgerlError(f"no judgments by {j!r} in {jdir} (run `judgerl arena judge` first)")
         files = sorted(jdir.glob("*.jsonl"))
         for f in files:
-            for rec in read_jsonl(f):
+            for line, rec in iter_jsonl(f):
+                check_judgment(rec, f"{f}:{line}")
                 model, cat = rec["model"], rec.get("category")
                 if models and model not in models:
                     continue
@@ -265,13 +280,35 @@ def collect_battles(run_dir: Path, data: Path, judges: list[str], models: list[s
                     problems[f"{j}/{model}: answer missing for style features"] += 1
                     ms, bs = ms or [0.0] * len(STYLE), bs or [0.0] * len(STYLE)
                 for n, g in enumerate(rec["games"]):
-                    if not g or g.get("score") is None:
+                    if not g or g.get("score") is None:  # (check_judgment: a dict or null, a known label)
                         problems[f"{j}/{model}: game without a verdict"] += 1
                         continue
                     s, w = game_battle(g["score"], model_is_b=(n == 0))
                     battles.append({"uid": rec["uid"], "category": cat, "model": model, "score": s, "weight": w,
                                     "model_style": ms, "base_style": bs, "judge": j})
     return battles, problems
+
+
+def check_judgment(rec: dict, where: str) -> None:
+    """One model_judgment record: model and uid strings, `games` a list of two game objects (or nulls)
+    whose `score` is a known verdict label or null. Anything else is a one-line error naming file:line."""
+    from judgerl.evaluation.arena_score import _B_SCORE
+
+    for key in ("model", "uid"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            raise JudgerlError(f"{where}: judgment has no {key!r} string; re-run `judgerl arena judge` for it")
+    games = rec.get("games")
+    if not isinstance(games, list) or len(games) > 2:
+        raise JudgerlError(f"{where}: 'games' must be a list of (at most) two games, got {type(games).__name__}"
+                           f"{'' if not isinstance(games, list) else f' of {len(games)}'}")
+    for n, g in enumerate(games):
+        if g is None:
+            continue
+        if not isinstance(g, dict):
+            raise JudgerlError(f"{where}: game {n + 1} is a {type(g).__name__}, not an object")
+        if g.get("score") is not None and g["score"] not in _B_SCORE:
+            raise JudgerlError(f"{where}: game {n + 1} has unknown verdict label {g['score']!r} "
+                               f"(known: {', '.join(_B_SCORE)}, or null)")
 
 
 # ---- leaderboard -----------------------------------------------------------------------------
@@ -325,13 +362,20 @@ def write_leaderboard(rows: list[dict], out_prefix: Path) -> tuple[Path, Path]:
     """<prefix>.csv and <prefix>.json."""
     import csv
 
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
     cols = ["category", "model", "score", "ci_low", "ci_high", "level", "style_control", "n_questions", "n_battles",
             "judges", "source"]
-    csv_path, json_path = out_prefix.with_suffix(".csv"), out_prefix.with_suffix(".json")
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+    csv_path, json_path = leaderboard_paths(out_prefix)
+    with atomic_file(csv_path) as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    json_path.write_text(json.dumps(rows, indent=2, default=float), encoding="utf-8")
+    write_json_atomic(json_path, rows)
     return csv_path, json_path
+
+
+def leaderboard_paths(out_prefix: Path) -> tuple[Path, Path]:
+    """<prefix>.csv and <prefix>.json, refused up front when they cannot be written."""
+    paths = out_prefix.with_suffix(".csv"), out_prefix.with_suffix(".json")
+    for p in paths:
+        check_output_file(p, "--out")
+    return paths

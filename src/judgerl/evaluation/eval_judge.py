@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from judgerl.annotate.dataset import load_annotations
+from judgerl.data import check_output_dir
 from judgerl.evaluation import judge_metrics as jm
 from judgerl.evaluation.human_sets import load_human_set
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
@@ -132,7 +133,14 @@ def eval_human(judge, spec: JudgeSpec, name: str, root, limit: int | None, both_
 def evaluate_judge(spec: JudgeSpec, run_dir: str | Path, data: str | None = None, split: str = "test",
                    limit: int | None = None, human: list[str] | None = None, shared_data: str | None = None,
                    both_orders: bool = True, judge=None) -> dict:
-    """Run the evaluation and write eval.json + eval.md into `run_dir`."""
+    """Run the evaluation and write eval.json + eval.md into `run_dir`. Inputs are checked first: a
+    refused input leaves no run folder behind."""
+    check_output_dir(run_dir, "run folder")
+    if data:
+        load_annotations(data, spec.format, split)
+    for name in human or []:
+        if not spec.rubric:
+            load_human_set(name, shared_data, 1)
     rd = RunDir(run_dir)
     judge = judge or rd.judge(spec, "eval-judge")
     result: dict = {"judge": spec.model_dump(mode="json", include={"name", "backend", "model", "format", "mode",

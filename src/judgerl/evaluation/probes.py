@@ -14,7 +14,6 @@ Invalid verdicts are counted per attack and left out of that attack's statistics
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import re
@@ -27,6 +26,7 @@ from scipy import stats
 
 from judgerl import JudgerlError
 from judgerl.config import read_yaml
+from judgerl.data import read_text
 from judgerl.judges.spec import JudgeRequest
 from judgerl.judges.values import first_wins, point_value
 
@@ -98,15 +98,14 @@ def load_items(source: Path, n: int = 20, seed: int = 0, max_chars: int = 2000) 
     """n items {prompt, answer}: from a JSONL of {prompt, answer}, or an AlpacaEval model_outputs JSON
     ({instruction, output}); answers longer than max_chars are skipped; a seeded sample."""
     source = Path(source)
-    if not source.is_file():
-        raise JudgerlError(f"probe items not found: {source}")
-    opener = gzip.open if source.suffix == ".gz" else open
-    with opener(source, "rt", encoding="utf-8") as f:
-        text = f.read()
+    text = read_text(source, "probe items file")
     try:
         recs = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
     except json.JSONDecodeError as e:
         raise JudgerlError(f"{source}: malformed JSON ({e.msg})") from None
+    for n, r in enumerate(recs, 1):
+        if not isinstance(r, dict):
+            raise JudgerlError(f"{source}: record {n} is not a {{prompt, answer}} object (got {type(r).__name__})")
     items = []
     for r in recs:
         prompt, answer = r.get("prompt", r.get("instruction")), r.get("answer", r.get("output"))

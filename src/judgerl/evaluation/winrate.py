@@ -20,8 +20,6 @@ repo (src/alpaca_eval/metrics/weights/...), not in the PyPI wheel (checked alpac
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from pathlib import Path
 
@@ -30,23 +28,32 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from judgerl import JudgerlError
+from judgerl.data import check_readable, read_json, read_jsonl
 
 
 def load_annotations(folder: Path) -> dict[str, pd.DataFrame]:
     """{file stem: DataFrame(instruction, output_2, preference)} from <folder>/<model>.jsonl(.gz) or .json."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise JudgerlError(f"annotations folder not found: {folder} (give the folder of AlpacaEval annotation files)")
     files = sorted(list(folder.glob("*.jsonl.gz")) + list(folder.glob("*.jsonl")) + list(folder.glob("*.json")))
     if not files:
         raise JudgerlError(f"no annotation files (*.jsonl.gz, *.jsonl, *.json) in {folder}")
     out = {}
     for f in files:
-        opener = gzip.open if f.suffix == ".gz" else open
-        with opener(f, "rt", encoding="utf-8") as fh:
-            recs = json.load(fh) if f.suffix == ".json" else [json.loads(x) for x in fh if x.strip()]
+        recs = read_json(f, "annotation file", list) if f.suffix == ".json" else read_jsonl(f)
+        if not all(isinstance(r, dict) for r in recs):
+            raise JudgerlError(f"{f}: expected a list of annotation objects")
         df = pd.DataFrame(recs)
         missing = {"instruction", "output_2", "preference"} - set(df.columns)
         if missing:
             raise JudgerlError(f"{f}: annotations lack field(s) {sorted(missing)}")
+        pref = pd.to_numeric(df["preference"], errors="coerce")
+        bad = df.index[(pref.isna() & df["preference"].notna()) | (pref < 0) | (pref > 2)]
+        if len(bad):
+            raise JudgerlError(f"{f}: record {bad[0] + 1}: preference {df['preference'][bad[0]]!r} is not a number "
+                               f"in [1, 2] (or null)")
+        df["preference"] = pref
         out[re.sub(r"\.(jsonl\.gz|jsonl|json)$", "", f.name)] = df  # the file name is the leaderboard name (NullModel's generator is "example")
     return out
 
@@ -121,13 +128,31 @@ def lc_win_rate(df: pd.DataFrame, ref_len: dict[str, int], difficulty: dict[str,
 
 
 def reference_lengths(path: Path) -> dict[str, int]:
-    with gzip.open(path, "rt", encoding="utf-8") if str(path).endswith(".gz") else open(path, encoding="utf-8") as f:
-        return {r["instruction"]: len(r["output"]) for r in json.load(f)}
+    recs = read_json(path, "reference outputs", list)
+    if not all(isinstance(r, dict) and isinstance(r.get("instruction"), str) and isinstance(r.get("output"), str)
+               for r in recs):
+        raise JudgerlError(f"{path}: expected a list of {{instruction, output}} reference outputs")
+    return {r["instruction"]: len(r["output"]) for r in recs}
+
+
+def read_leaderboard(path: Path, lc: bool) -> pd.DataFrame:
+    """The leaderboard CSV (index: model), with the columns the comparison needs."""
+    check_readable(path, "leaderboard")
+    try:
+        lb = pd.read_csv(path, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise JudgerlError(f"leaderboard {path} is not a readable CSV ({str(e).splitlines()[0][:120]})") from None
+    need = ["win_rate", "standard_error"] + (["length_controlled_winrate"] if lc else [])
+    missing = [c for c in need if c not in lb.columns]
+    if missing:
+        raise JudgerlError(f"leaderboard {path} lacks column(s) {missing} (an AlpacaEval leaderboard CSV has them)")
+    return lb
 
 
 def winrate_table(annotations: Path, reference: Path, leaderboard: Path | None = None, lc: bool = True) -> pd.DataFrame:
     """One row per annotated model: our win rate/SE/LC and, if given, the leaderboard's and the deviations."""
     frames = load_annotations(annotations)
+    lb = read_leaderboard(Path(leaderboard), lc) if leaderboard is not None else None
     ref_len = reference_lengths(reference) if lc else {}
     difficulty = fit_difficulty(frames, ref_len) if lc else {}
     rows = []
@@ -138,8 +163,7 @@ def winrate_table(annotations: Path, reference: Path, leaderboard: Path | None =
             r.update({f"w_{k}": v for k, v in wts.items()})
         rows.append(r)
     table = pd.DataFrame(rows).set_index("model")
-    if leaderboard is not None:
-        lb = pd.read_csv(leaderboard, index_col=0)
+    if lb is not None:
         table["lb_win_rate"] = lb["win_rate"].reindex(table.index)
         table["win_rate_diff"] = table["win_rate"] - table["lb_win_rate"]
         table["lb_standard_error"] = lb["standard_error"].reindex(table.index)
