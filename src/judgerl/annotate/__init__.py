@@ -10,6 +10,6 @@
 
 from judgerl.annotate.config import AnnotateConfig
 from judgerl.annotate.dataset import load_annotations, load_manifest, split_of
-from judgerl.annotate.run import print_summary, run_annotate
+from judgerl.annotate.run import check_usable, print_summary, run_annotate
 
-__all__ = ["AnnotateConfig", "load_annotations", "load_manifest", "print_summary", "run_annotate", "split_of"]
+__all__ = ["AnnotateConfig", "load_annotations", "load_manifest", "check_usable", "print_summary", "run_annotate", "split_of"]

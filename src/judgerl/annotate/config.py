@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 from pathlib import Path
 from typing import Literal
@@ -109,6 +110,12 @@ def load_config_items(cfg: AnnotateConfig) -> tuple[list[dict], dict]:
     items, info = limit_prompt_length(items, cfg.max_prompt_chars, cfg.over_long)
     if not items:
         raise JudgerlError("no items to annotate")
+    if "pairwise" in cfg.kinds:  # pairwise compares exactly two responses: other items are skipped up front
+        skipped = sum(len(it["responses"]) != 2 for it in items)
+        if skipped:
+            info["pairwise_skipped"] = skipped
+            logging.getLogger("judgerl.annotate").warning(
+                "%d of %d item(s) do not have exactly two responses: pairwise annotation skips them", skipped, len(items))
     return items, info
 
 

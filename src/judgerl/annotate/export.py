@@ -17,6 +17,7 @@ main (high-effort) label: the paper's consistency filter (§4.3). The decision i
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -77,19 +78,21 @@ def pairwise_rows(items, results, splits, rubrics, effort):
 
 
 def reason(error: str) -> str:
-    """Failure class of an error text: 'judge call failed', 'invalid verdict', 'no rubric (...)'."""
+    """Failure class of an error text: 'judge call failed (http 401)', 'invalid verdict', 'no rubric (...)'."""
     for prefix in ("as given: ", "swapped: "):
         error = error.removeprefix(prefix)
-    return error.split(": ")[0]
+    head, _, rest = error.partition(": ")
+    m = re.match(r"(http \d+|timeout|connection error|bad response)", rest) if head == "judge call failed" else None
+    return f"{head} ({m.group(1)})" if m else head
 
 
-def kind_stats(rows: list[dict]) -> dict:
+def kind_stats(rows: list[dict], kind: str | None = None) -> dict:
     n = len(rows)
     valid = sum(r["valid"] for r in rows)
     out = {"rows": n, "valid": valid, "invalid_rate": (n - valid) / n if n else 0.0,
            "tokens_in": sum(r.get("tokens_in", 0) for r in rows), "tokens_out": sum(r.get("tokens_out", 0) for r in rows),
            "failures": dict(Counter(reason(r["error"]) for r in rows if r["error"]))}
-    if rows and "consistent" in rows[0]:
+    if kind == "pairwise" or (rows and "consistent" in rows[0]):
         out["consistent"] = sum(r["consistent"] for r in rows)
     return out
 
@@ -153,7 +156,7 @@ def export(cfg, work, items: list[dict], info: dict, ledger, seconds: float) -> 
         templates["rubric"] = _sha(Path(cfg.rubric_template).read_text() if cfg.rubric_template
                                    else (TEMPLATE_DIR / "rubric_generation.txt").read_text())
     counts = {"items": len(items), **{k: len(v) for k, v in files.items()}}
-    stats = {k: kind_stats(v) for k, v in files.items()}
+    stats = {k: kind_stats(v, k) for k, v in files.items()}
     for k, s in stats.items():
         counts[f"{k}_valid"] = s["valid"]
     if "pairwise" in stats:
@@ -164,16 +167,20 @@ def export(cfg, work, items: list[dict], info: dict, ledger, seconds: float) -> 
             "judge": spec_main.model_dump(mode="json"), "rubric_conditioned": cfg.rubric_conditioned,
             "template_sha256": next(iter(templates.values())), "templates_sha256": templates,
             "input": cfg.input or {"loader": cfg.loader, "options": cfg.loader_options}, "input_info": info}
-    effort_report = {}
+    effort_report, effort_failures = {}, {}
     for effort, kinds in variants.items():
         kept_files, rep = {}, {}
         for kind, rows in kinds.items():
             ref = {(r["item_id"], r.get("response_idx")): r for r in main[kind]}
             kept = [r for r in rows if agree(r, ref[(r["item_id"], r.get("response_idx"))], kind, cfg.effort_tolerance)]
-            s = kind_stats(rows)
-            rep[kind] = {"judged": len(rows), "valid": s["valid"], "kept": len(kept),
-                         "kept_rate": len(kept) / len(rows) if rows else 0.0,
+            s = kind_stats(rows, kind)
+            # agreement over the pairs where both labels exist: a failed unit is not a disagreement
+            compared = sum(r["valid"] and ref[(r["item_id"], r.get("response_idx"))]["valid"] for r in rows)
+            rep[kind] = {"judged": len(rows), "valid": s["valid"], "compared": compared, "kept": len(kept),
+                         "kept_rate": len(kept) / compared if compared else 0.0,
                          "tokens_out": s["tokens_out"], "tokens_in": s["tokens_in"]}
+            if s["failures"]:
+                effort_failures[f"{kind}@{effort}"] = s["failures"]
             kept_files[kind] = kept
         if rubric_rows:
             kept_files["rubrics"] = rubric_rows
@@ -189,6 +196,6 @@ def export(cfg, work, items: list[dict], info: dict, ledger, seconds: float) -> 
                 "invalid_rate": {k: s["invalid_rate"] for k, s in stats.items()},
                 "tokens": {**{k: {"in": s["tokens_in"], "out": s["tokens_out"]} for k, s in stats.items()},
                            "ledger": summary},
-                "failures": {k: s["failures"] for k, s in stats.items() if s["failures"]},
+                "failures": {**{k: s["failures"] for k, s in stats.items() if s["failures"]}, **effort_failures},
                 "effort_filter": effort_report, "run_seconds": seconds}
     return write_dataset(out, files, splits_obj, manifest)

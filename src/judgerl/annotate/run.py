@@ -28,6 +28,8 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ from tqdm.auto import tqdm
 from judgerl import JudgerlError
 from judgerl.annotate.config import AnnotateConfig, labels_fingerprint, load_config_items, stage_spec, stages
 from judgerl.annotate.work import WorkTable
+from judgerl.data import check_output_dir
 from judgerl.judges.cache import Ledger, VerdictCache
 from judgerl.judges.parse import split_think
 from judgerl.judges.prompts import render_rubric_request
@@ -118,12 +121,32 @@ class Runner:
         return self.work.counts(name)
 
 
+_VERDICT_LINE = re.compile(r"^[\s*_`#>-]*(?:score|preferred|rating|grade|verdict)\s*:\s*[*_`]*\s*-?\d+(?:\s*/\s*\d+)?"
+                           r"[\s*_`.]*$", re.I | re.M)  # a line that is only a verdict, e.g. "Score: 12"
+RUBRIC_MIN_WORDS = 3
+
+
+def rubric_problem(text: str) -> str | None:
+    """Why a generated rubric is unusable (strict, like verdict parsing), or None. A rubric is
+    criteria text: at least RUBRIC_MIN_WORDS words and no verdict line (`Score: 12` is not a rubric)."""
+    if not text.strip():
+        return "empty rubric"
+    if _VERDICT_LINE.search(text):
+        return "rubric contains a verdict line"
+    if len(text.split()) < RUBRIC_MIN_WORDS:
+        return f"rubric too short ({len(text.split())} words)"
+    return None
+
+
 def rubric_verdict(v: Verdict) -> Verdict:
-    """A generated rubric: the answer part (no <think>), valid when non-empty."""
+    """A generated rubric: the answer part (no <think>), valid when `rubric_problem` finds nothing; an
+    invalid rubric is re-asked like an invalid verdict (`invalid_retries`), then the unit fails."""
     if v.failed:
         return v
     thoughts, answer = split_think(v.raw)
-    return v.model_copy(update={"raw": answer, "reasoning": v.reasoning or thoughts, "valid": bool(answer.strip())})
+    problem = rubric_problem(answer)
+    raw = answer if problem is None else f"{answer}\n[{problem}]"
+    return v.model_copy(update={"raw": raw, "reasoning": v.reasoning or thoughts, "valid": problem is None})
 
 
 def settle(v: Verdict, attempts: int, inv_round: int, inv_total: int, cfg: AnnotateConfig,
@@ -143,15 +166,18 @@ def settle(v: Verdict, attempts: int, inv_round: int, inv_total: int, cfg: Annot
 
 
 class _RunLock:
-    def __init__(self, path: Path):
-        self.f = open(path, "w")
+    """An exclusive flock on the output folder itself (no lock file is written)."""
+
+    def __init__(self, folder: Path):
+        self.fd = os.open(folder, os.O_RDONLY)
         try:
-            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise JudgerlError(f"another annotate run is using {path.parent}") from None
+            os.close(self.fd)
+            raise JudgerlError(f"another annotate run is using {folder}") from None
 
     def close(self):
-        self.f.close()
+        os.close(self.fd)
 
 
 def run_annotate(cfg: AnnotateConfig, retry_failed: bool = False, model=None, tokenizer=None,
@@ -161,11 +187,11 @@ def run_annotate(cfg: AnnotateConfig, retry_failed: bool = False, model=None, to
     from judgerl.config import dump_yaml
     from judgerl.judges.judge import run_sync
 
-    out = Path(cfg.output_dir)
+    out = check_output_dir(cfg.output_dir, "output_dir")
+    items, info = load_config_items(cfg)  # a refused input leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
-    lock = _RunLock(out / ".lock")
+    lock = _RunLock(out)
     try:
-        items, info = load_config_items(cfg)
         work = WorkTable(out / "work.sqlite")
         work.setup(cfg, items, labels_fingerprint(cfg))
         work.use_items([it["id"] for it in items])
@@ -188,6 +214,17 @@ def run_annotate(cfg: AnnotateConfig, retry_failed: bool = False, model=None, to
         lock.close()
 
 
+def check_usable(manifest: dict, output_dir: str) -> None:
+    """A run that produced no usable label at all is an error (one line, counts by reason)."""
+    c = manifest["counts"]
+    kinds = [k for k in ("pointwise", "pairwise", "rubrics") if k in c]
+    if kinds and not any(c.get(f"{k}_valid") for k in kinds):
+        why = "; ".join(f"{k}: " + ", ".join(f"{n} {r}" for r, n in sorted(f.items()))
+                        for k, f in manifest.get("failures", {}).items() if "@" not in k) or "no valid rows"
+        raise JudgerlError(f"annotation produced no usable labels ({why}); see {output_dir}/manifest.json, fix the "
+                           f"judge (endpoint, key, model) and re-run with --retry-failed")
+
+
 def print_summary(manifest: dict, output_dir: str) -> None:
     """Counts, invalid rates, tokens and effort-filter survivors, printed to stdout."""
     c = manifest["counts"]
@@ -202,5 +239,6 @@ def print_summary(manifest: dict, output_dir: str) -> None:
         print(f"  failed {k}: {f}  (re-run with --retry-failed)")
     for effort, rep in manifest.get("effort_filter", {}).items():
         for k, r in rep.items():
-            print(f"  effort {effort} {k}: {r['kept']}/{r['judged']} agree with {manifest['effort']} "
-                  f"({r['kept_rate']:.1%}) -> {output_dir}/effort-{effort}")
+            failed = f", {r['judged'] - r['compared']} not compared (failed)" if r["judged"] > r["compared"] else ""
+            print(f"  effort {effort} {k}: {r['kept']}/{r['compared']} agree with {manifest['effort']} "
+                  f"({r['kept_rate']:.1%}){failed} -> {output_dir}/effort-{effort}")
