@@ -6,8 +6,8 @@
 - Control-token strings (`<|im_end|>`, `[INST]`, ...) in message text are sent broken with a space, so
   the server's chat template cannot be closed from inside a candidate (plain_chat.neutralise_control_tokens).
 - Robustness: at most `spec.concurrency` calls in flight, each bounded by `spec.timeout_s`, retried
-  up to `spec.max_retries` times with exponential backoff + jitter on 429, 5xx, timeouts and
-  connection errors (never on other 4xx). After the last attempt the request comes back as an
+  up to `spec.max_retries` times with exponential backoff + jitter on 429, 5xx, timeouts,
+  connection errors and JSON bodies cut short (never on other 4xx). After the last attempt the request comes back as an
   invalid Verdict with `error` set; nothing raises into the caller.
 - Verdict: the strict parser reads the returned text (reasoning from the `reasoning_content` /
   `reasoning` message fields or `<think>` tags). With `spec.logprobs` the expected score is read
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import math
 import os
 import random
@@ -64,6 +65,8 @@ def _classify(exc: BaseException) -> tuple[bool, str, float | None]:
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
         return True, f"connection error ({type(cause).__name__}: {str(cause)[:120]})", None
+    if isinstance(exc, json.JSONDecodeError):  # a JSON body cut short in transit: worth another try
+        return True, f"truncated JSON body ({exc.msg})", None
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
         msg = re.sub(r"\s+", " ", str(exc.message or ""))[:200]
