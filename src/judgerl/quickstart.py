@@ -7,7 +7,9 @@ Choices (sizes per `scale`, see SCALES; every field can be overridden in configs
 - Models: all roles use the embedded SmolLM2-135M-Instruct (gold judge, judge base, policy), a toy
   stand-in for gpt-oss-120b / Qwen3 judges / Llama-3.1-8B. The run shows the loop and its plumbing,
   not the paper's results.
-- Gold judge: reasoning mode, greedy, `gold_tokens` thinking tokens, then a forced `Score:` verdict.
+- Gold judge (`gold`): `embedded-rm` (default) is the package's Bradley-Terry reward model (LoRA adapter in
+  judgerl/study/gold_rm: 92% vs GPT-4-Turbo on held-out AlpacaEval pairs, 70% on MT-Bench expert votes), its
+  reward mapped to 0-9 by its shipped decile cuts; `prompted` is SmolLM2 itself in reasoning mode (no signal).
 - Data: AlpacaEval instructions with two responses each (GPT-4-Turbo reference + one model's output),
   the first `items` whose texts fit `max_item_chars`; pointwise labels for both responses. The split
   seed is the first one that leaves train, validation and test non-empty.
@@ -62,7 +64,9 @@ class QuickstartConfig(BaseModel):
     kind: Literal["quickstart"] = Field("quickstart", description="Config kind marker (for judgerl validate).")
     scale: Literal["full", "ci"] = Field("full", description="Size preset: full (make quickstart) or ci (tests).")
     run_dir: str = Field("runs/quickstart", description="Where everything goes.")
-    model: str = Field("smollm2-135m-instruct", description="Gold judge, judge base model and policy.")
+    model: str = Field("smollm2-135m-instruct", description="Judge base model and policy (and the prompted gold).")
+    gold: Literal["embedded-rm", "prompted"] = Field("embedded-rm", description="embedded-rm: the shipped BT reward "
+                                                     "model (judgerl/study/gold_rm); prompted: `model` as a reasoning judge.")
     shared_data: str | None = Field(None, description="Shared data folder (default $JUDGERL_SHARED_DATA or ../shared/data).")
     seed: int = Field(0, description="Seed of the item split, prompts and training.")
     items: int | None = Field(None, ge=3, description="Annotated AlpacaEval items (two responses each).")
@@ -143,6 +147,10 @@ class Quickstart:
     def gold_spec(self):
         from judgerl.judges.spec import JudgeSpec, Sampling
 
+        if self.cfg.gold == "embedded-rm":
+            from judgerl.study.embedded import embedded_gold_spec
+
+            return embedded_gold_spec("cpu", 8, "gold")
         return JudgeSpec(name="gold", backend="hf", model=self.cfg.model, mode="reasoning", device="cpu",
                          sampling=Sampling(temperature=0.0, max_new_tokens=self.cfg.gold_tokens), batch_size=8)
 
@@ -156,16 +164,16 @@ class Quickstart:
             upd["sampling"] = spec.sampling.model_copy(update={"temperature": 0.7, "top_k": 20, "top_p": 0.95})
         return spec.model_copy(update=upd)
 
-    def load(self, name: str) -> tuple:
+    def load(self, name: str, kind: str = "causal") -> tuple:
         """(model, tokenizer) from the shared registry (generation / judging only, never trained here)."""
         from judgerl.model_loader import shared_model
 
-        return shared_model(name, "causal", "cpu", "float32")
+        return shared_model(name, kind, "cpu", "float32")
 
     def judge(self, spec, stage: str, ledger: Path):
         from judgerl.judges.judge import Judge
 
-        m, t = self.load(spec.model)
+        m, t = self.load(spec.model, spec.model_kind or "causal")
         return Judge(spec, cache=self.p("cache.sqlite"), ledger=ledger, stage=stage, model=m, tokenizer=t)
 
     # -- stage configs (what each stage's hash covers)
@@ -225,6 +233,16 @@ class Quickstart:
                             "max_new_tokens": c.completion_tokens},
                 "alarm": {"window": 3, "proxy_margin": 0.1, "gold_margin": 0.1, "on_trigger": "log"}}
 
+    def trainer_log(self):
+        """TRL's per-step dicts (printed to stdout) go to <run_dir>/train.log, not the console."""
+        import contextlib
+
+        f = open(self.p("train.log"), "a", encoding="utf-8")
+        stack = contextlib.ExitStack()
+        stack.enter_context(f)
+        stack.enter_context(contextlib.redirect_stdout(f))
+        return stack
+
     # -- stages
     def annotate(self, resume: bool) -> None:
         from judgerl.annotate import AnnotateConfig, run_annotate
@@ -232,6 +250,12 @@ class Quickstart:
 
         items, seed = self.items()
         write_jsonl_atomic(self.p("annotations", "items.jsonl"), items)
+        if self.cfg.gold == "embedded-rm":
+            from judgerl.study.embedded import annotate_items
+
+            res = annotate_items(items, self.p("annotations"), seed, (0.6, 0.2, 0.2), self.p("cache.sqlite"))
+            self.log(f"  gold labels (embedded RM): {res['valid']}/{res['rows']} responses, 0-9 histogram {res['histogram']}")
+            return
         m, t = self.load(self.cfg.model)
         run_annotate(AnnotateConfig.model_validate(self.annotate_config(seed)), model=m, tokenizer=t)
 
@@ -239,7 +263,10 @@ class Quickstart:
         from judgerl.training.judge_config import TrainJudgeConfig
         from judgerl.training.train_judge import train_judge
 
-        train_judge(TrainJudgeConfig.model_validate(self.judge_config(variant)))
+        with self.trainer_log():
+            _, _, st = train_judge(TrainJudgeConfig.model_validate(self.judge_config(variant)))
+        self.log(f"  judge-{variant}: {st.get('sft_steps', 0)} SFT steps, loss {st.get('sft_train_loss', float('nan')):.3f}"
+                 + (f", {st.get('grpo_steps')} GRPO steps" if st.get("grpo_steps") else ""))
 
     def eval_judges(self, resume: bool) -> None:
         from judgerl.evaluation.eval_judge import evaluate_judge
@@ -249,8 +276,12 @@ class Quickstart:
         folders = {"base-prompted": self.p("judges", "base-prompted")}
         for spec in [base, self.judge_spec("non_reasoning"), self.judge_spec("reasoning")]:
             out = folders.get(spec.name, self.p("judges", spec.name.removeprefix("judge-")))
-            evaluate_judge(spec, out, str(self.p("annotations")), "test", self.cfg.eval_limit, ["llmbar-natural"],
-                           str(self.data_root), judge=self.judge(spec, "eval-judge", out / "ledger.sqlite"))
+            res = evaluate_judge(spec, out, str(self.p("annotations")), "test", self.cfg.eval_limit, ["llmbar-natural"],
+                                 str(self.data_root), judge=self.judge(spec, "eval-judge", out / "ledger.sqlite"))
+            g = res.get("gold") or {}
+            a = g.get("alpha_expected")
+            self.log(f"  {spec.name}: alpha (expected) vs gold {'–' if a is None else f'{a:.1f}'} on n {g.get('n')}"
+                     + (" (small n)" if (g.get("n") or 0) < 30 else ""))
 
     def train_policy(self, variant: str, resume: bool) -> None:
         from judgerl.training.policy_grpo import PolicyConfig, train_policy
@@ -263,7 +294,12 @@ class Quickstart:
             for f in Path(cfg.run_dir).iterdir():
                 if f.name not in keep:
                     shutil.rmtree(f) if f.is_dir() else f.unlink()
-        train_policy(cfg, resume=resume)  # judge and gold weights come from the shared registry
+        with self.trainer_log():
+            summ = train_policy(cfg, resume=resume)  # judge and gold weights come from the shared registry
+        m, al = summ.get("monitor") or {}, summ.get("alarm") or {}
+        self.log(f"  policy-{variant}: {summ['steps']} steps; last monitor judge {m.get('proxy_mean', float('nan')):.2f}, "
+                 f"gold {m.get('gold_mean', float('nan')):.2f}; alarm "
+                 + (f"at step {al.get('first_step')}" if al.get("triggered") else "silent"))
         # A finished stage is skipped on rerun, so its resume checkpoints (weights + ~1 GB of optimizer state
         # for the 135M policy) are dead weight: final/ holds the trained policy.
         shutil.rmtree(ckpt, ignore_errors=True)

@@ -151,6 +151,10 @@ def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: 
         res["runs"][r.name] = {"judge": r.judge, "points": pts, "train": train_curve(run),
                                "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
                                "steps": summ.get("steps"), **peak_and_fall(pts, run, cfg.gold.bootstrap)}
+        if pts:
+            from judgerl.study.exploit import exploit_table
+
+            res["runs"][r.name]["exploit"] = exploit_table(run, pts[-1]["step"])
         x = res["runs"][r.name]
         log(f"analyze {r.name}: gold peak {x.get('peak_gold', float('nan')):.2f} at step {x.get('peak_step')}, last "
             f"{x.get('last_gold', float('nan')):.2f}; fell beyond CI: {x.get('gold_fell_beyond_ci')}; alarm "

@@ -47,3 +47,35 @@ def embedded_gold_spec(device: str = "cpu", batch_size: int = 8, name: str = "go
 
     return JudgeSpec(name=name, backend="rm", model=str(embedded_gold_path()), format="pointwise", mode="direct",
                      device=device, batch_size=batch_size)
+
+
+def score_0_9(reward: float, cuts: list[float] | None = None) -> int:
+    """The embedded gold's 0-9 label of a reward: the number of its calibration cuts at or below it."""
+    cuts = cuts if cuts is not None else gold_record()["score_0_9"]["decile_cuts"]
+    return sum(reward >= c for c in cuts)
+
+
+def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions: tuple[float, float, float],
+                   cache: Path | None = None, batch_size: int = 8) -> dict:
+    """Pointwise gold annotations of items ({id, prompt, responses}) by the embedded gold RM: reward, then the
+    0-9 label by the shipped cuts; written as an annotation dataset folder (manifest + pointwise.jsonl)."""
+    from judgerl.annotate.dataset import split_of
+    from judgerl.judges.judge import Judge
+    from judgerl.judges.spec import JudgeRequest
+    from judgerl.study.gold import write_annotations
+
+    spec = embedded_gold_spec("cpu", batch_size)
+    units = [(it, k, r) for it in items for k, r in enumerate(it["responses"])]
+    vs = Judge(spec, cache=cache, stage="annotate").judge(
+        [JudgeRequest(prompt=it["prompt"], responses=[r]) for it, _, r in units], progress=True, desc="gold RM")
+    cuts = gold_record()["score_0_9"]["decile_cuts"]
+    rows = [{"item_id": it["id"], "prompt": it["prompt"], "response_idx": k, "response": r,
+             "score": score_0_9(v.expected, cuts) if v.valid else None, "expected": v.expected if v.valid else None,
+             "reasoning": "", "valid": v.valid, "split": split_of(it["id"], split_seed, fractions), "rubric": None,
+             "effort": "high"} for (it, k, r), v in zip(units, vs)]
+    write_annotations(Path(out_dir), "pointwise", rows,
+                      {"judge": {**spec.model_dump(mode="json", include={"name", "backend", "format"}),
+                                 "model": NAME, "score_min": 0, "score_max": 9},
+                       "label_rule": "embedded gold RM reward -> number of its decile cuts at or below it"})
+    scores = [r["score"] for r in rows if r["score"] is not None]
+    return {"rows": len(rows), "valid": len(scores), "histogram": [scores.count(k) for k in range(10)]}
