@@ -36,7 +36,7 @@ MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and gr
 
 def supported(model) -> bool:
     """Full-attention decoder with SDPA attention (a boolean mask): every layer reads the whole static cache."""
-    from judgerl.judges.decode import GQA_ATTENTION, local_attention_window
+    from judgerl.judges.attention import GQA_ATTENTION, local_attention_window
 
     impl = getattr(model.config, "_attn_implementation", None)
     return local_attention_window(model) is None and impl in ("sdpa", GQA_ATTENTION)
@@ -211,7 +211,7 @@ class StaticDecoder:
         row (default: one each); `pad_rows_to` pads the batch with copies of the last row (fixed shapes)."""
         import torch
 
-        from judgerl.judges.decode import use_grouped_attention
+        from judgerl.judges.attention import use_grouped_attention
 
         m, dev = self.model, input_ids.device
         n_out = input_ids.shape[0] if rows is None else len(rows)
