@@ -9,7 +9,9 @@ Choices (sizes per `scale`, see SCALES; every field can be overridden in configs
   not the paper's results.
 - Gold judge (`gold`): `embedded-rm` (default) is the package's Bradley-Terry reward model (LoRA adapter in
   judgerl/study/gold_rm: 92% vs GPT-4-Turbo on held-out AlpacaEval pairs, 70% on MT-Bench expert votes), its
-  reward mapped to 0-9 by its shipped decile cuts; `prompted` is SmolLM2 itself in reasoning mode (no signal).
+  reward mapped to 0-9 by the deciles of the annotated items' own rewards (a rank label: the RM prefers long
+  answers, and the quickstart's short items all sit under cuts calibrated on longer answers); `prompted` is
+  SmolLM2 itself in reasoning mode (no signal).
 - Data: AlpacaEval instructions with two responses each (GPT-4-Turbo reference + one model's output),
   the first `items` whose texts fit `max_item_chars`; pointwise labels for both responses. The split
   seed is the first one that leaves train, validation and test non-empty.
@@ -253,8 +255,10 @@ class Quickstart:
         if self.cfg.gold == "embedded-rm":
             from judgerl.study.embedded import annotate_items
 
-            res = annotate_items(items, self.p("annotations"), seed, (0.6, 0.2, 0.2), self.p("cache.sqlite"))
-            self.log(f"  gold labels (embedded RM): {res['valid']}/{res['rows']} responses, 0-9 histogram {res['histogram']}")
+            res = annotate_items(items, self.p("annotations"), seed, (0.6, 0.2, 0.2), self.p("cache.sqlite"),
+                                 ledger=self.p("annotations", "ledger.sqlite"))
+            self.log(f"  gold labels (embedded RM, deciles of these items' rewards): {res['valid']}/{res['rows']} "
+                     f"responses, 0-9 histogram {res['histogram']}")
             return
         m, t = self.load(self.cfg.model)
         run_annotate(AnnotateConfig.model_validate(self.annotate_config(seed)), model=m, tokenizer=t)

@@ -193,8 +193,8 @@ def patterns_section(runs: list[tuple[Path, str, list[dict]]], figs: Figures) ->
 
 
 def agreement_section(root: Path) -> str:
-    head = ["judge", "model", "mode", "α ×100", "α (expected) ×100", "accuracy", "exact match", "invalid rate",
-            "consistency", "human accuracy", "thinking tokens", "n"]
+    head = ["judge", "model", "mode", "α ×100", "α (expected) ×100 [95% CI]", "accuracy", "exact match",
+            "invalid rate", "consistency", "human accuracy", "thinking tokens", "n"]
     rows = []
     for p in sorted(root.rglob("eval.json")):
         r = load_doc(p, "judge evaluation")
@@ -202,13 +202,18 @@ def agreement_section(root: Path) -> str:
         human = "; ".join(f"{k}: {fmt(v.get('accuracy'))}" for k, v in (r.get("human") or {}).items()
                           if isinstance(v, dict) and "accuracy" in v) or None
         acc = g.get("accuracy", g.get("pairwise_accuracy"))
+        ci = g.get("alpha_expected_ci") or [None, None]
+        ae = g.get("alpha_expected")
+        ae = (f"{fmt(ae, 1)} [{fmt(ci[0], 1)}, {fmt(ci[1], 1)}]" if ae is not None and ci[0] is not None else ae)
+        n = g.get("n")
+        n = f"{n} ({g['items']} items, small n)" if g.get("small_n") else n
         rows.append([j.get("name", p.parent.name), Path(str(j.get("model", ""))).name, j.get("mode"), g.get("alpha"),
-                     g.get("alpha_expected"), acc, g.get("exact_match"), g.get("invalid_rate"),
-                     g.get("position_consistency"), human, g.get("mean_thinking_tokens"), g.get("n")])
+                     ae, acc, g.get("exact_match"), g.get("invalid_rate"),
+                     g.get("position_consistency"), human, g.get("mean_thinking_tokens"), n])
     body = table(head, rows, left=3) if rows else not_run("no judge evaluation (eval.json)")
     return ("<h2>Judge agreement with gold</h2><p class='small'>Krippendorff's α (interval) vs gold scores on "
-            "the held-out split; accuracy = pairwise preference accuracy; human = accuracy on human-labelled "
-            "pairs.</p>" + body)
+            "the held-out split (95% bootstrap interval over items); accuracy = pairwise preference accuracy; "
+            "human = accuracy on human-labelled pairs. Figures on fewer than 30 items are marked small n.</p>" + body)
 
 
 def heldout_section(root: Path, figs: Figures) -> str:

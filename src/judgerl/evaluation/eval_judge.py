@@ -2,7 +2,7 @@
 
 Reported (all through the Judge class, so cached and ledgered under stage `eval-judge`):
 - pointwise judges: alpha (interval, x100) of the judge's integer score vs the gold score, and of its
-  expected score; exact-match rate; pairwise accuracy on items with two responses whose gold scores
+  expected score with a 95% bootstrap interval over items (`small_n` below 30 items); exact-match rate; pairwise accuracy on items with two responses whose gold scores
   differ (preference from the expected score, else the label; a predicted tie = half a point).
 - pairwise judges: accuracy vs the gold label (order as annotated), accuracy averaged over both
   presentation orders, and both-order position consistency.
@@ -94,8 +94,11 @@ def eval_pointwise(judge, spec: JudgeSpec, data: str, split: str, limit: int | N
         return {"n": len(rows), "note": "rm judge: rewards are unbounded, alpha/exact match not defined",
                 "pairwise_accuracy": jm.pairwise_accuracy(g_pref, p_pref), "pairwise_n": len(g_pref),
                 "invalid_rate": jm.invalid_rate([v.valid for v in vs]), "mean_thinking_tokens": 0.0}
-    return {"n": len(rows),
+    ci = jm.cluster_bootstrap([(str(r["item_id"]), g, v.expected if v.valid else None) for r, g, v in zip(rows, gold, vs)],
+                              lambda x: x[0], lambda rs: jm.interval_alpha([x[1] for x in rs], [x[2] for x in rs]))
+    return {"n": len(rows), "items": ci["clusters"],
             "alpha": jm.krippendorff_alpha(gold, labels),
+            "alpha_expected_ci": [ci["lo"], ci["hi"]], "small_n": ci["small_n"],
             "alpha_expected": jm.krippendorff_alpha(gold, [v.expected if v.valid else None for v in vs]),
             "exact_match": jm.mean([float(lab == g) for lab, g in zip(labels, gold)]),
             "pairwise_accuracy": jm.pairwise_accuracy(g_pref, p_pref), "pairwise_n": len(g_pref),

@@ -56,9 +56,13 @@ def score_0_9(reward: float, cuts: list[float] | None = None) -> int:
 
 
 def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions: tuple[float, float, float],
-                   cache: Path | None = None, batch_size: int = 8) -> dict:
-    """Pointwise gold annotations of items ({id, prompt, responses}) by the embedded gold RM: reward, then the
-    0-9 label by the shipped cuts; written as an annotation dataset folder (manifest + pointwise.jsonl)."""
+                   cache: Path | None = None, batch_size: int = 8, cuts: str = "items",
+                   ledger: Path | None = None) -> dict:
+    """Pointwise gold annotations of items ({id, prompt, responses}) by the embedded gold RM, written as an
+    annotation dataset folder (manifest + pointwise.jsonl). The 0-9 label is the number of decile cuts at or
+    below the reward; `cuts`: "items" = the deciles of these items' own rewards (a rank label, spread over
+    0-9 whatever the answers' length), "shipped" = the cuts calibrated on SmolLM2 answers (gold.json).
+    The RM prefers long answers, so short answers (e.g. the quickstart's) all fall under the shipped cuts."""
     from judgerl.annotate.dataset import split_of
     from judgerl.judges.judge import Judge
     from judgerl.judges.spec import JudgeRequest
@@ -66,16 +70,24 @@ def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions:
 
     spec = embedded_gold_spec("cpu", batch_size)
     units = [(it, k, r) for it in items for k, r in enumerate(it["responses"])]
-    vs = Judge(spec, cache=cache, stage="annotate").judge(
+    vs = Judge(spec, cache=cache, ledger=ledger, stage="annotate").judge(
         [JudgeRequest(prompt=it["prompt"], responses=[r]) for it, _, r in units], progress=True, desc="gold RM")
-    cuts = gold_record()["score_0_9"]["decile_cuts"]
+    rewards = [v.expected for v in vs if v.valid and v.expected is not None]
+    if cuts == "items":
+        from judgerl.study.labels import decile_cuts
+
+        cut_values = decile_cuts(rewards) if rewards else []
+    else:
+        cut_values = gold_record()["score_0_9"]["decile_cuts"]
     rows = [{"item_id": it["id"], "prompt": it["prompt"], "response_idx": k, "response": r,
-             "score": score_0_9(v.expected, cuts) if v.valid else None, "expected": v.expected if v.valid else None,
+             "score": score_0_9(v.expected, cut_values) if v.valid else None, "expected": v.expected if v.valid else None,
              "reasoning": "", "valid": v.valid, "split": split_of(it["id"], split_seed, fractions), "rubric": None,
              "effort": "high"} for (it, k, r), v in zip(units, vs)]
     write_annotations(Path(out_dir), "pointwise", rows,
                       {"judge": {**spec.model_dump(mode="json", include={"name", "backend", "format"}),
                                  "model": NAME, "score_min": 0, "score_max": 9},
-                       "label_rule": "embedded gold RM reward -> number of its decile cuts at or below it"})
+                       "label_rule": f"embedded gold RM reward -> number of decile cuts ({cuts}) at or below it",
+                       "decile_cuts": cut_values})
     scores = [r["score"] for r in rows if r["score"] is not None]
-    return {"rows": len(rows), "valid": len(scores), "histogram": [scores.count(k) for k in range(10)]}
+    return {"rows": len(rows), "valid": len(scores), "histogram": [scores.count(k) for k in range(10)],
+            "reward_range": [min(rewards), max(rewards)] if rewards else None}
