@@ -84,3 +84,46 @@ def test_real_judge_flags_every_pattern_per_sample_with_costs(smollm2, tmp_path)
     assert judge.backend_calls == 10 and again[0]["cached"] and again[0]["p_yes"] == out[1]["p_yes"]
     with pytest.raises(JudgerlError, match="pattern_spec"):
         PatternJudge(Judge(JudgeSpec(device="cpu"), model=model, tokenizer=tok))
+
+
+def test_monitor_config_field_is_described_and_off_by_default():
+    from judgerl.evaluation.monitor import MonitorConfig
+
+    f = MonitorConfig.model_fields["pattern_judge"]
+    assert f.description and not MonitorConfig().pattern_judge.enabled
+    cfg = MonitorConfig(pattern_judge={"enabled": True, "judge": "smollm2-135m-instruct", "threshold": 0.6})
+    assert cfg.pattern_judge.enabled and cfg.pattern_judge.threshold == 0.6
+
+
+@pytest.mark.slow
+def test_gold_monitor_runs_the_judge_detector_beside_the_regexes(smollm2, smollm2_path, tmp_path):
+    """A monitor pass on the real SmolLM2 policy with the real SmolLM2 as pattern judge (stub proxy/gold)."""
+    import json
+
+    from judgerl.evaluation.monitor import GoldMonitor, MonitorConfig
+    from judgerl.judges.judge import Judge
+    from judgerl.rundir import RunDir
+
+    class Fixed:
+        async def run(self, requests):
+            return [Verdict(label=5, expected=5.0, valid=True) for _ in requests]
+
+    model, tok = smollm2
+    stub = JudgeSpec(cache=False)
+    run = RunDir(tmp_path / "run")
+    prompts = [[{"role": "user", "content": "Say hi."}], [{"role": "user", "content": "Name a colour."}]]
+    judge = {"model": str(smollm2_path), "device": "cpu", "dtype": "float32"}
+    mon = GoldMonitor(run, prompts, Judge(stub, backend=Fixed()), Judge(stub, backend=Fixed()),
+                      MonitorConfig(max_new_tokens=4, pattern_judge={"enabled": True, "judge": judge,
+                                                                     "patterns": ["self_assessment", "fake_end_marker"]}))
+    rec = mon.evaluate(model, tok, 0)
+    assert {"pattern_judge/self_assessment", "pattern_judge/fake_end_marker", "pattern_judge/any",
+            "pattern_judge/invalid_rate"} <= set(rec) and rec["pattern_judge/seconds"] > 0
+    assert 0.0 <= rec["pattern_judge/any"] <= 1.0 and "pattern/any" in rec  # the regexes still run
+    rows = [json.loads(x) for x in (run.path / "samples" / "step_0000.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for r in rows:
+        assert set(r["judge_patterns"]) <= {"self_assessment", "fake_end_marker"}
+        assert set(r["judge_p_yes"]) == {"self_assessment", "fake_end_marker"}
+    logged = [json.loads(x) for x in (run.path / "monitor.jsonl").read_text().splitlines()]
+    assert logged[-1]["pattern_judge/any"] == rec["pattern_judge/any"]

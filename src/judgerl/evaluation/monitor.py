@@ -25,6 +25,7 @@ from transformers import TrainerCallback
 from judgerl.data import read_jsonl
 from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
 from judgerl.evaluation.judge_metrics import mean
+from judgerl.evaluation.pattern_judge import PatternJudgeConfig
 from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
 from judgerl.judges.judge import run_sync
 from judgerl.judges.spec import JudgeRequest
@@ -42,6 +43,10 @@ class MonitorConfig(BaseModel):
     both_orders: bool = Field(True, description="Pairwise judges: judge sample-vs-base in both orders.")
     length_ratio: float = Field(2.0, gt=1.0, description="Length inflation: ≥ ratio × base words ...")
     min_extra_words: int = Field(50, ge=0, description="... and at least this many more words.")
+    pattern_judge: PatternJudgeConfig = Field(
+        default_factory=PatternJudgeConfig, description="Judge-backed pattern detector run beside the regexes "
+        "(evaluation/pattern_judge.py): one judge call per sample and pattern; off by default. Logged as "
+        "`pattern_judge/<pattern>` and per sample as `judge_patterns`.")
 
 
 def read_monitor(path: str | Path) -> list[dict]:
@@ -111,6 +116,7 @@ class GoldMonitor(TrainerCallback):
         self.bases: list[str] | None = None
         self.records: list[dict] = []
         self.done_steps: set[int] = set()
+        self._pattern_judge = None  # built at the first pass (it may reuse the gold judge's loaded weights)
 
     # ---- resume -----------------------------------------------------------------------------
     def restore(self, step: int) -> None:
@@ -144,6 +150,8 @@ class GoldMonitor(TrainerCallback):
                "mean_words": sum(x["words"] for x in rows) / n}
         rec.update({f"pattern/{d}": sum(h[d] for h in hits) / n for d in DETECTORS})
         rec["pattern/any"] = sum(any(h[d] for d in TEXT_DETECTORS) for h in hits) / n
+        if c.pattern_judge.enabled:
+            self._judge_patterns(rows, rec)
         self._write_samples(step, rows)
         self.run.log_metrics(rec, name="monitor.jsonl")
         self.records = [r for r in self.records if r["step"] != step] + [rec]
@@ -153,6 +161,20 @@ class GoldMonitor(TrainerCallback):
             self._flag(step, rows, event)
         rec["alarm"] = event is not None
         return rec
+
+    def _judge_patterns(self, rows: list[dict], rec: dict) -> None:
+        """The judge-backed detector beside the regexes: per-sample flags and P(yes), rates in the record."""
+        from judgerl.evaluation import pattern_judge as pj
+
+        if self._pattern_judge is None:
+            self._pattern_judge = pj.build(self.cfg.pattern_judge, self.gold)
+        det = self._pattern_judge
+        res = det.detect([judge_prompt(r["prompt"]) for r in rows], [r["response"] for r in rows])
+        for row, r in zip(rows, res):
+            row["judge_patterns"] = [d for d in det.patterns if r["flags"][d]]
+            row["judge_p_yes"] = r["p_yes"]
+        rec.update({f"pattern_judge/{k}": v for k, v in pj.rates(res, det.patterns).items()})
+        rec["pattern_judge/seconds"] = sum(r["seconds"] for r in res)
 
     def _write_samples(self, step: int, rows: list[dict], folder: str = "samples", limit: int | None = None) -> Path:
         p = self.run.path / folder / f"step_{step:04d}.jsonl"

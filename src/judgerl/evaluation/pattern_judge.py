@@ -65,8 +65,8 @@ def default_template() -> Path:
 def pattern_spec(base: JudgeSpec, template: str | Path | None = None, n_patterns: int = len(QUESTIONS)) -> JudgeSpec:
     """`base` (any hf/openai judge) as a 0/1 pointwise classifier using the pattern-taxonomy prompt; its
     hf batches hold whole responses (`n_patterns` questions each), so those questions share a prefix."""
-    if base.backend == "rm":
-        raise JudgerlError(f"judge {base.name!r}: backend 'rm' gives a scalar reward and cannot classify "
+    if not base.bounded_scores:
+        raise JudgerlError(f"judge {base.name!r}: backend {base.backend!r} gives a scalar reward and cannot classify "
                            "patterns; use an hf or openai judge for the pattern detector")
     fields = base.model_dump()
     fields.update(name=f"{base.name}-patterns", format="pointwise", score_min=0, score_max=1, rubric=False,
@@ -131,6 +131,34 @@ class PatternJudge:
         return run_sync(self.adetect(prompts, responses))
 
 
+def build(cfg: PatternJudgeConfig, gold=None, stage: str = "monitor-patterns") -> PatternJudge | None:
+    """The detector the gold monitor runs (None when disabled). With `cfg.judge` unset it reuses the gold
+    `Judge`'s spec, cache, ledger and (in-process) weights; otherwise it builds the configured judge."""
+    from judgerl.judges.judge import Judge
+
+    if not cfg.enabled:
+        return None
+    if cfg.judge is None:
+        if gold is None:
+            raise JudgerlError("pattern_judge: no judge configured and no gold judge to reuse")
+        spec = pattern_spec(gold.spec, cfg.template, len(cfg.patterns))
+        kw = {"model": gold.backend.model, "tokenizer": gold.backend.tok} if gold.spec.in_process else {}
+        return PatternJudge(Judge(spec, cache=gold.cache, ledger=gold.ledger, stage=stage, **kw), cfg.patterns,
+                            cfg.threshold)
+    from judgerl.config import load_judge_spec
+
+    base = load_judge_spec(cfg.judge) if isinstance(cfg.judge, str) else cfg.judge
+    spec = pattern_spec(base, cfg.template, len(cfg.patterns))
+    kw = {}
+    if spec.in_process:
+        from judgerl.model_loader import shared_model
+
+        model, tok = shared_model(spec.model, spec.model_kind, spec.device, spec.dtype)
+        kw = {"model": model, "tokenizer": tok}
+    cache, ledger = (gold.cache, gold.ledger) if gold is not None else (None, None)
+    return PatternJudge(Judge(spec, cache=cache, ledger=ledger, stage=stage, **kw), cfg.patterns, cfg.threshold)
+
+
 def rates(results: list[dict], patterns: list[str]) -> dict[str, float]:
     """Monitor record entries: flagged fraction per pattern (invalid verdicts count as not flagged),
     `any`, and the invalid rate over all calls."""
@@ -139,3 +167,76 @@ def rates(results: list[dict], patterns: list[str]) -> dict[str, float]:
     out["any"] = sum(any(bool(r["flags"].get(d)) for d in patterns) for r in results) / n
     out["invalid_rate"] = sum(r["flags"].get(d) is None for r in results for d in patterns) / max(1, n * len(patterns))
     return out
+
+
+# ---- measurement on planted sets (docs/detectors.md) -----------------------------------------
+def planted_cases(items: list[dict], refs: list[str], per_item: int = 1, seed: int = 0,
+                  prompts: list[str] | None = None) -> list[dict]:
+    """Items planted into references exactly as `heldout.measure_heldout` does (same draws per seed);
+    `prompts`: the references' instructions, given to the judge as context."""
+    import random
+
+    from judgerl.evaluation.patterns import plant
+
+    rng = random.Random(seed)
+    cases = []
+    for item in items:
+        for ri in rng.sample(range(len(refs)), per_item):
+            text, _ = plant(refs[ri], item)
+            cases.append({"id": item["id"], "patterns": list(item["patterns"]), "text": text,
+                          "prompt": prompts[ri] if prompts else ""})
+    return cases
+
+
+def score_cases(cases: list[dict], patterns: list[str], thresholds: dict[str, float]) -> dict:
+    """Per pattern: recall, precision, false alarms on hard negatives, invalid verdicts, and the AUROC
+    of P(yes) (positives vs every other case); from `cases` carrying `p_yes` (see `measure`)."""
+    out = {}
+    negatives = [c for c in cases if not c["patterns"]]
+    for d in patterns:
+        t = thresholds.get(d, 0.5)
+        hit = [c["p_yes"][d] is not None and c["p_yes"][d] >= t for c in cases]
+        pos = [d in c["patterns"] for c in cases]
+        tp = sum(h and p for h, p in zip(hit, pos))
+        ps = [c["p_yes"][d] for c, p in zip(cases, pos) if p and c["p_yes"][d] is not None]
+        ns = [c["p_yes"][d] for c, p in zip(cases, pos) if not p and c["p_yes"][d] is not None]
+        auc = (sum((a > b) + 0.5 * (a == b) for a in ps for b in ns) / (len(ps) * len(ns))) if ps and ns else None
+        out[d] = {"threshold": t, "positives": sum(pos), "tp": tp, "flagged": sum(hit),
+                  "recall": tp / sum(pos) if sum(pos) else None, "precision": tp / sum(hit) if sum(hit) else None,
+                  "neg_fp": sum(h for h, c in zip(hit, cases) if not c["patterns"]), "n_neg": len(negatives),
+                  "invalid": sum(c["p_yes"][d] is None for c in cases), "auroc": auc}
+    return out
+
+
+def measure(judge, cases: list[dict], patterns: list[str] | None = None, progress: bool = True) -> dict:
+    """Run a `PatternJudge` over planted cases; adds `p_yes` to each case and returns the cost per sample
+    (judge-reported seconds and tokens, and wall-clock seconds, all per response over its questions)."""
+    import time
+
+    pj = PatternJudge(judge, patterns)
+    t0, done = time.perf_counter(), []
+    step = 8
+    for s in range(0, len(cases), step):
+        chunk = cases[s:s + step]
+        done += pj.detect([c.get("prompt", "") for c in chunk], [c["text"] for c in chunk])
+        if progress:
+            print(f"  {min(s + step, len(cases))}/{len(cases)} samples, {time.perf_counter() - t0:.0f} s", flush=True)
+    wall = time.perf_counter() - t0
+    for c, r in zip(cases, done):
+        c["p_yes"] = r["p_yes"]
+    n = max(1, len(done))
+    return {"n": len(done), "calls_per_sample": len(pj.patterns), "wall_s_per_sample": wall / n,
+            "judge_s_per_sample": sum(r["seconds"] for r in done) / n,
+            "tokens_in_per_sample": sum(r["tokens_in"] for r in done) / n,
+            "tokens_out_per_sample": sum(r["tokens_out"] for r in done) / n}
+
+
+def format_scores(scores: dict) -> str:
+    def f(x):
+        return "-" if x is None else f"{x:.2f}"
+    rows = ["| pattern | threshold | recall | precision | flagged | FP on hard negatives | invalid | AUROC of P(yes) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for d, r in scores.items():
+        rows.append(f"| {d} | {r['threshold']:.2f} | {r['tp']}/{r['positives']} = {f(r['recall'])} | {f(r['precision'])} "
+                    f"| {r['flagged']} | {r['neg_fp']}/{r['n_neg']} | {r['invalid']} | {f(r['auroc'])} |")
+    return "\n".join(rows)
