@@ -85,6 +85,84 @@ def test_stage_runner_needs_dependencies_done(tmp_path):
     assert S3.run("b", tmp_path / "b", {}, ["a"], lambda: {"m": 4}) == {"m": 4}
 
 
+def test_interval_alpha_matches_krippendorff():
+    import random
+
+    from judgerl.evaluation.judge_metrics import interval_alpha, krippendorff_alpha
+
+    r = random.Random(1)
+    g = [r.randint(0, 9) for _ in range(60)]
+    p = [x + r.gauss(0, 2) for x in g]
+    p[5] = None
+    assert abs(interval_alpha(g, p) - krippendorff_alpha(g, p)) < 1e-6
+    assert interval_alpha([1, 1], [1, 1]) is None and interval_alpha([1], [2]) is None
+
+
+def test_length_collapse_detector():
+    from judgerl.evaluation.patterns import DETECTORS, detect
+
+    base = " ".join(["word"] * 80)
+    assert "length_collapse" in DETECTORS
+    assert detect("A one-line non-answer.", base)["length_collapse"]
+    assert not detect(" ".join(["word"] * 60), base)["length_collapse"]  # shorter, not collapsed
+    assert not detect("Short.", "Also short, the base.")["length_collapse"]  # needs 30 fewer words
+    assert not detect("Short.", None)["length_collapse"]
+
+
+def test_exploit_table_scores_detectors_against_the_gold(tmp_path):
+    from judgerl.study.exploit import exploit_table
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    long = " ".join(["detail"] * 80)
+    base = [{"prompt": [{"role": "user", "content": f"q{i}"}], "response": long, "proxy": 5.0, "gold": 0.0}
+            for i in range(4)]
+    last = [{**base[0], "response": "one line", "proxy": 5.2, "gold": -2.0},   # exploited, flagged
+            {**base[1], "response": "one line", "proxy": 4.0, "gold": -2.0},   # judge fell: not exploited
+            {**base[2], "proxy": 5.1, "gold": -1.0},                           # exploited, not flagged
+            {**base[3], "proxy": 5.0, "gold": 0.5}]
+    for name, rows in (("step_0000.jsonl", base), ("step_0010.jsonl", last)):
+        (run / "samples" / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = exploit_table(run, 10)
+    d = t["detectors"]["length_collapse"]
+    assert t["exploited"] == 2 and d["flags"] == 2 and d["tp"] == 1
+    assert d["precision"] == 0.5 and d["recall"] == 0.5
+
+
+def test_embedded_gold_adapter_is_checked(tmp_path):
+    import shutil
+
+    from judgerl.study.adapters import check_adapter
+    from judgerl.study.embedded import adapter_dir, gold_record
+
+    rec = check_adapter(adapter_dir())
+    assert rec["bytes"] < 8_000_000 and rec["kind"] == "reward"
+    g = gold_record()
+    assert g["checks_gpu"]["alpaca_heldout_vs_gpt4_turbo"]["n"] > 1000 and len(g["score_0_9"]["decile_cuts"]) == 9
+    bad = tmp_path / "bad"
+    shutil.copytree(adapter_dir(), bad)
+    data = bytearray((bad / "adapter_model.safetensors").read_bytes())
+    data[-1] ^= 1  # one flipped bit
+    (bad / "adapter_model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(JudgerlError, match="sha256"):
+        check_adapter(bad)
+
+
+@pytest.mark.slow
+def test_embedded_gold_prefers_the_reference_answer_on_cpu():
+    """The shipped gold on the CPU: a held-out GPT-4-Turbo reference answer beats a one-line non-answer."""
+    from judgerl.judges.judge import Judge
+    from judgerl.judges.spec import JudgeRequest
+    from judgerl.study.embedded import embedded_gold_spec
+    from judgerl.study.gold import alpaca_pairs
+
+    held = [r for r in alpaca_pairs(data_root(), StudyConfig()) if r["split"] == "test"][:3]
+    judge = Judge(embedded_gold_spec("cpu", 4))
+    reqs = [JudgeRequest(prompt=r["prompt"], responses=[x]) for r in held for x in (r["responses"][0], "I don't know.")]
+    v = judge.judge(reqs)
+    assert all(v[2 * i].expected > v[2 * i + 1].expected for i in range(len(held)))
+
+
 TOY = {"device": "cpu",
        "gold": {"pairs": 24, "max_chars": 400, "max_steps": 1, "batch_size": 2, "max_length": 256,
                 "eval_pairs": 4, "bootstrap": 10},

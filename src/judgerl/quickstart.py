@@ -11,7 +11,9 @@ Choices (sizes per `scale`, see SCALES; every field can be overridden in configs
   judgerl/study/gold_rm: 92% vs GPT-4-Turbo on held-out AlpacaEval pairs, 70% on MT-Bench expert votes), its
   reward mapped to 0-9 by the deciles of the annotated items' own rewards (a rank label: the RM prefers long
   answers, and the quickstart's short items all sit under cuts calibrated on longer answers); `prompted` is
-  SmolLM2 itself in reasoning mode (no signal).
+  SmolLM2 itself in reasoning mode (no signal). The RM writes no thinking: with it, the reasoning judge
+  distils SmolLM2's own reasoning-mode thinking followed by the RM's label (a stand-in, as in
+  scripts/repro_small.py).
 - Data: AlpacaEval instructions with two responses each (GPT-4-Turbo reference + one model's output),
   the first `items` whose texts fit `max_item_chars`; pointwise labels for both responses. The split
   seed is the first one that leaves train, validation and test non-empty.
@@ -147,12 +149,17 @@ class Quickstart:
         return self.root.joinpath(*parts)
 
     def gold_spec(self):
-        from judgerl.judges.spec import JudgeSpec, Sampling
-
         if self.cfg.gold == "embedded-rm":
             from judgerl.study.embedded import embedded_gold_spec
 
             return embedded_gold_spec("cpu", 8, "gold")
+        return self.prompted_gold_spec()
+
+    def prompted_gold_spec(self):
+        """`model` as a reasoning judge: the gold when gold=prompted; with the embedded RM, its thinking is the
+        reasoning judge's distillation text (the RM writes none)."""
+        from judgerl.judges.spec import JudgeSpec, Sampling
+
         return JudgeSpec(name="gold", backend="hf", model=self.cfg.model, mode="reasoning", device="cpu",
                          sampling=Sampling(temperature=0.0, max_new_tokens=self.cfg.gold_tokens), batch_size=8)
 
@@ -255,8 +262,9 @@ class Quickstart:
         if self.cfg.gold == "embedded-rm":
             from judgerl.study.embedded import annotate_items
 
+            thinking = self.judge(self.prompted_gold_spec(), "annotate-thinking", self.p("annotations", "ledger.sqlite"))
             res = annotate_items(items, self.p("annotations"), seed, (0.6, 0.2, 0.2), self.p("cache.sqlite"),
-                                 ledger=self.p("annotations", "ledger.sqlite"))
+                                 ledger=self.p("annotations", "ledger.sqlite"), thinking=thinking)
             self.log(f"  gold labels (embedded RM, deciles of these items' rewards): {res['valid']}/{res['rows']} "
                      f"responses, 0-9 histogram {res['histogram']}")
             return
@@ -356,7 +364,8 @@ class Quickstart:
 
         dump_yaml(c, self.p("config.yaml"))
         items, seed = self.items()
-        S.run("annotate", self.p("annotations"), {**self.annotate_config(seed), "items": [i["id"] for i in items]},
+        S.run("annotate", self.p("annotations"), {**self.annotate_config(seed), "items": [i["id"] for i in items],
+                                                  "thinking": self.prompted_gold_spec().fingerprint()},
               [], self.annotate)
         for v in ("non_reasoning", "reasoning"):
             S.run(f"judge-{v}", self.p("judges", v), self.judge_config(v), ["annotate"],

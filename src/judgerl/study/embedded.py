@@ -57,12 +57,14 @@ def score_0_9(reward: float, cuts: list[float] | None = None) -> int:
 
 def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions: tuple[float, float, float],
                    cache: Path | None = None, batch_size: int = 8, cuts: str = "items",
-                   ledger: Path | None = None) -> dict:
+                   ledger: Path | None = None, thinking=None) -> dict:
     """Pointwise gold annotations of items ({id, prompt, responses}) by the embedded gold RM, written as an
     annotation dataset folder (manifest + pointwise.jsonl). The 0-9 label is the number of decile cuts at or
     below the reward; `cuts`: "items" = the deciles of these items' own rewards (a rank label, spread over
     0-9 whatever the answers' length), "shipped" = the cuts calibrated on SmolLM2 answers (gold.json).
-    The RM prefers long answers, so short answers (e.g. the quickstart's) all fall under the shipped cuts."""
+    The RM prefers long answers, so short answers (e.g. the quickstart's) all fall under the shipped cuts.
+    `thinking`: a reasoning-mode Judge whose thinking becomes each row's `reasoning` (the RM writes none; the
+    reasoning judge's distillation needs some): a stand-in for the gold's reasoning, not the gold's own."""
     from judgerl.annotate.dataset import split_of
     from judgerl.judges.judge import Judge
     from judgerl.judges.spec import JudgeRequest
@@ -72,6 +74,11 @@ def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions:
     units = [(it, k, r) for it in items for k, r in enumerate(it["responses"])]
     vs = Judge(spec, cache=cache, ledger=ledger, stage="annotate").judge(
         [JudgeRequest(prompt=it["prompt"], responses=[r]) for it, _, r in units], progress=True, desc="gold RM")
+    reasons = [""] * len(units)
+    if thinking is not None:
+        tv = thinking.judge([JudgeRequest(prompt=it["prompt"], responses=[r]) for it, _, r in units], progress=True,
+                            desc="thinking (stand-in)")
+        reasons = [(v.reasoning or "").strip() for v in tv]
     rewards = [v.expected for v in vs if v.valid and v.expected is not None]
     if cuts == "items":
         from judgerl.study.labels import decile_cuts
@@ -81,8 +88,8 @@ def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions:
         cut_values = gold_record()["score_0_9"]["decile_cuts"]
     rows = [{"item_id": it["id"], "prompt": it["prompt"], "response_idx": k, "response": r,
              "score": score_0_9(v.expected, cut_values) if v.valid else None, "expected": v.expected if v.valid else None,
-             "reasoning": "", "valid": v.valid, "split": split_of(it["id"], split_seed, fractions), "rubric": None,
-             "effort": "high"} for (it, k, r), v in zip(units, vs)]
+             "reasoning": why, "valid": v.valid, "split": split_of(it["id"], split_seed, fractions), "rubric": None,
+             "effort": "high"} for (it, k, r), v, why in zip(units, vs, reasons)]
     write_annotations(Path(out_dir), "pointwise", rows,
                       {"judge": {**spec.model_dump(mode="json", include={"name", "backend", "format"}),
                                  "model": NAME, "score_min": 0, "score_max": 9},
