@@ -327,8 +327,11 @@ def build_report(run_dir: str | Path) -> Path:
         raise JudgerlError(f"run dir not found: {root}")
     figs = Figures(root / "figures")
     runs = monitored_runs(root)
-    parts = [pipeline_section(root), curves_section(runs, figs), heldout_section(root, figs), agreement_section(root),
-             patterns_section(runs, figs), probes_section(root, figs), samples_section(root), ledger_section(root)]
+    from judgerl.study.report_section import study_section
+
+    parts = [pipeline_section(root), study_section(root), curves_section(runs, figs), heldout_section(root, figs),
+             agreement_section(root), patterns_section(runs, figs), probes_section(root, figs), samples_section(root),
+             ledger_section(root)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>judgerl report: {esc(root.name)}</title>"
             f"<style>{CSS}</style></head><body><h1>judgerl report: {esc(root.name)}</h1>"
             f"<p class='small'>{esc(root.resolve())} · generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>"

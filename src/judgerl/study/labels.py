@@ -58,18 +58,19 @@ def split_prompts(cfg: StudyConfig, root: Path) -> dict[str, list[str]]:
 
 
 def write_prompts(folder: Path, sets: dict[str, list[str]]) -> dict:
+    """<set>_prompts.jsonl per set (not monitor.jsonl: that name marks a policy run for the report)."""
     from judgerl.data import write_jsonl_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, ps in sets.items():
-        write_jsonl_atomic(folder / f"{name}.jsonl", [{"prompt": x} for x in ps])
+        write_jsonl_atomic(folder / f"{name}_prompts.jsonl", [{"prompt": x} for x in ps])
     return {k: len(v) for k, v in sets.items()}
 
 
 def read_prompts(folder: Path, name: str) -> list[str]:
     from judgerl.data import read_jsonl
 
-    return [r["prompt"] for r in read_jsonl(folder / f"{name}.jsonl")]
+    return [r["prompt"] for r in read_jsonl(folder / f"{name}_prompts.jsonl")]
 
 
 def sample_answers(cfg: StudyConfig, prompt_dir: Path, out: Path, log: Callable[[str], None]) -> dict:

@@ -40,7 +40,7 @@ class WallClockBudget(TrainerCallback):
 def policy_config(cfg: StudyConfig, run: RunSpec, judge, gold, prompt_dir: Path, run_dir: Path) -> dict:
     """The PolicyConfig (as a dict) of one study run."""
     p = cfg.policy
-    n_monitor = sum(1 for line in (prompt_dir / "monitor.jsonl").read_text().splitlines() if line.strip())
+    n_monitor = sum(1 for line in (prompt_dir / "monitor_prompts.jsonl").read_text().splitlines() if line.strip())
     return {"name": run.name, "run_dir": str(run_dir), "policy": cfg.base, "judge": judge.model_dump(),
             "gold": gold.model_dump(), "reward": {"on_failure": "drop"},
             "grpo": {"learning_rate": p.learning_rate, "num_generations": p.num_generations,
@@ -51,7 +51,7 @@ def policy_config(cfg: StudyConfig, run: RunSpec, judge, gold, prompt_dir: Path,
                      "save_final": False, "seed": p.seed, "policy_dtype": p.policy_dtype,
                      "bf16": p.policy_dtype != "float32",  # fp32 weights + bf16 autocast break the KV cache (dtype)
                      "trl": {"lr_scheduler_type": p.lr_scheduler_type}},
-            "data": {"sources": [str(prompt_dir / "policy.jsonl")], "monitor_sources": [str(prompt_dir / "monitor.jsonl")],
+            "data": {"sources": [str(prompt_dir / "policy_prompts.jsonl")], "monitor_sources": [str(prompt_dir / "monitor_prompts.jsonl")],
                      "field": "prompt", "max_prompt_chars": cfg.prompts.max_chars, "seed": cfg.seed},
             "monitor": {"every_steps": p.monitor_every, "n_prompts": n_monitor, "max_new_tokens": p.monitor_tokens,
                         "batch_size": min(128, n_monitor)},
