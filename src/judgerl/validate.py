@@ -15,7 +15,7 @@ from judgerl import JudgerlError
 from judgerl.config import format_validation_error, read_yaml
 from judgerl.training.policy_config import check_policy
 
-KINDS = ("quickstart", "annotate", "train-judge", "policy", "judge", "accelerate", "serve")
+KINDS = ("quickstart", "annotate", "train-judge", "policy", "judge", "accelerate", "serve", "study")
 ACCEL_TYPES = {"NO", "MULTI_GPU", "MULTI_CPU", "DEEPSPEED", "FSDP", "MEGATRON_LM", "XLA"}
 
 
@@ -47,11 +47,12 @@ def _model(kind: str):
     from judgerl.annotate import AnnotateConfig
     from judgerl.quickstart import QuickstartConfig
     from judgerl.serve.config import ServeConfig
+    from judgerl.study.config import StudyConfig
     from judgerl.training.judge_config import TrainJudgeConfig
     from judgerl.training.policy_config import PolicyConfig
 
     return {"quickstart": QuickstartConfig, "annotate": AnnotateConfig, "train-judge": TrainJudgeConfig,
-            "policy": PolicyConfig, "serve": ServeConfig}[kind]
+            "policy": PolicyConfig, "serve": ServeConfig, "study": StudyConfig}[kind]
 
 
 def check_accelerate(data: dict, path) -> dict:

@@ -32,7 +32,7 @@ class GoldSettings(BaseModel):
                                   "total at most this many characters (toy runs); None = no limit.")
     near_tie: float = Field(0.1, ge=0.0, lt=0.5, description="Pairs with |preference - 1.5| below this carry no "
                             "label and are dropped.")
-    lora: LoraSpec = Field(default_factory=LoraSpec)
+    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA adapter of the gold reward model.")
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (linear decay, 3% warm-up).")
     epochs: float = Field(1.0, gt=0, description="Epochs over the train pairs.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
@@ -81,7 +81,7 @@ class JudgeSettings(BaseModel):
     label_counts: list[int] = Field(default_factory=lambda: [500, 1500, 5000], description="Learning curve: one "
                                     "non-reasoning SFT judge per count (capped at the available train labels).")
     weak: int = Field(500, ge=1, description="The label count whose judge is 'weak' in the policy runs.")
-    lora: LoraSpec = Field(default_factory=lambda: LoraSpec(r=8, alpha=16))
+    lora: LoraSpec = Field(default_factory=lambda: LoraSpec(r=8, alpha=16), description="LoRA adapter of the SFT judges.")
     learning_rate: float = Field(2e-4, gt=0, description="SFT peak learning rate (LoRA).")
     epochs: float = Field(2.0, gt=0, description="SFT epochs.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
@@ -131,18 +131,18 @@ class StudyConfig(BaseModel):
     """`scripts/hacking_study.py --config configs/study/hacking.yaml [--stage ...]`."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["study"] = "study"
+    kind: Literal["study"] = Field("study", description="Config kind marker (for judgerl validate).")
     run_dir: str = Field("runs/hacking_study", description="Where every stage writes.")
     base: str = Field("smollm2-135m-instruct", description="Base of the gold RM, the judges and the policy.")
     shared_data: str | None = Field(None, description="Shared data folder (default $JUDGERL_SHARED_DATA, "
                                     "../shared/data).")
     device: str = Field("auto", description="auto (CUDA when present) or cpu.")
     seed: int = Field(0, description="Split and sampling seed.")
-    gold: GoldSettings = Field(default_factory=GoldSettings)
-    prompts: PromptSettings = Field(default_factory=PromptSettings)
-    labels: LabelSettings = Field(default_factory=LabelSettings)
-    judges: JudgeSettings = Field(default_factory=JudgeSettings)
-    policy: PolicySettings = Field(default_factory=PolicySettings)
+    gold: GoldSettings = Field(default_factory=GoldSettings, description="Gold Bradley-Terry reward model.")
+    prompts: PromptSettings = Field(default_factory=PromptSettings, description="RL, label and monitor prompt pools.")
+    labels: LabelSettings = Field(default_factory=LabelSettings, description="Gold labels at volume on the policy's own answers.")
+    judges: JudgeSettings = Field(default_factory=JudgeSettings, description="Judges of graded quality trained on the labels.")
+    policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy GRPO runs against each judge and the gold control.")
     distance_prompts: int | None = Field(None, ge=0, description="Analysis: monitor prompts per point whose answers "
                                          "the base model re-reads for the distance from base (None = all, 0 = skip).")
 

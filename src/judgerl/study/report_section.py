@@ -16,9 +16,8 @@ def _ci(c: dict | None, nd: int = 2) -> str:
     return f"{c['value']:.{nd}f}{rng}" + (" (small n)" if c.get("small_n") else "")
 
 
-def study_section(root: Path) -> str:
-    from judgerl.report import esc, table
-
+def study_section(root: Path, esc, table) -> str:
+    """The study's HTML section; `esc` and `table` are the report's own helpers (passed in: no import circle)."""
     p = root / "analysis" / "study.json"
     if not p.is_file():
         return ""
