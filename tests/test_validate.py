@@ -73,7 +73,7 @@ def test_quickstart_dry_run_prints_the_plan(tmp_path):
     for stage in ("annotate", "judge-non_reasoning", "judge-reasoning", "eval-judges", "policy-non_reasoning",
                   "policy-reasoning", "heldout", "probes", "report"):
         assert f"{stage}:" in r.output
-    assert "annotate: 6" in r.output and "endpoints: none" in r.output
+    assert "annotate: 12" in r.output and "endpoints: none" in r.output  # embedded RM + thinking, 6 each
     assert not (tmp_path / "qs").exists()  # nothing ran
 
 

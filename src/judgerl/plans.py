@@ -132,7 +132,9 @@ def plan_quickstart(cfg) -> dict:
     rl = c.policy_steps * c.num_generations * c.prompts_per_step
     n_att = len(c.probe_attacks)
     stages = [
-        ("annotate", f"gold annotation of {len(items)} items x 2 responses (pointwise, reasoning)", 2 * len(items)),
+        ("annotate", f"gold annotation of {len(items)} items x 2 responses "
+         + ("(embedded BT RM; SmolLM2 thinking as the distillation text)" if c.gold == "embedded-rm"
+            else "(pointwise, reasoning)"), (2 if c.gold == "embedded-rm" else 1) * 2 * len(items)),
         ("judge-non_reasoning", f"SFT on the verdict, {c.sft_steps} steps (LoRA)", 0),
         ("judge-reasoning", f"SFT distillation {c.sft_steps} steps + GRPO {c.judge_grpo_steps} steps (Eq. 1, "
          "no judge calls)", 0),
@@ -147,7 +149,9 @@ def plan_quickstart(cfg) -> dict:
         ("report", "report.html + figures/*.png", 0)]
     return {"kind": "quickstart", "run_dir": c.run_dir, "scale": c.scale, "items": len(items),
             "stages": [f"{s}: {w}" for s, w, _ in stages],
-            "models": {"gold": f"{c.model} (hf, pointwise, reasoning, max {c.gold_tokens} tokens)",
+            "models": {"gold": ("gold-rm-alpacaeval (embedded LoRA BT reward model on SmolLM2, rm backend)"
+                                if c.gold == "embedded-rm" else
+                                f"{c.model} (hf, pointwise, reasoning, max {c.gold_tokens} tokens)"),
                        "judge base": c.model, "policy": c.model},
             "endpoints": {}, "judge_calls": {s: n for s, _, n in stages if n}}
 
