@@ -329,7 +329,8 @@ def build_report(run_dir: str | Path) -> Path:
     runs = monitored_runs(root)
     from judgerl.study.report_section import study_section
 
-    parts = [pipeline_section(root), study_section(root), curves_section(runs, figs), heldout_section(root, figs),
+    parts = [pipeline_section(root), study_section(root, esc, table), curves_section(runs, figs),
+             heldout_section(root, figs),
              agreement_section(root), patterns_section(runs, figs), probes_section(root, figs), samples_section(root),
              ledger_section(root)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>judgerl report: {esc(root.name)}</title>"
