@@ -77,15 +77,10 @@ def read_json(path: str | Path, what: str = "JSON file", expect: type | tuple = 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, record); a malformed line is an error naming the file and line."""
     path = check_readable(path)
-    n = 0
-    with decoding(path), _open_text(path) as f:
-        lines = iter(f)
-        while True:
-            with decoding(path, f":{n + 1}"):
-                line = next(lines, None)
-            if line is None:
-                return
-            n += 1
+    with decoding(path), (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        for n, raw in enumerate(f, 1):  # bytes, decoded per line: a bad byte is reported on its own line
+            with decoding(path, f":{n}"):
+                line = raw.decode("utf-8")
             if not line.strip():
                 continue
             try:
