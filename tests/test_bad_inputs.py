@@ -193,7 +193,7 @@ def _good_ann(ws, stem="ann"):
 CASES = {
     # judge --input / --output / --judge / --set
     "judge-input-latin1": lambda ws: (_judge_in(ws, bad_files(ws, "j")["latin1"]), ["j-latin1.jsonl", "UTF-8"]),
-    "judge-input-binary": lambda ws: (_judge_in(ws, bad_files(ws, "j")["binary"]), ["j-binary.jsonl", "UTF-8"]),
+    "judge-input-binary": lambda ws: (_judge_in(ws, bad_files(ws, "j")["binary"]), ["j-binary.jsonl:1"]),
     "judge-input-notgz": lambda ws: (_judge_in(ws, bad_files(ws, "j")["notgz"]), ["j-notgz.jsonl.gz", "gzip"]),
     "judge-input-dir": lambda ws: (_judge_in(ws, bad_files(ws, "j")["dir"]), ["j-dir.jsonl", "folder"]),
     "judge-input-truncated-gz": lambda ws: (_judge_in(ws, ws.bytes("t.jsonl.gz", gzip.compress(b'{"prompt": "p"}\n' * 50)[:40])),
@@ -224,7 +224,7 @@ CASES = {
     "annotate-yaml-latin1": lambda ws: (["annotate", "--config", ws.bytes("a.yaml", NOT_UTF8)], ["a.yaml", "UTF-8"]),
     "annotate-yaml-binary": lambda ws: (["annotate", "--config", ws.bytes("a.yaml", BINARY)], ["a.yaml", "UTF-8"]),
     "annotate-input-latin1": lambda ws: (_annotate(ws, "a", bad_files(ws, "ai")["latin1"]), ["ai-latin1.jsonl", "UTF-8"]),
-    "annotate-input-binary": lambda ws: (_annotate(ws, "a", bad_files(ws, "ai")["binary"]), ["ai-binary.jsonl", "UTF-8"]),
+    "annotate-input-binary": lambda ws: (_annotate(ws, "a", bad_files(ws, "ai")["binary"]), ["ai-binary.jsonl:1"]),
     "annotate-input-notgz": lambda ws: (_annotate(ws, "a", bad_files(ws, "ai")["notgz"]), ["ai-notgz.jsonl.gz", "gzip"]),
     "annotate-input-dir": lambda ws: (_annotate(ws, "a", bad_files(ws, "ai")["dir"]), ["ai-dir.jsonl", "Hugging Face"]),
     "annotate-input-parquet": lambda ws: (_annotate(ws, "a", bad_files(ws, "ai")["parquet"]), ["ai-corrupt.parquet", "Parquet"]),
