@@ -26,7 +26,7 @@ from judgerl.judges import Judge, JudgeRequest, JudgeSpec  # noqa: E402
 from judgerl.training.rewards import scheme_agreement  # noqa: E402
 
 SCHEMES = [("k_opponents", 2), ("anchor", None), ("bt_regular", 2), ("k_opponents", 4), ("bt_regular", 4),
-           ("k_opponents", 6)]
+           ("k_opponents", 6), ("bt_regular", 6)]
 
 
 def preferences(judge, instr: str, answers: list[str]) -> list[list[float]]:
