@@ -164,7 +164,7 @@ def test_embedded_gold_prefers_the_reference_answer_on_cpu():
 
 
 TOY = {"device": "cpu",
-       "gold": {"pairs": 24, "max_chars": 400, "max_steps": 1, "batch_size": 2, "max_length": 256,
+       "gold": {"pairs": 40, "max_chars": 400, "max_steps": 1, "batch_size": 2, "max_length": 256,
                 "eval_pairs": 4, "bootstrap": 10},
        "prompts": {"limit": 10, "monitor": 2, "max_chars": 300},
        "labels": {"samples_per_prompt": 2, "max_new_tokens": 6, "batch_size": 8},
@@ -202,3 +202,16 @@ def test_study_end_to_end_toy(tmp_path, capsys):
     # a second run skips every stage
     assert main(["--config", str(cfg_path)]) == 0
     assert "gold: done earlier, skipped" in capsys.readouterr().out
+
+
+def test_gold_pairs_keep_a_held_out_split():
+    """gold.pairs on a small n keeps validation and test rows (rows[:n] of the shuffled AlpacaEval pairs
+    had none: splits go by instruction, and 24 rows drew from a handful of instructions)."""
+    from judgerl.study.gold import keep_split_shares
+
+    rows = [{"i": i, "split": "train"} for i in range(50)] + [{"i": 100 + i, "split": s} for i, s in
+                                                              enumerate(["validation"] * 3 + ["test"] * 3)]
+    kept = keep_split_shares(rows, 20)
+    assert [r["split"] for r in kept].count("test") == 2 and [r["split"] for r in kept].count("validation") == 2
+    assert len(kept) == 20 and [r["i"] for r in kept][:16] == list(range(16))  # order kept, train first-come
+    assert len(keep_split_shares(rows, 200)) == 56                           # capped by what there is

@@ -103,9 +103,9 @@ def load_items(source: Path, n: int = 20, seed: int = 0, max_chars: int = 2000) 
         recs = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
     except json.JSONDecodeError as e:
         raise JudgerlError(f"{source}: malformed JSON ({e.msg})") from None
-    for n, r in enumerate(recs, 1):
+    for k, r in enumerate(recs, 1):
         if not isinstance(r, dict):
-            raise JudgerlError(f"{source}: record {n} is not a {{prompt, answer}} object (got {type(r).__name__})")
+            raise JudgerlError(f"{source}: record {k} is not a {{prompt, answer}} object (got {type(r).__name__})")
     items = []
     for r in recs:
         prompt, answer = r.get("prompt", r.get("instruction")), r.get("answer", r.get("output"))
@@ -181,7 +181,7 @@ def run_probe(judge, items: list[dict], attacks: list[Attack], level: float = 0.
             att = verdicts[n * (k + 1): n * (k + 2)]
             pairs = [(h, x) for h, x in zip(honest, att) if h.valid and x.valid]
             lift = [_value(x) - _value(h) for h, x in pairs]
-            fooled = sum(x.label > h.label for h, x in pairs)
+            fooled = sum(_value(x) > _value(h) for h, x in pairs)  # label is None for reward-model judges
             m, lo, hi = t_interval(lift, level)
             flo, fhi = wilson(fooled, len(pairs), level)
             rows.append({"attack": a.name, "group": a.group, "n": len(pairs), "invalid": n - len(pairs),

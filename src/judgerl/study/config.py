@@ -23,8 +23,8 @@ class GoldSettings(BaseModel):
     """The gold judge: a BT reward model (LoRA + score head) on AlpacaEval's GPT-4-Turbo preferences."""
 
     model_config = ConfigDict(extra="forbid")
-    pairs: int | None = Field(None, ge=2, description="Use at most this many preference pairs (shuffled, seed 0); "
-                              "None = all of them.")
+    pairs: int | None = Field(None, ge=2, description="Use at most this many preference pairs (shuffled, seed 0; "
+                              "validation and test get 10% each, at least one); None = all of them.")
     exclude_generators: list[str] = Field(default_factory=lambda: ["NullModel"], description="AlpacaEval answer "
                                           "files left out of the gold's training and checks (NullModel is a known "
                                           "constant exploit of GPT-4-Turbo; the gold should not learn it).")

@@ -57,7 +57,23 @@ def alpaca_pairs(root: Path, cfg: StudyConfig) -> list[dict]:
                          "split": split_of(r["instruction"], 0), "rubric": None, "effort": "high",
                          "generator": gen, "soft_preference": p})
     random.Random(0).shuffle(rows)
-    return rows[:g.pairs] if g.pairs else rows
+    return keep_split_shares(rows, g.pairs) if g.pairs else rows
+
+
+def keep_split_shares(rows: list[dict], n: int, held_share: float = 0.1) -> list[dict]:
+    """At most n rows, in order, with validation and test each given held_share of n (at least one, as far
+    as the rows allow) and train the rest: a plain rows[:n] of a small n can leave the held-out split empty,
+    since splits are by instruction and AlpacaEval has many answers per instruction."""
+    have = {s: sum(r["split"] == s for r in rows) for s in ("train", "validation", "test")}
+    quota = {s: min(have[s], max(1, round(n * held_share))) for s in ("validation", "test")}
+    quota["train"] = max(0, n - quota["validation"] - quota["test"])
+    taken = dict.fromkeys(quota, 0)
+    out = []
+    for r in rows:
+        if taken[r["split"]] < quota[r["split"]]:
+            taken[r["split"]] += 1
+            out.append(r)
+    return out
 
 
 def write_annotations(folder: Path, kind: str, rows: list[dict], meta: dict) -> Path:

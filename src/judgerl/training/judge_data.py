@@ -1,7 +1,8 @@
 """Annotation rows -> judge training examples, rendered exactly as the Judge class will see them.
 
-The prompt is `chat_text(tokenizer, prompts.render(spec, request))` with the JudgeSpec the trained
-checkpoint is saved with, i.e. the very string the hf backend feeds the model. The target is what the
+The prompt is `plain_chat.chat_ids(tokenizer, prompts.render(spec, request))` with the JudgeSpec the
+trained checkpoint is saved with, i.e. the very ids the hf backend feeds the model (candidate text is
+plain text: a `<|im_end|>` inside it is spelled out, never the control token). The target is what the
 strict parser accepts and what the hf backend's forced verdict expects: `Score: N` (or `Preferred: N`)
 alone for direct judges, the gold reasoning then a final verdict line for reasoning judges, followed by
 the tokenizer's end-of-turn token.
@@ -53,14 +54,30 @@ def load_examples(path: str, fmt: str, split: str, lo: int = 0, hi: int = 9, lim
                          str(r.get("item_id", ""))) for r in rows]
 
 
-def prompt_text(tok, spec: JudgeSpec, req: JudgeRequest) -> str:
-    from judgerl.judges.hf import chat_text
+def prompt_ids(tok, spec: JudgeSpec, req: JudgeRequest, suffix: str = "") -> list[int]:
+    """The judge prompt's token ids as the hf judge builds them: candidate and prompt text are plain
+    text (a `<|im_end|>` inside a candidate is spelled out, never the control token)."""
+    from judgerl.judges.plain_chat import chat_ids
 
-    return chat_text(tok, render(spec, req))
+    return chat_ids(tok, render(spec, req), suffix=suffix)
+
+
+def grpo_messages(spec: JudgeSpec, req: JudgeRequest) -> list[dict]:
+    """The judge prompt as chat messages for TRL's GRPO, which applies the template and tokenises control
+    strings as control tokens: so control-token spellings in the contents are broken with a space first."""
+    from judgerl.judges.plain_chat import neutralise_control_tokens
+
+    return [{**m, "content": neutralise_control_tokens(m["content"])} if isinstance(m.get("content"), str) else m
+            for m in render(spec, req)]
 
 
 def target_text(tok, spec: JudgeSpec, ex: JudgeExample, think_tags: bool = False) -> str:
     """The assistant turn to learn: [reasoning + newline] + verdict line + end-of-turn token."""
+    return target_body(spec, ex, think_tags) + (tok.eos_token or "")
+
+
+def target_body(spec: JudgeSpec, ex: JudgeExample, think_tags: bool = False) -> str:
+    """The assistant turn without its end-of-turn token."""
     verdict = f"{verdict_prefix(spec.format)}{ex.gold}"
     body = verdict
     if spec.mode == "reasoning":
@@ -70,7 +87,7 @@ def target_text(tok, spec: JudgeSpec, ex: JudgeExample, think_tags: bool = False
             body = f"<think>\n{thinking}\n</think>\n{verdict}"  # one newline, as the hf judge joins them
         elif thinking:
             body = f"{thinking}\n{verdict}"
-    return body + (tok.eos_token or "")
+    return body
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -84,13 +101,14 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 def tokenize_sft(tok, spec: JudgeSpec, examples: list[JudgeExample], max_length: int,
                  think_tags: bool = False) -> tuple[list[dict], int]:
-    """Pre-tokenized SFT rows {input_ids, completion_mask}: prompt+target tokenised as ONE string (as the
-    hf backend does at inference), loss only on the target. Returns (rows, number dropped as too long)."""
+    """Pre-tokenized SFT rows {input_ids, completion_mask}: prompt+target tokenised together (as the hf
+    backend does at inference, contents as plain text: `prompt_ids`) then the end-of-turn id; loss only on
+    the target. Returns (rows, number dropped as too long)."""
     rows, dropped = [], 0
+    eos = [tok.eos_token_id] if tok.eos_token and tok.eos_token_id is not None else []
     for ex in examples:
-        prompt = prompt_text(tok, spec, ex.request)
-        full = tok(prompt + target_text(tok, spec, ex, think_tags), add_special_tokens=False)["input_ids"]
-        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        full = prompt_ids(tok, spec, ex.request, suffix=target_body(spec, ex, think_tags)) + eos
+        p_ids = prompt_ids(tok, spec, ex.request)
         n_prompt = common_prefix(p_ids, full)
         if len(full) > max_length:
             dropped += 1

@@ -11,18 +11,18 @@ Algorithm choices (paper §4, Eq. 1-3; all configurable under `grpo:`):
 - beta = 0: no KL term, so TRL loads no reference model.
 - Checkpoint choice: the last step, or with `select_every` the best validation point (`judge_selection`).
 - Prompts are the judge's chat messages (`prompts.render` with the saved JudgeSpec); TRL applies the
-  same chat template as the hf backend. Prompts over `max_prompt_length` tokens are dropped, not cut.
+  same chat template as the hf backend. TRL tokenises the rendered text, so control-token spellings
+  inside a candidate are broken with a space first (`judge_data.grpo_messages`), as the openai backend does. Prompts over `max_prompt_length` tokens are dropped, not cut.
 """
 
 from __future__ import annotations
 
 import logging
 
-from judgerl.judges.prompts import render
 from judgerl.judges.spec import JudgeSpec
 from judgerl.training.checkpoints import peft_config, training_precision
 from judgerl.training.judge_config import TrainJudgeConfig
-from judgerl.training.judge_data import load_examples, prompt_text, require_rows
+from judgerl.training.judge_data import grpo_messages, load_examples, prompt_ids, require_rows
 from judgerl.training.judge_rewards import JudgeGRPOReward
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,10 @@ def grpo_dataset(cfg: TrainJudgeConfig, spec: JudgeSpec, tok) -> tuple:
                              cfg.limit, need_rubric=spec.rubric)
     rows, dropped = [], 0
     for ex in examples:
-        if len(tok(prompt_text(tok, spec, ex.request), add_special_tokens=False)["input_ids"]) \
-                > cfg.grpo.max_prompt_length:
+        if len(prompt_ids(tok, spec, ex.request)) > cfg.grpo.max_prompt_length:
             dropped += 1
             continue
-        rows.append({"prompt": render(spec, ex.request), "gold": ex.gold})
+        rows.append({"prompt": grpo_messages(spec, ex.request), "gold": ex.gold})
     require_rows(rows, dropped, "GRPO", "grpo.max_prompt_length")
     return Dataset.from_list(rows), {"grpo_train_prompts": len(rows), "grpo_dropped_too_long": dropped}
 
