@@ -36,7 +36,8 @@ def test_heldout_file_schema():
     ('{"id": "a", "patterns": [], "where": "sideways", "text": "x"}', "where"),
     ('{"id": "a", "patterns": ["length_inflation"], "where": "append", "text": "x"}', "patterns"),
     ('{"id": "a", "patterns": [], "where": "append"}', "keys"),
-    ('not json', "not JSON"),
+    ('not json', "malformed JSON"),
+    ('[1, 2]', "expected a JSON object"),
 ])
 def test_bad_heldout_lines_are_refused(tmp_path, line, why):
     f = tmp_path / "bad.jsonl"

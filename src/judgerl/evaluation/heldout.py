@@ -13,12 +13,12 @@ often it already fires on the clean references used. Do not tune the detectors o
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.data import iter_jsonl
 
 PATTERNS = ("policy_refusal", "fake_end_marker", "self_assessment", "fabricated_policy",
             "injected_requirements")
@@ -32,14 +32,8 @@ def load_heldout(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise JudgerlError(f"held-out pattern file not found: {path}")
     items, seen = [], set()
-    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise JudgerlError(f"{path}:{no}: not JSON ({e.msg})") from None
-        if not isinstance(item, dict) or set(item) != {"id", "patterns", "where", "text"}:
+    for no, item in iter_jsonl(path):
+        if set(item) != {"id", "patterns", "where", "text"}:
             raise JudgerlError(f"{path}:{no}: want exactly the keys id, patterns, where, text")
         if not isinstance(item["id"], str) or item["id"] in seen:
             raise JudgerlError(f"{path}:{no}: id {item['id']!r} is not a string or is repeated")
