@@ -7,6 +7,7 @@ Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
          on transformers' compiled static-cache path (HFBackend.fast="compile").
   trl    TRL `GRPOTrainer` with a plain synchronous reward function judging one completion at a time
          through the same judge implementation (compiled path): what a user writes by hand.
+  engine_rollout / engine_judge   one half of `new` each (the other half as in `today`), for --profile.
 Split per step: rollout = `GRPOTrainer._generate`, judge = `GRPOTrainer._calculate_rewards` (the device is
 synchronised at both ends), update = the rest of the step (policy log-probs, loss, backward, optimizer).
 Step time = wall time between optimizer steps; medians exclude the first step (warm-up, compilation).
@@ -34,6 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+# judgerl arms: (policy rollout path, judge decode path). The two mixed arms isolate one half each
+# (used with --profile to find which half changes the update time).
+JUDGERL_ARMS = {"new": ("engine", "engine"), "today": ("trl", "compile"),
+                "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine")}
 
 
 def median(xs: list[float]) -> float | None:
@@ -74,6 +81,30 @@ class Split:
 
         cls._generate, cls._calculate_rewards = _generate, _calculate_rewards
 
+    def install_profile(self, cls):
+        """--profile: time the parts of the update too (device synchronised around each)."""
+        from accelerate import Accelerator
+        from accelerate.optimizer import AcceleratedOptimizer
+
+        split = self
+
+        def timed(owner, attr, what):
+            fn = getattr(owner, attr)
+
+            def wrapper(*args, **kw):
+                split.sync()
+                t = time.perf_counter()
+                out = fn(*args, **kw)
+                split.sync()
+                split.calls.append({"what": what, "s": time.perf_counter() - t})
+                return out
+            setattr(owner, attr, wrapper)
+
+        timed(cls, "_generate_and_score_completions", "score_all")  # rollout + judge + the rest of scoring
+        timed(cls, "compute_loss", "loss")
+        timed(Accelerator, "backward", "backward")
+        timed(AcceleratedOptimizer, "step", "optimizer")
+
 
 def ledger_tokens(path: Path) -> int:
     """Reasoning tokens the reward judge generated so far (tokens_out counts the verdict token too)."""
@@ -94,6 +125,11 @@ def summarise(name: str, stamps: list[float], calls: list[dict], roof) -> dict:
          "judge_s": median([c["s"] for c in ju]), "update_s": median(upd), "first_step_s": steps[0] if steps else None,
          "step_all": steps, "rollout_all": [c["s"] for c in ro], "judge_all": [c["s"] for c in ju]}
     later = ro[1:] or ro
+    for part in ("score_all", "loss", "backward", "optimizer"):
+        xs = [c["s"] for c in calls if c["what"] == part]
+        if xs:
+            r[f"{part}_all"] = xs
+            r[f"{part}_s"] = median(xs)
     r["rollout_tokens"] = sum(c["tokens"] for c in later) / len(later)
     r["rollout_tok_s"] = sum(c["tokens"] for c in later) / sum(c["s"] for c in later)
     jl = ju[1:] or ju
@@ -129,6 +165,10 @@ def main() -> None:
     ap.add_argument("--standalone", default="", help="decode paths to time alone at the in-loop shape: engine,compile")
     ap.add_argument("--data", default=os.environ.get("JUDGERL_SHARED_DATA"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", action="store_true",
+                    help="split the update (scoring rest / loss / backward / optimizer), log allocator counters per "
+                         "step and write a torch.profiler table of step --profile-step of each arm next to --out")
+    ap.add_argument("--profile-step", type=int, default=4)
     a = ap.parse_args()
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
@@ -140,6 +180,8 @@ def main() -> None:
     batch = a.prompts * a.generations
     split = Split(torch)
     split.install(GRPOTrainer)
+    if a.profile:
+        split.install_profile(GRPOTrainer)
     roof = None
     if cuda:
         from judge_decode import copy_bandwidth
@@ -161,28 +203,70 @@ def main() -> None:
                             data={"sources": ["pool:self-instruct"], "max_prompt_chars": 800},
                             monitor={"enabled": False})
 
+    gc_pause = {"s": 0.0, "n": 0, "full": 0, "t": 0.0}
+
+    def on_gc(phase, info):  # --profile: time the garbage collector's pauses (all threads)
+        if phase == "start":
+            gc_pause["t"] = time.perf_counter()
+        else:
+            gc_pause["s"] += time.perf_counter() - gc_pause["t"]
+            gc_pause["n"] += 1
+            gc_pause["full"] += info.get("generation") == 2
+
+    if a.profile:
+        import gc
+
+        gc.callbacks.append(on_gc)
+
     class Stamp(TrainerCallback):
-        def __init__(self):
+        def __init__(self, arm: str = ""):
             self.t: list[float] = []
+            self.arm, self.mem, self.prof = arm, [], None
 
         def on_train_begin(self, args, state, control, **kw):
             self.t = [time.perf_counter()]
 
+        def on_step_begin(self, args, state, control, **kw):
+            if a.profile and state.global_step + 1 == a.profile_step:
+                acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+                self.prof = torch.profiler.profile(activities=acts)
+                self.prof.__enter__()
+
         def on_step_end(self, args, state, control, **kw):
             split.sync()
             self.t.append(time.perf_counter())
+            if a.profile:
+                m = torch.cuda.memory_stats() if cuda else {}
+                self.mem.append({**{k: m.get(k) for k in ("num_device_alloc", "num_device_free", "num_alloc_retries",
+                                                           "reserved_bytes.all.current", "allocated_bytes.all.peak")},
+                                 "gc_s": round(gc_pause["s"], 3), "gc_n": gc_pause["n"], "gc_full": gc_pause["full"]})
+                gc_pause.update(s=0.0, n=0, full=0)
+            if self.prof is not None:
+                self.prof.__exit__(None, None, None)
+                tables = []
+                for key in ("self_cpu_time_total", "self_cuda_time_total", "cpu_time_total"):
+                    try:
+                        tables.append(f"== sorted by {key} ==\n" + self.prof.key_averages().table(sort_by=key, row_limit=30))
+                    except Exception as e:  # noqa: BLE001 - a key this torch does not know
+                        tables.append(f"== {key}: {e}")
+                text = "\n".join(tables)
+                print(text, flush=True)
+                if a.out:
+                    Path(a.out).with_name(Path(a.out).stem + f"_profile_{self.arm}.txt").write_text(text)
+                self.prof = None
 
     arms, res = {}, {"device": torch.cuda.get_device_name() if cuda else f"cpu x{os.cpu_count()}",
                      "torch": torch.__version__, "batch": batch, "prompts": a.prompts, "generations": a.generations,
                      "completion": a.completion, "judge_tokens": a.judge_tokens}
     for name in a.arms.split(","):
         split.calls = []
-        cb = Stamp()
+        cb = Stamp(name)
         t0 = time.perf_counter()
-        if name in ("new", "today"):
-            HFBackend.fast = "compile" if (name == "today" and cuda) else None
+        if name in JUDGERL_ARMS:
+            roll, judge_path = JUDGERL_ARMS[name]
+            HFBackend.fast = "compile" if (judge_path == "compile" and cuda) else None
             split.judge_tokens = lambda n=name: ledger_tokens(tmp / n / "ledger.sqlite")
-            s = train_policy(cfg(name, "engine" if name == "new" else "trl", a.steps), extra_callbacks=[cb])
+            s = train_policy(cfg(name, roll, a.steps), extra_callbacks=[cb])
             HFBackend.fast = None
             rollout = s["rollout"]
         else:  # plain TRL + a synchronous per-sample judge (same judge implementation, one at a time)
@@ -210,6 +294,8 @@ def main() -> None:
             rollout = "trl"
         arms[name] = summarise(name, cb.t, split.calls, roof)
         arms[name].update(rollout=rollout, wall_s=time.perf_counter() - t0)
+        if cb.mem:
+            arms[name]["memory_per_step"] = cb.mem
         print(json.dumps({k: v for k, v in arms[name].items() if not k.endswith("_all")}), flush=True)
         if a.out:
             Path(a.out).write_text(json.dumps({**res, "arms": arms}, indent=2))
