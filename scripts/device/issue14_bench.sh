@@ -15,14 +15,16 @@ if [ "$1" = small ]; then
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     python3 -c "import torch, transformers, trl; print(torch.__version__, transformers.__version__, trl.__version__)"
   } >> $OUT/run_small.log 2>&1
-  timeout 150 python3 -m pytest -x -q -p no:cacheprovider tests/training/test_rollout.py -k "cuda_graph or greedy" \
-    >> $OUT/run_small.log 2>&1
-  rc=$?; stamp small "gpu tests rc=$rc"
-  [ $rc -ne 0 ] && { tail -40 $OUT/run_small.log; exit 1; }
+  if [ -z "${SKIP_TESTS:-}" ]; then
+    timeout 150 python3 -m pytest -x -q -p no:cacheprovider tests/training/test_rollout.py -k "cuda_graph or greedy" \
+      >> $OUT/run_small.log 2>&1
+    rc=$?; stamp small "gpu tests rc=$rc"
+    [ $rc -ne 0 ] && { tail -40 $OUT/run_small.log; exit 1; }
+  fi
   timeout 330 python3 bench/grpo_step.py --steps 6 --trl-steps ${TRL_STEPS:-3} --prompts 4 --generations 8 \
     --completion 64 --judge-tokens 128 --standalone engine --out $OUT/grpo_step_h200.json > $OUT/grpo_step_small.log 2>&1
   stamp small "bench 3 small rc=$?"; tail -8 $OUT/grpo_step_small.log
-  timeout 60 python3 bench/pairwise_cost.py --prompts 16 --group 8 --out $OUT/pairwise_cost_h200.json > $OUT/pairwise.log 2>&1
+  [ -d device_carry/data/alpaca-eval ] && timeout 60 python3 bench/pairwise_cost.py --prompts 16 --group 8 --out $OUT/pairwise_cost_h200.json > $OUT/pairwise.log 2>&1
   stamp small "bench 5 rc=$?"; tail -9 $OUT/pairwise.log
 elif [ "$1" = profile ]; then
   timeout ${PROFILE_S:-420} python3 bench/grpo_step.py --steps 6 --arms ${ARMS:-new,engine_rollout,engine_judge,today} \
