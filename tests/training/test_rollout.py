@@ -211,3 +211,24 @@ def test_auto_falls_back_to_trl_where_the_engine_cannot_serve(tmp_path, shared_d
     with pytest.raises(JudgerlError, match="engine cannot serve this run: min_p"):
         build_trainer(cfg("engine"), policy, tok, [lambda prompts, completions, **kw: [0.0] * len(prompts)], args,
                       train, [])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graphs_survive_eviction_and_recapture(smollm2_path):
+    """More shapes than the engine keeps, and a sampling change on a kept shape: every capture after an
+    eviction or a re-capture still works (a shared graph memory pool once failed here with an allocator assert)."""
+    from judgerl.judges import static_decode
+    from judgerl.model_loader import load_model
+
+    model, _ = load_model(str(smollm2_path), "causal", device="cuda", dtype="float32")
+    eng = static_decode.decoder_for(model)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    ids = torch.randint(10, 1000, (6, 12), device="cuda", generator=g)
+    shapes = [(2, 0.0), (3, 0.0), (4, 0.0), (5, 0.0), (2, 0.7), (2, 0.0), (6, 0.7)]
+    for rows, temp in shapes:
+        out = eng.generate(ids[:rows], torch.ones_like(ids[:rows]), max_new_tokens=5, temperature=temp,
+                           top_k=20 if temp else 0, generator=g)
+        assert out.tokens.shape == (rows, 5)
+    assert len(eng.entries) <= static_decode.MAX_ENTRIES
+    assert eng.captures == len(shapes)  # each shape above needed a new or re-captured graph

@@ -117,7 +117,6 @@ class StaticDecoder:
     def __init__(self, model):
         self.model = model
         self.entries: dict[tuple[int, int], _Entry] = {}
-        self.pool = None
         self.captures = 0  # graphs captured so far (tests and benches read it)
 
     # ---- helpers ----------------------------------------------------------------------------
@@ -156,9 +155,9 @@ class StaticDecoder:
     def _capture(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
         import torch
 
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        # capture_begin/end by hand: the `torch.cuda.graph` context empties the allocator's cache on entry,
+        # Each graph gets its own memory pool: a shared pool outlived its last graph when entries were evicted or
+        # re-captured, and torch 2.11 then failed the next capture into it (an allocator INTERNAL ASSERT, seen on
+        # the H200). capture_begin/end by hand: the `torch.cuda.graph` context empties the allocator's cache on entry,
         # which made the training step after every capture re-allocate its memory (seconds, measured in bench 3)
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
@@ -167,7 +166,7 @@ class StaticDecoder:
             for _ in range(2):  # warm-up (library handles, autotuning) outside the capture
                 self._step(e, sampling, eos, pad_token_id)
             s.synchronize()
-            g.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            g.capture_begin(capture_error_mode="thread_local")
             try:
                 self._step(e, sampling, eos, pad_token_id)
             finally:
