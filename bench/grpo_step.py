@@ -148,7 +148,7 @@ def main() -> None:
     from trl import GRPOTrainer
 
     from judgerl.judges import JudgeRequest, JudgeSpec
-    from judgerl.judges.hf import HFBackend
+    from judgerl.judges.hf import HFBackend, init_cudagraph_tls
     from judgerl.judges.values import completion_text, judge_prompt
     from judgerl.model_loader import load_model, shared_model
     from judgerl.training.policy_grpo import PolicyConfig, grpo_args, train_policy, validate
@@ -277,6 +277,7 @@ def main() -> None:
             split.judge_tokens = lambda: made[0]
 
             def sync_reward(prompts, completions, **kw):
+                init_cudagraph_tls()  # the compiled path's graph trees on the trainer's own thread
                 out = []
                 for p, comp in zip(prompts, completions):
                     v = backend._verdicts([JudgeRequest(prompt=judge_prompt(p), responses=[completion_text(comp)])])[0]

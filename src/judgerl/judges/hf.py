@@ -27,19 +27,27 @@ from judgerl.model_loader import local_cuda_index, shared_model
 _MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-model")
 
 
+def init_cudagraph_tls() -> None:
+    """Set up this thread's CUDA-graph-tree state (torch <= 2.11 asserts instead of initialising it in a
+    thread other than the one that first compiled); a no-op without CUDA or when already there."""
+    import torch
+
+    if torch.cuda.is_available() and not torch._C._is_key_in_tls("tree_manager_containers"):
+        from collections import defaultdict
+
+        from torch._inductor import cudagraph_trees as ct
+
+        ct.local.tree_manager_containers = {}
+        ct.local.tree_manager_locks = defaultdict(threading.Lock)
+        torch._C._stash_obj_in_tls("tree_manager_containers", ct.local.tree_manager_containers)
+        torch._C._stash_obj_in_tls("tree_manager_locks", ct.local.tree_manager_locks)
+
+
 def _on_model_thread(fn):
     def work():
         import torch
 
-        if torch.cuda.is_available() and not torch._C._is_key_in_tls("tree_manager_containers"):
-            from collections import defaultdict
-
-            from torch._inductor import cudagraph_trees as ct  # torch <= 2.11 asserts instead of initialising
-
-            ct.local.tree_manager_containers = {}
-            ct.local.tree_manager_locks = defaultdict(threading.Lock)
-            torch._C._stash_obj_in_tls("tree_manager_containers", ct.local.tree_manager_containers)
-            torch._C._stash_obj_in_tls("tree_manager_locks", ct.local.tree_manager_locks)
+        init_cudagraph_tls()
         if torch.cuda.is_available():
             torch.cuda.set_device(local_cuda_index())  # the current device is per thread
         return fn()
