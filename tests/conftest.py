@@ -12,10 +12,15 @@ SHARED_DATA = Path(os.environ.get("JUDGERL_SHARED_DATA", REPO.parent / "shared" 
 MODEL = "smollm2-135m-instruct"
 
 
+MODEL_FIXTURES = {"smollm2", "llama_server"}  # session fixtures that load real weights before any test-level guard
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that needs the llama.cpp server loads a model in it: it is `slow` too."""
+    """A test that needs the llama.cpp server or the session's SmolLM2 weights loads a model: it is `slow` too
+    (session fixtures are set up before the function-level guard below could see the load)."""
     for item in items:
-        if item.get_closest_marker("server") and not item.get_closest_marker("slow"):
+        needs_model = item.get_closest_marker("server") or MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if needs_model and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
 
 

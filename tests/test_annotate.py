@@ -142,6 +142,7 @@ def done_units(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # its annotate subprocesses load SmolLM2 (the in-process guard cannot see them)
 def test_sigkill_resume_exact_record_set(smollm2_path, shared_data, tmp_path):
     items = llmbar_items(shared_data, 4)
     items.append({"id": "single", "prompt": "Name a colour.", "responses": ["Blue."]})  # pointwise only

@@ -130,3 +130,15 @@ def test_no_config_class_shares_a_name_with_trl():
     trl_names = {n for n in dir(trl) if not n.startswith("_")}
     clash = sorted({cls.__name__ for cls in config_models().values()} & trl_names)
     assert clash == []
+
+
+def test_reading_configs_imports_no_model_stack():
+    """`validate` and the config classes stay light (0.5 s, not 7 s): no torch / transformers / trl at import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, judgerl.validate, judgerl.training.policy_config; "
+            "print(sorted(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from judgerl import JudgerlError
 from judgerl.evaluation.alarm import AlarmConfig
-from judgerl.evaluation.monitor import MonitorConfig
+from judgerl.evaluation.monitor_config import MonitorConfig
 from judgerl.judges.spec import JudgeSpec
 from judgerl.training.rewards import JudgeRewardConfig
 
