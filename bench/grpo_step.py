@@ -166,8 +166,8 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("JUDGERL_SHARED_DATA"))
     ap.add_argument("--out", default=None)
     ap.add_argument("--profile", action="store_true",
-                    help="split the update (scoring rest / loss / backward / optimizer), log allocator counters per "
-                         "step and write a torch.profiler table of step --profile-step of each arm next to --out")
+                    help="split the update (scoring rest / loss / backward / optimizer), log allocator counters and "
+                         "GC pauses per step and write a torch.profiler table of step --profile-step of each arm next to --out")
     ap.add_argument("--profile-step", type=int, default=4)
     a = ap.parse_args()
     if a.data:

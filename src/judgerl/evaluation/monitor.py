@@ -24,7 +24,7 @@ from transformers import TrainerCallback
 from judgerl.data import read_jsonl
 from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
 from judgerl.evaluation.judge_metrics import mean
-from judgerl.evaluation.monitor_config import MonitorConfig  # noqa: F401 (re-exported)
+from judgerl.evaluation.monitor_config import MonitorConfig
 from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
 from judgerl.judges.judge import run_sync
 from judgerl.judges.spec import JudgeRequest
