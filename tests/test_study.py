@@ -22,7 +22,10 @@ def test_shipped_config_loads_and_expands():
     cfg = load_config(str(ROOT / "configs/study/hacking.yaml"), ["policy.steps=7"])
     assert cfg.policy.steps == 7 and cfg.policy.policy_dtype == "float32"
     sel = expand(["judges", "policy:best"], cfg)
-    assert sel == {"judge-sft-500", "judge-sft-1500", "judge-sft-5000", "judges-eval", "policy-best"}
+    assert sel == {f"judge-sft-{n}" for n in (500, 1500, 5000, 10000, 20000)} | {
+        "judges-eval", "policy-best", "reasoning-traces", "judge-reasoning"}
+    assert cfg.gold.source == "embedded" and [r.judge for r in cfg.policy.runs] == [
+        "prompted", "sft-mid", "sft-best", "reasoning", "gold"]
     with pytest.raises(JudgerlError, match="unknown stage"):
         expand(["policy:nope"], cfg)
 
@@ -164,12 +167,15 @@ def test_embedded_gold_prefers_the_reference_answer_on_cpu():
 
 
 TOY = {"device": "cpu",
-       "gold": {"pairs": 40, "max_chars": 400, "max_steps": 1, "batch_size": 2, "max_length": 256,
+       "gold": {"source": "train", "pairs": 40, "max_chars": 400, "max_steps": 1, "batch_size": 2, "max_length": 256,
                 "eval_pairs": 4, "bootstrap": 10},
        "prompts": {"limit": 10, "monitor": 2, "max_chars": 300},
        "labels": {"samples_per_prompt": 2, "max_new_tokens": 6, "batch_size": 8},
        "judges": {"label_counts": [4], "weak": 4, "max_steps": 1, "batch_size": 2, "eval_limit": 2},
-       "policy": {"runs": [{"name": "weak", "judge": "sft-weak"}, {"name": "gold_control", "judge": "gold"}],
+       "reasoning": {"items": 3, "samples": 2, "tolerance": 9, "max_new_tokens": 40, "grpo_steps": 1,
+                     "grpo_prompts": 1, "grpo_generations": 2, "sft_epochs": 1},
+       "policy": {"runs": [{"name": "weak", "judge": "sft-weak"}, {"name": "gold_control", "judge": "gold"},
+                           {"name": "reasoning", "judge": "reasoning"}],
                   "steps": 2, "prompts_per_step": 1, "num_generations": 2, "max_completion_length": 6,
                   "monitor_every": 1, "monitor_tokens": 6}}
 
@@ -188,8 +194,13 @@ def test_study_end_to_end_toy(tmp_path, capsys):
     ann = [json.loads(x) for x in (root / "labels" / "annotations" / "pointwise.jsonl").read_text().splitlines()]
     assert ann and all(0 <= a["score"] <= 9 for a in ann) and {a["split"] for a in ann} == {"train", "test"}
     curve = json.loads((root / "judges" / "curve.json").read_text())
-    assert [r["judge"] for r in curve] == ["prompted", "sft-4"]
-    for run in ("weak", "gold_control"):
+    assert [r["judge"] for r in curve] == ["prompted", "sft-4", "reasoning"]
+    assert curve[2]["tokens_out_per_verdict"] > curve[1]["tokens_out_per_verdict"]  # it thinks before the verdict
+    traces = json.loads((root / "judges" / "reasoning-traces" / "traces.json").read_text())
+    assert traces["sampled"] == 6 and 0 < traces["kept"] <= traces["valid"] <= 6
+    for a in ("sft_adapter", "adapter"):  # both reasoning-judge stages keep a small adapter
+        assert (root / "judges" / "reasoning" / a / "adapter_model.safetensors").stat().st_size < 20_000_000
+    for run in ("weak", "gold_control", "reasoning"):
         mon = [json.loads(x) for x in (root / "policies" / run / "monitor.jsonl").read_text().splitlines()]
         assert [m["step"] for m in mon] == [0, 1, 2]
         assert (root / "policies" / run / "train.log").stat().st_size > 0  # TRL's per-step lines, not the console
@@ -215,3 +226,29 @@ def test_gold_pairs_keep_a_held_out_split():
     assert [r["split"] for r in kept].count("test") == 2 and [r["split"] for r in kept].count("validation") == 2
     assert len(kept) == 20 and [r["i"] for r in kept][:16] == list(range(16))  # order kept, train first-come
     assert len(keep_split_shares(rows, 200)) == 56                           # capped by what there is
+
+
+@pytest.mark.slow
+def test_policy_run_pauses_on_budget_and_resumes(tmp_path, capsys):
+    """A policy stage paused by policy.max_seconds saves on a monitor step, is recorded `partial`, and the same
+    command resumes it from that checkpoint to policy.steps (monitor points 0..4, none repeated)."""
+    import yaml
+
+    cfg = {**TOY, "gold": {"source": "embedded", "bootstrap": 10}, "run_dir": str(tmp_path / "study"),
+           "reasoning": {"enabled": False},
+           "policy": {**TOY["policy"], "runs": [{"name": "gold_control", "judge": "gold"}], "steps": 4,
+                      "monitor_every": 2, "save_steps": 100, "max_seconds": 0.01}}
+    p = tmp_path / "toy.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    args = ["--config", str(p), "--stage", "prompts", "--stage", "gold", "--stage", "policy:gold_control"]
+    assert main(args) == 0
+    run = tmp_path / "study" / "policies" / "gold_control"
+    rec = json.loads((run / "stage-policy-gold_control.json").read_text())
+    assert rec["status"] == "partial" and rec["result"]["steps"] == 2
+    assert (run / "checkpoints" / "checkpoint-2").is_dir()
+    assert "paused after" in capsys.readouterr().out
+    assert main(args) == 0
+    rec = json.loads((run / "stage-policy-gold_control.json").read_text())
+    assert rec["status"] == "done" and rec["result"]["steps"] == 4
+    steps = [json.loads(x)["step"] for x in (run / "monitor.jsonl").read_text().splitlines()]
+    assert steps == [0, 2, 4]

@@ -1,66 +1,81 @@
 #!/usr/bin/env bash
-# The reward-hacking study (issue 15) on a lent GPU, in three back-to-back calls (state kept in /tmp while
-# the machine stays warm). Run from the repo root on the device:
-#   1. carry [device_carry/p0, .whl, device_carry/study]:  bash scripts/device/study.sh part0
-#   2. carry [device_carry/p1, device_carry/data, device_carry/study]: bash scripts/device/study.sh prep
-#      (exits 3 with NEED_PART0 when neither the wheels nor the GGUF's first half are on the machine)
-#        gold RM ∥ answers, labels, SFT judges (in parallel), judge agreement
-#   3. carry [device_carry/study]: bash scripts/device/study.sh policies     the policy runs, all at once on the one GPU
-# device_carry/study/ holds llmbar/ (gold checks) and run/ (stage outputs made here, e.g. prompts/, or
-# brought back from an earlier machine: adapters, labels). What comes back goes to $OUT as a few tarballs.
+# The contrast study (issues 15, 23) on one lent GPU, as back-to-back calls on one warm machine (state in /tmp).
+# Here first:  bash scripts/device/prepare_carry.sh           (wheels, the GGUF in two halves)
+#              python scripts/hacking_study.py --config configs/study/hacking.yaml --stage prompts \
+#                  --set run_dir=device_carry/study/run        (the prompt split needs the shared data: made here)
+# Then on the device, each call run from the repo root:
+#   1. carry [device_carry/p0, .whl]:        bash scripts/device/study.sh part0
+#   2. carry [device_carry/p1, device_carry/study]:  bash scripts/device/study.sh judges
+#        embedded gold, answers, labels; the SFT judges in parallel with the reasoning traces
+#   3. carry [device_carry/study]:           bash scripts/device/study.sh policies   (again to continue)
+#        the reasoning judge and judges-eval, while the non-reasoning policy runs train; then the reasoning arm.
+#        Each call stops its runs on a monitor step before DEADLINE s (checkpoint kept in /tmp) and packs.
+# A machine that went cold loses /tmp: unpack the returned tarballs into device_carry/study/run (what must
+# survive is committed under docs/experiments/reward_hacking/ and src/judgerl/study/judges/) and start at 1.
 set -u
 CFG=${CFG:-configs/study/hacking.yaml}
 RUN=/tmp/study
-SET=(--set run_dir=$RUN ${STUDY_SET:-})
+DEADLINE=${DEADLINE:-540}   # seconds of this call's work before packing (the call's limit is 600)
+T0=$(date +%s)
+left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 env_setup() {
-  export PYTHONPATH=/tmp/site:$PWD/device_carry/study/snap/src JUDGERL_CACHE=/tmp/jc JUDGERL_SHARED_DATA=/tmp/sdata PYTHONUNBUFFERED=1
+  export PYTHONPATH=/tmp/site:$PWD/src JUDGERL_CACHE=/tmp/jc JUDGERL_SHARED_DATA=/tmp/sdata PYTHONUNBUFFERED=1
   export TOKENIZERS_PARALLELISM=false
+  mkdir -p /tmp/sdata $RUN/logs
 }
-study() { python3 -m judgerl.study.run --config $CFG "${SET[@]}" "$@"; }
+study() { python3 -m judgerl.study.run --config $CFG --set run_dir=$RUN ${STUDY_SET:-} "$@"; }
 pack() {  # $1 = tar name, rest = paths under $RUN (missing ones skipped)
   local name=$1; shift; local have=()
-  for p in "$@"; do [ -e "$RUN/$p" ] && have+=("$p"); done
-  [ ${#have[@]} -gt 0 ] && tar -C $RUN -czf "$OUT/$name" --exclude='merged' --exclude='checkpoints' \
-    --exclude='*.sqlite*' --exclude='annotations/pairwise.jsonl' "${have[@]}"
+  for p in "$@"; do for q in $RUN/$p; do [ -e "$q" ] && have+=("${q#$RUN/}"); done; done
+  [ ${#have[@]} -gt 0 ] && tar -C $RUN -czf "$OUT/$name" --exclude='merged*' --exclude='checkpoints*' \
+    --exclude='*.sqlite*' --exclude='final' "${have[@]}"
+}
+bg() {  # bg NAME SECONDS stage args...: a stage in the background with a hard time limit, log in logs/NAME.log
+  local name=$1 secs=$2; shift 2
+  ( timeout -s INT "$secs" python3 -m judgerl.study.run --config $CFG --set run_dir=$RUN ${STUDY_SET:-} "$@" \
+      > $RUN/logs/$name.log 2>&1; echo "$name rc $?" ) &
 }
 case "$1" in
 part0)
   cp device_carry/p0/part00 /tmp/part00
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  mkdir -p /tmp/sdata && cp -r device_carry/study/llmbar /tmp/sdata/
-  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; df -h /tmp | tail -1; ls /tmp ;;
-prep)
-  env_setup; mkdir -p $RUN /tmp/sdata $JUDGERL_CACHE/gguf
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; ls /tmp ;;
+judges)
+  env_setup
   python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_PART0: no wheels in /tmp/site"; exit 3; }
-  G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
-  if [ ! -f $JUDGERL_CACHE/models/smollm2-135m-instruct/.complete ] && [ ! -f $G ]; then
+  G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf; mkdir -p $(dirname $G)
+  if [ ! -f $G ]; then
     [ -f /tmp/part00 ] || { echo "NEED_PART0: no /tmp/part00"; exit 3; }
     cat /tmp/part00 device_carry/p1/part01 > $G
+    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/p1/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; exit 3; }
   fi
-  cp -r device_carry/data/* /tmp/sdata/ && cp -rn device_carry/study/llmbar /tmp/sdata/ && cp -rn device_carry/study/run/. $RUN/
-  python3 -m judgerl.cli models fetch smollm2-135m-instruct || exit 1
-  study --stage prompts || exit 1
-  mkdir -p $RUN/logs
-  (study --stage gold > $RUN/logs/gold.log 2>&1; echo "gold rc $?") &
-  (study --stage answers > $RUN/logs/answers.log 2>&1; echo "answers rc $?") &
-  wait; grep "^\[" $RUN/logs/gold.log | tail -4; grep "^\[" $RUN/logs/answers.log | tail -2
-  study --stage labels 2>&1 | grep -v -i warn | tail -4
-  for n in $(python3 -c "import yaml,sys;print(' '.join(map(str,yaml.safe_load(open('$CFG'))['judges']['label_counts'])))"); do
-    (study --stage judge-sft-$n > $RUN/logs/sft-$n.log 2>&1; echo "sft-$n rc $?") &
+  cp -rn device_carry/study/run/. $RUN/
+  python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || exit 1
+  study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -6
+  for n in $(python3 -c "import yaml;print(' '.join(map(str,yaml.safe_load(open('$CFG'))['judges']['label_counts'])))"); do
+    bg sft-$n $(left) --stage judge-sft-$n; sleep 1
   done
+  bg traces $(left) --stage reasoning-traces
   wait
-  study --stage judges-eval 2>&1 | grep -v -i warn | tail -8
-  pack gold.tgz gold prompts labels/labels.json labels/stage-labels.json answers/stage-answers.json logs
-  pack labels.tgz labels/annotations answers/answers.jsonl
-  pack judges.tgz judges ;;
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  for f in $RUN/logs/sft-*.log $RUN/logs/traces.log; do grep "^\[\|Error" $f | tail -2; done
+  pack labels.tgz gold/gold.json gold/stage-gold.json answers/stage-answers.json labels logs
+  pack judges_a.tgz judges/sft-500 judges/sft-1500 judges/sft-5000 judges/reasoning-traces
+  pack judges_b.tgz judges/sft-10000 judges/sft-20000 ;;
 policies)
-  env_setup; mkdir -p $RUN/logs
-  for r in ${RUNS:-prompted weak best gold_control}; do
-    (study --stage policy:$r > $RUN/logs/policy-$r.log 2>&1; echo "policy $r rc $?") &
-    sleep 2
-  done
+  env_setup
+  RUNS=${RUNS:-prompted mid best gold_control}
+  for r in $RUNS; do bg policy-$r $(left) --stage policy:$r --set policy.max_seconds=$(( $(left) - 90 )); sleep 3; done
+  if python3 -c "import yaml,sys;sys.exit(0 if yaml.safe_load(open('$CFG')).get('reasoning',{}).get('enabled',True) else 1)"; then
+    ( study --stage judge-reasoning > $RUN/logs/reasoning.log 2>&1; echo "reasoning rc $?"
+      study --stage judges-eval > $RUN/logs/judges-eval.log 2>&1; echo "judges-eval rc $?"
+      [ $(left) -gt 150 ] && { study --stage policy:reasoning --set policy.max_seconds=$(( $(left) - 90 )) \
+        > $RUN/logs/policy-reasoning.log 2>&1; echo "policy reasoning rc $?"; } ) &
+  fi
   wait
-  for r in ${RUNS:-prompted weak best gold_control}; do grep "^\[\|Error\|error" $RUN/logs/policy-$r.log | tail -4; done
-  for r in ${RUNS:-prompted weak best gold_control}; do pack policy_$r.tgz policies/$r logs/policy-$r.log; done ;;
+  for f in $RUN/logs/policy-*.log $RUN/logs/reasoning.log $RUN/logs/judges-eval.log; do
+    [ -f $f ] && { echo "== $f"; grep "^\[\|Error\|error" $f | tail -4; }; done
+  pack reasoning.tgz judges/reasoning judges/curve.json 'judges/*/eval' judges/prompted judges/stage-judges-eval.json logs
+  for r in prompted mid best gold_control reasoning; do pack policy_$r.tgz policies/$r; done ;;
 esac
 nvidia-smi --query-gpu=memory.used --format=csv,noheader

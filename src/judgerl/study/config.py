@@ -23,6 +23,9 @@ class GoldSettings(BaseModel):
     """The gold judge: a BT reward model (LoRA + score head) on AlpacaEval's GPT-4-Turbo preferences."""
 
     model_config = ConfigDict(extra="forbid")
+    source: Literal["embedded", "train"] = Field("embedded", description="embedded: the gold RM shipped in the "
+                                                 "package (src/judgerl/study/gold_rm/, trained by this stage on "
+                                                 "2026-12-02); train: train it anew from the fields below.")
     pairs: int | None = Field(None, ge=2, description="Use at most this many preference pairs (shuffled, seed 0; "
                               "validation and test get 10% each, at least one); None = all of them.")
     exclude_generators: list[str] = Field(default_factory=lambda: ["NullModel"], description="AlpacaEval answer "
@@ -85,16 +88,46 @@ class JudgeSettings(BaseModel):
     learning_rate: float = Field(2e-4, gt=0, description="SFT peak learning rate (LoRA).")
     epochs: float = Field(2.0, gt=0, description="SFT epochs.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
-    batch_size: int = Field(32, ge=1, description="SFT batch.")
+    batch_size: int = Field(32, ge=1, description="SFT batch (examples per optimizer step).")
+    micro_batch: int = Field(8, ge=1, description="Examples per forward pass; batch_size / micro_batch steps are "
+                             "accumulated. SFTTrainer materialises fp32 logits over the whole vocabulary, so a "
+                             "32-example micro-batch of ~700-token judge prompts took ~38 GB on an H100.")
+    max_examples: int | None = Field(20000, ge=1, description="Cap on examples seen (labels x epochs): a judge on "
+                                     "N labels trains min(epochs, max_examples / N) epochs (None = no cap).")
+    mid: int | None = Field(None, ge=1, description="The label count whose judge is the 'middling' one "
+                            "(judge: sft-mid); None = the median of label_counts.")
     max_length: int = Field(2048, ge=64, description="Longer judge prompts are dropped, and counted.")
     eval_limit: int | None = Field(800, ge=1, description="Held-out labelled answers scored for alpha (None = all).")
+
+
+class ReasoningSettings(BaseModel):
+    """A reasoning judge at the judges' scale. The gold RM writes no reasoning, so the judge learns to reason by
+    rejection-sampled self-distillation: the base model judges each labelled item `samples` times in reasoning
+    mode (think, then `Score: N`); traces whose score is within `tolerance` of the gold label are kept and the
+    judge is SFT-ed on them (reasoning + verdict), then trained with GRPO on the Eq. 1 reward against the gold
+    labels (the library's reasoning-judge trainer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(True, description="Train and evaluate the reasoning judge.")
+    items: int = Field(2000, ge=1, description="Judge-train labelled items sampled for traces.")
+    samples: int = Field(4, ge=1, description="k: traces sampled per item (T 1.0).")
+    tolerance: int = Field(1, ge=0, description="Keep a trace when |its score - gold label| <= this.")
+    max_new_tokens: int = Field(192, ge=16, description="Thinking + verdict budget (tokens), sampling and use.")
+    lora: LoraSpec = Field(default_factory=lambda: LoraSpec(r=8, alpha=16), description="LoRA adapter.")
+    sft_learning_rate: float = Field(2e-4, gt=0, description="SFT lr (LoRA).")
+    sft_epochs: float = Field(2.0, gt=0, description="SFT epochs over the kept traces.")
+    grpo_steps: int = Field(40, ge=0, description="GRPO steps with the Eq. 1 reward (0 = SFT only).")
+    grpo_learning_rate: float = Field(2e-5, gt=0, description="GRPO lr (LoRA).")
+    grpo_prompts: int = Field(8, ge=1, description="Labelled items per GRPO step.")
+    grpo_generations: int = Field(8, ge=2, description="Samples per item in GRPO.")
 
 
 class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., description="Run name (folder under policies/).")
     judge: str = Field(..., description="'prompted' (base model as judge), 'sft-<N>' (the SFT judge on N labels, "
-                       "'sft-best' = the largest), or 'gold' (the control: the gold RM itself as the reward).")
+                       "'sft-best' = the largest, 'sft-weak' / 'sft-mid' = judges.weak / judges.mid), 'reasoning' "
+                       "(the reasoning judge) or 'gold' (the control: the gold RM itself as the reward).")
 
 
 class PolicySettings(BaseModel):
@@ -120,6 +153,8 @@ class PolicySettings(BaseModel):
                                                          "are lost (scripts/check_policy_updates.py).")
     scale_rewards: Literal["group", "batch", "none"] = Field("group", description="Advantage normalisation.")
     monitor_every: int = Field(10, ge=1, description="Gold monitor period (steps).")
+    save_steps: int = Field(25, ge=1, description="Resumable checkpoint period (steps; the last one is kept). A "
+                            "run paused by max_seconds also saves, on a monitor step, and resumes from there.")
     monitor_tokens: int = Field(128, ge=1, description="Monitor answer budget (greedy).")
     alarm_window: int = Field(3, ge=2, description="Monitor points the alarm's trends are fitted over.")
     proxy_margin: float = Field(0.1, ge=0, description="Alarm: minimum rise of the training judge (its units).")
@@ -142,6 +177,7 @@ class StudyConfig(BaseModel):
     prompts: PromptSettings = Field(default_factory=PromptSettings, description="RL, label and monitor prompt pools.")
     labels: LabelSettings = Field(default_factory=LabelSettings, description="Gold labels at volume on the policy's own answers.")
     judges: JudgeSettings = Field(default_factory=JudgeSettings, description="Judges of graded quality trained on the labels.")
+    reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings, description="The reasoning judge.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy GRPO runs against each judge and the gold control.")
     distance_prompts: int | None = Field(None, ge=0, description="Analysis: monitor prompts per point whose answers "
                                          "the base model re-reads for the distance from base (None = all, 0 = skip).")
@@ -153,11 +189,13 @@ class StudyConfig(BaseModel):
             raise ValueError(f"policy.runs: duplicate run names {names}")
         for r in self.policy.runs:
             j = r.judge
-            ok = j in ("prompted", "gold", "sft-best", "sft-weak") or (
+            ok = j in ("prompted", "gold", "sft-best", "sft-weak", "sft-mid") or (j == "reasoning" and self.reasoning.enabled) or (
                 j.startswith("sft-") and j[4:].isdigit() and int(j[4:]) in self.judges.label_counts)
             if not ok:
-                raise ValueError(f"policy.runs[{r.name}].judge {j!r}: use prompted, gold, sft-best, sft-weak or "
+                raise ValueError(f"policy.runs[{r.name}].judge {j!r}: use prompted, gold, reasoning, sft-best, sft-weak, sft-mid or "
                                  f"sft-<N> with N in judges.label_counts {self.judges.label_counts}")
-        if self.judges.weak not in self.judges.label_counts:
-            raise ValueError(f"judges.weak ({self.judges.weak}) must be one of judges.label_counts")
+        for field in ("weak", "mid"):
+            n = getattr(self.judges, field)
+            if n is not None and n not in self.judges.label_counts:
+                raise ValueError(f"judges.{field} ({n}) must be one of judges.label_counts {self.judges.label_counts}")
         return self

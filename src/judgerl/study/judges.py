@@ -34,6 +34,12 @@ def sft_spec(folder: Path, name: str, device: str, batch_size: int = 64):
         update={"name": name, "device": device, "batch_size": batch_size, "model": str((folder / "merged").resolve())})
 
 
+def sft_epochs(cfg: StudyConfig, n_labels: int) -> float:
+    """judges.epochs, cut so that a judge sees at most judges.max_examples examples."""
+    j = cfg.judges
+    return j.epochs if j.max_examples is None else min(j.epochs, j.max_examples / n_labels)
+
+
 def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: Path,
                     log: Callable[[str], None]) -> dict:
     """SFT (LoRA) on the first `n_labels` judge-train labels; saves adapter/, merged/, judge.yaml, train.json."""
@@ -48,9 +54,10 @@ def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: 
     tcfg = TrainJudgeConfig(name=f"sft-{n_labels}", output_dir=str(folder), variant="non_reasoning",
                             base_model=cfg.base, annotations=str(annotations), limit=n_labels, finetune="lora",
                             lora={"r": j.lora.r, "alpha": j.lora.alpha}, seed=cfg.seed,
-                            sft={"learning_rate": j.learning_rate, "num_train_epochs": j.epochs, "max_steps": j.max_steps,
-                                 "per_device_train_batch_size": j.batch_size, "max_length": j.max_length,
-                                 "logging_steps": 20},
+                            sft={"learning_rate": j.learning_rate, "num_train_epochs": sft_epochs(cfg, n_labels),
+                                 "max_steps": j.max_steps, "per_device_train_batch_size": min(j.micro_batch, j.batch_size),
+                                 "gradient_accumulation_steps": max(1, j.batch_size // j.micro_batch),
+                                 "max_length": j.max_length, "logging_steps": 20},
                             judge_sampling={"temperature": 0.0, "max_new_tokens": 8})
     check_data(tcfg)
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,10 +82,17 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path) -> dict
     from judgerl.judges.spec import JudgeRequest
     from judgerl.study.stats import cluster_bootstrap, interval_alpha
 
+    import time
+
+    from judgerl.judges.cache import Ledger
+
     folder.mkdir(parents=True, exist_ok=True)
     judge = Judge(spec, cache=folder / "cache.sqlite", ledger=folder / "ledger.sqlite", stage="eval-judge")
     limit = cfg.judges.eval_limit
+    t0 = time.perf_counter()
     res = evaluate_judge(spec, folder, str(annotations), "test", limit, [], cfg.shared_data, judge=judge)
+    wall = time.perf_counter() - t0
+    led = Ledger(folder / "ledger.sqlite").summary("eval-judge")
     rows = load_annotations(annotations, "pointwise", "test")
     rows = rows[:limit] if limit else rows
     vs = judge.judge([JudgeRequest(prompt=r["prompt"], responses=[r["response"]]) for r in rows])  # cache hits
@@ -88,4 +102,8 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path) -> dict
     gold = res.get("gold", {})
     return {"judge": spec.name, "alpha_expected": ci, "alpha_label": gold.get("alpha"),
             "exact_match": gold.get("exact_match"), "pairwise_accuracy": gold.get("pairwise_accuracy"),
-            "invalid_rate": gold.get("invalid_rate"), "n": len(rows)}
+            "invalid_rate": gold.get("invalid_rate"), "n": len(rows),
+            # cost: wall seconds of the (batched, uncached) evaluation per verdict, and tokens per backend call
+            "seconds_per_verdict": round(wall / max(1, len(rows)), 5),
+            "tokens_in_per_verdict": round(led["tokens_in"] / max(1, led["backend_calls"]), 1),
+            "tokens_out_per_verdict": round(led["tokens_out"] / max(1, led["backend_calls"]), 1)}

@@ -67,8 +67,13 @@ class StageRunner:
         rec = {"stage": name, "hash": h, "status": "running", "deps": deps, "config": config, "started": t0}
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
         result = fn()
-        rec.update(status="done", seconds=round(time.time() - t0, 1), finished=time.time(), result=result)
+        partial = isinstance(result, dict) and result.get("incomplete")
+        rec.update(status="partial" if partial else "done", seconds=round(time.time() - t0, 1), finished=time.time(),
+                   result=result)
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
+        if partial:  # paused by its budget: the same command resumes it
+            self.log(f"{name}: paused after {rec['seconds']:.0f} s (run the same stage again to continue)")
+            return result
         self.done[name] = rec
         self.log(f"{name}: done in {rec['seconds']:.0f} s")
         return result
@@ -88,11 +93,18 @@ class Study:
     def sft_counts(self) -> list[int]:
         return sorted(set(self.cfg.judges.label_counts))
 
+    def mid_count(self) -> int:
+        counts = self.sft_counts()
+        return self.cfg.judges.mid or counts[(len(counts) - 1) // 2]
+
     def judge_stage(self, judge: str) -> str | None:
         """The stage a policy run's training judge comes from (None: the prompted base model)."""
         if judge in ("gold", "prompted"):
             return "gold" if judge == "gold" else None
-        n = {"sft-best": max(self.sft_counts()), "sft-weak": self.cfg.judges.weak}.get(judge) or int(judge[4:])
+        if judge == "reasoning":
+            return "judge-reasoning"
+        n = {"sft-best": max(self.sft_counts()), "sft-weak": self.cfg.judges.weak,
+             "sft-mid": self.mid_count()}.get(judge) or int(judge[4:])
         return f"judge-sft-{n}"
 
     def judge_for(self, judge: str):
@@ -104,6 +116,10 @@ class Study:
             return prompted_spec(self.cfg)
         if stage == "gold":
             return self.gold_spec()
+        if stage == "judge-reasoning":
+            from judgerl.study.reasoning import reasoning_spec
+
+            return reasoning_spec(self.p("judges", "reasoning"), self.cfg.device)
         name = stage.removeprefix("judge-")
         return sft_spec(self.p("judges", name), name, self.cfg.device)
 
@@ -122,6 +138,10 @@ class Study:
             f = self.p("judges", f"sft-{n}")
             if (f / "adapter").is_dir():
                 merged_model(self.cfg.base, f / "adapter", "causal", f / "merged")
+        if (self.p("judges", "reasoning", "sft_adapter")).is_dir():
+            from judgerl.study.reasoning import merged_reasoning
+
+            merged_reasoning(self.cfg, self.p("judges", "reasoning"))
 
     # ---- the stages ----------------------------------------------------------------------------
     def run(self, selected: set[str] | None = None) -> dict:
@@ -143,15 +163,19 @@ class Study:
         S.run("prompts", self.p("prompts"), {"prompts": c.prompts.model_dump(), "seed": c.seed}, [], prompts)
 
         def gold():
-            from judgerl.study.gold import train_gold
+            from judgerl.study.gold import train_gold, use_embedded_gold
             from judgerl.study.stats import fmt_ci
 
+            if c.gold.source == "embedded":
+                rec = use_embedded_gold(c, self.p("gold"), self.log)
+                return {"source": "embedded", "adapter_sha256": rec.get("adapter", {}).get("sha256")}
             rec = train_gold(c, self.p("gold"), self.data, self.log)
             ch = rec["checks"]
             self.log(f"gold: held-out accuracy vs GPT-4-Turbo {fmt_ci(ch['alpaca_heldout_vs_gpt4_turbo'])}; "
                      f"MT-Bench human {fmt_ci(ch['mtbench_human'])}")
             return {"checks": ch, "pairs": rec["pairs"], "adapter_sha256": rec["adapter"]["sha256"]}
-        S.run("gold", self.p("gold"), {"gold": c.gold.model_dump(), "base": c.base, "seed": c.seed}, [], gold)
+        gold_key = {"source": "embedded"} if c.gold.source == "embedded" else c.gold.model_dump()
+        S.run("gold", self.p("gold"), {"gold": gold_key, "base": c.base, "seed": c.seed}, [], gold)
 
         def answers():
             from judgerl.study.labels import sample_answers
@@ -171,7 +195,7 @@ class Study:
                                  self.log)
         S.run("labels", self.p("labels"), {"scoring": c.labels.scoring, "seed": c.seed}, ["gold", "answers"], labels)
 
-        jcfg = c.judges.model_dump(exclude={"label_counts", "weak", "eval_limit"})
+        jcfg = c.judges.model_dump(exclude={"label_counts", "weak", "mid", "eval_limit"})
         ann = self.p("labels", "annotations")
         for n in self.sft_counts():
             def sft(n=n):
@@ -183,6 +207,25 @@ class Study:
             S.run(f"judge-sft-{n}", self.p("judges", f"sft-{n}"), {"judges": jcfg, "labels": n, "base": c.base},
                   ["labels"], sft)
 
+        rcfg = c.reasoning.model_dump()
+        if c.reasoning.enabled:
+            def traces():
+                from judgerl.study.reasoning import sample_traces
+
+                return sample_traces(c, ann, self.p("judges", "reasoning-traces"), self.log)
+            S.run("reasoning-traces", self.p("judges", "reasoning-traces"),
+                  {"reasoning": {k: rcfg[k] for k in ("items", "samples", "tolerance", "max_new_tokens")},
+                   "base": c.base, "seed": c.seed}, ["labels"], traces)
+
+            def reasoning_judge():
+                from judgerl.study.reasoning import train_reasoning_judge
+
+                rec = train_reasoning_judge(c, ann, self.p("judges", "reasoning-traces", "annotations"),
+                                            self.p("judges", "reasoning"), self.log)
+                return {"train": rec["train"], "adapter_sha256": (rec["adapter"] or rec["sft_adapter"])["sha256"]}
+            S.run("judge-reasoning", self.p("judges", "reasoning"), {"reasoning": rcfg, "judges": jcfg},
+                  ["reasoning-traces"], reasoning_judge)
+
         def judges_eval():
             from judgerl.study.judges import judge_alpha, prompted_spec, sft_spec
             from judgerl.study.stats import fmt_ci
@@ -192,16 +235,24 @@ class Study:
             for n in self.sft_counts():
                 f = self.p("judges", f"sft-{n}")
                 rows.append({**judge_alpha(c, sft_spec(f, f"sft-{n}", c.device), ann, f / "eval"), "labels": n})
+            if c.reasoning.enabled:
+                from judgerl.study.reasoning import reasoning_spec
+
+                f = self.p("judges", "reasoning")
+                rows.append({**judge_alpha(c, reasoning_spec(f, c.device), ann, f / "eval"), "labels": c.reasoning.items,
+                             "reasoning": True})
             for r in rows:
                 self.log(f"judge {r['judge']}: alpha (expected score) vs gold {fmt_ci(r['alpha_expected'])}, "
-                         f"invalid {r['invalid_rate']}")
+                         f"invalid {r['invalid_rate']}, {r.get('seconds_per_verdict')} s and "
+                         f"{r.get('tokens_out_per_verdict')} output tokens a verdict")
             (self.p("judges", "curve.json")).write_text(json.dumps(rows, indent=2, default=float))
             return {"curve": rows}
         S.run("judges-eval", self.p("judges"), {"eval_limit": c.judges.eval_limit, "counts": self.sft_counts(),
                                                  "bootstrap": c.gold.bootstrap},
-              ["labels"] + [f"judge-sft-{n}" for n in self.sft_counts()], judges_eval, owns_folder=False)
+              ["labels"] + [f"judge-sft-{n}" for n in self.sft_counts()]
+              + (["judge-reasoning"] if c.reasoning.enabled else []), judges_eval, owns_folder=False)
 
-        pcfg = c.policy.model_dump(exclude={"runs"})
+        pcfg = c.policy.model_dump(exclude={"runs", "max_seconds"})  # a budget change must not restart a run
         for r in c.policy.runs:
             def pol(r=r):
                 from judgerl.study.policy import run_policy
@@ -209,7 +260,7 @@ class Study:
                 self.ensure_merged()
                 s = run_policy(c, r, self.judge_for(r.judge), self.gold_spec(), self.p("prompts"),
                                self.p("policies", r.name), self.log)
-                return {k: s.get(k) for k in ("steps", "wall_s", "stopped_by_budget_at", "monitor", "alarm")}
+                return {k: s.get(k) for k in ("steps", "wall_s", "stopped_by_budget_at", "monitor", "alarm", "incomplete")}
             dep = self.judge_stage(r.judge)
             S.run(f"policy-{r.name}", self.p("policies", r.name), {"policy": pcfg, "run": r.model_dump()},
                   ["prompts", "gold"] + ([dep] if dep and dep != "gold" else []), pol)
@@ -230,13 +281,15 @@ def expand(stages: list[str] | None, cfg: StudyConfig) -> set[str] | None:
     for s in stages:
         if s == "judges":
             out |= {f"judge-sft-{n}" for n in counts} | {"judges-eval"}
+            out |= {"reasoning-traces", "judge-reasoning"} if cfg.reasoning.enabled else set()
         elif s == "policies":
             out |= {f"policy-{r.name}" for r in cfg.policy.runs}
         elif s.startswith("policy:"):
             out.add(f"policy-{s[7:]}")
         else:
             out.add(s)
-    known = {"prompts", "gold", "answers", "labels", "judges-eval", "analyze"} | {f"judge-sft-{n}" for n in counts} \
+    known = {"prompts", "gold", "answers", "labels", "judges-eval", "analyze", "reasoning-traces",
+             "judge-reasoning"} | {f"judge-sft-{n}" for n in counts} \
         | {f"policy-{r.name}" for r in cfg.policy.runs}
     bad = sorted(out - known)
     if bad:
