@@ -96,7 +96,7 @@ def judge_cmd(
     else:
         if prompt is None or not response:
             raise JudgerlError("give --prompt and --response (or --input FILE --output FILE)")
-        print(judge_one(judge, prompt, response, run_dir, set_))
+        judge_one(judge, prompt, response, run_dir, set_)
 
 
 def print_plan(kind: str, cfg) -> None:
@@ -215,17 +215,26 @@ def serve_cmd(
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="TCP port (default 8100)."),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set max_batch_items=128."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this key (Authorization: Bearer) on every "
+                                          "route but /health; prefer the JUDGERL_API_KEY environment variable "
+                                          "(a command line is visible to other users)."),
+    allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", help="Serve a non-loopback "
+                                               "--host without an API key (trusted networks only)."),
 ) -> None:
     """The judge as an HTTP reward server (OpenRLHF /get_reward, /v1/rewards, /health, /metrics): the same
     rewards as train-policy, batched across concurrent requests. Stops cleanly on Ctrl-C / SIGTERM."""
     from judgerl.serve.app import run_server
     from judgerl.serve.config import load_serve_config
+    from judgerl.serve.guard import api_key_from, check_bind
 
     extra = [f"host={host}"] * bool(host) + [f"port={port}"] * (port is not None) + list(set_)
+    extra += ["allow_unauthenticated=true"] * allow_unauthenticated
     cfg = load_serve_config(config, judge, extra)
+    key = api_key_from(api_key)
+    check_bind(cfg.host, key, cfg.allow_unauthenticated)  # before any model is loaded
     console.print(f"serving on http://{cfg.host}:{cfg.port}: POST /v1/rewards, POST /get_reward (OpenRLHF), "
-                  f"GET /health, GET /metrics", highlight=False)
-    run_server(cfg)
+                  f"GET /health, GET /metrics{' (API key required)' if key else ''}", highlight=False)
+    run_server(cfg, api_key=key)
 
 
 # ---- stage 4: evaluation (arena, winrate, probe; evaluation/cli_eval.py) ----------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -10,8 +11,12 @@ from pydantic import ValidationError
 from judgerl import JudgerlError
 from judgerl.config import format_validation_error, load_judge_spec
 from judgerl.data import check_output_dir, check_output_file, iter_jsonl, write_jsonl_atomic
+from judgerl.judges.limits import BAD_INPUT, SKIPPED, TOO_LONG
+from judgerl.judges.redact import redact
 from judgerl.judges.spec import JudgeRequest
 from judgerl.rundir import RunDir
+
+log = logging.getLogger("judgerl.judge")
 
 
 def request_from_record(rec: dict, where: str, fmt: str) -> JudgeRequest:
@@ -54,7 +59,10 @@ def judge_one(judge: str, prompt: str, responses: list[str], run_dir: Path, over
     check_model(spec)
     req = request_from_record({"prompt": prompt, "responses": responses}, "command line", spec.format)
     v = RunDir(run_dir).judge(spec, "judge").judge([req])[0]
-    return json.dumps(v.model_dump(), indent=2)
+    print(json.dumps(v.model_dump(), indent=2))
+    if not v.valid:
+        raise JudgerlError(f"no usable verdict: {no_verdict_reason([v])}")
+    return ""
 
 
 def judge_file(judge: str, input: Path, output: Path, run_dir: Path, overrides: list[str]) -> str:
@@ -71,6 +79,26 @@ def judge_file(judge: str, input: Path, output: Path, run_dir: Path, overrides: 
     j = rd.judge(spec, "judge")
     verdicts = j.judge(reqs, progress=True, desc=f"judging {input.name}")
     write_jsonl_atomic(output, [{**rec, "verdict": v.model_dump()} for (_, rec), v in zip(rows, verdicts)])
+    refused = [n for (n, _), v in zip(rows, verdicts) if (v.error or "").startswith((TOO_LONG, BAD_INPUT))]
+    if refused:
+        log.warning("%d record(s) not judged (too long or invalid text; see their verdict.error), first at %s:%d",
+                    len(refused), input, refused[0])
     valid = sum(v.valid for v in verdicts)
+    if not valid:
+        raise JudgerlError(f"no usable verdict in {len(verdicts)} record(s) ({no_verdict_reason(verdicts)}); "
+                           f"verdicts written to {output}")
     return (f"{len(verdicts)} judged ({valid} valid, {sum(v.failed for v in verdicts)} failed, "
-            f"{j.backend_calls} backend calls) -> {output}")
+            f"{len(refused)} refused, {j.backend_calls} backend calls) -> {output}")
+
+
+def no_verdict_reason(verdicts) -> str:
+    """Counts by reason, most common first, e.g. '3 judge call failed (connection error), 1 invalid verdict'."""
+    from collections import Counter
+
+    def why(v):
+        if v.error:
+            return v.error.split(":")[0] if v.error.startswith((TOO_LONG, BAD_INPUT, SKIPPED)) else \
+                "judge call failed: " + redact(v.error)[:120]
+        return "invalid verdict"
+
+    return ", ".join(f"{n} {r}" for r, n in Counter(why(v) for v in verdicts).most_common(3))

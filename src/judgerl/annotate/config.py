@@ -57,6 +57,8 @@ class AnnotateConfig(BaseModel):
     over_long: Literal["truncate", "skip", "refuse"] = Field(
         "truncate", description="Over-long prompts: truncate (warning), skip the item (warning) or refuse (error).")
     retries: int = Field(2, ge=0, le=50, description="Re-attempts of a failed judge call (error, 5xx, timeout).")
+    outage_batches: int = Field(2, ge=0, le=1000, description="Stop the run (exit 2, work kept) after this many "
+                                "batches in a row in which every judge call failed (a judge that is down); 0 = never.")
     invalid_retries: int = Field(1, ge=0, le=50, description="Re-asks (new seed) of an invalid verdict; "
                                  "skipped for greedy hf judges, which are deterministic.")
     limit: int | None = Field(None, ge=1, description="Annotate only the first N items.")

@@ -41,6 +41,7 @@ from judgerl.annotate.config import AnnotateConfig, labels_fingerprint, load_con
 from judgerl.annotate.work import WorkTable
 from judgerl.data import check_output_dir
 from judgerl.judges.cache import Ledger, VerdictCache
+from judgerl.judges.limits import is_terminal
 from judgerl.judges.parse import split_think
 from judgerl.judges.prompts import render_rubric_request
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
@@ -89,6 +90,7 @@ class Runner:
             rubrics = {i: (r or {}).get("raw") for (i, _), (s, r, _) in self.work.results("rubric").items()
                        if s == "done"}
         deterministic = cfg.judge.deterministic
+        outage, refused = Outage(cfg.outage_batches), 0
         bar = tqdm(total=total, initial=total - c["pending"], desc=f"annotate {name}", unit="call",
                    disable=not self.progress or c["pending"] == 0, dynamic_ncols=True)
         while True:
@@ -117,8 +119,37 @@ class Runner:
                                    + (name, item_id, idx))
             self.work.commit(updates)
             bar.update(sum(1 for u in updates if u[0] != "pending"))
+            refused += sum(1 for u in updates if u[5] and ("too_long" in u[5] or "bad_input" in u[5]))
+            dead = outage.see(updates)
+            if dead:
+                bar.close()
+                raise JudgerlError(f"annotate stage {name} stopped: {dead}; the work so far is kept in "
+                                   f"{cfg.output_dir}/work.sqlite: fix the judge (endpoint, key, model) and re-run")
         bar.close()
+        if refused:
+            log.warning("annotate %s: %d unit(s) not judged (too long or invalid text; limits: judge.max_prompt_chars, "
+                        "max_response_chars, max_input_tokens)", name, refused)
         return self.work.counts(name)
+
+
+class Outage:
+    """Counts batches in a row in which every judge call failed (transport, 4xx/5xx, timeouts); after
+    `limit` of them a stage stops instead of spending retries x batches on a judge that is down."""
+
+    def __init__(self, limit: int):
+        self.limit, self.dead, self.last = limit, 0, ""
+
+    def see(self, updates: list[tuple]) -> str | None:
+        errors = [u[5] for u in updates]
+        calls = [e for e in errors if not (e or "").startswith("no rubric")]
+        if calls and all((e or "").startswith("judge call failed") and "too_long" not in e and "bad_input" not in e
+                         for e in calls):
+            self.dead, self.last = self.dead + 1, calls[-1]
+        else:
+            self.dead = 0
+        if self.limit and self.dead >= self.limit:
+            return f"every judge call of {self.dead} batches in a row failed (last: {self.last[:200]})"
+        return None
 
 
 _VERDICT_LINE = re.compile(r"^[\s*_`#>-]*(?:score|preferred|rating|grade|verdict)\s*:\s*[*_`]*\s*-?\d+(?:\s*/\s*\d+)?"
@@ -155,7 +186,7 @@ def settle(v: Verdict, attempts: int, inv_round: int, inv_total: int, cfg: Annot
     result = v.model_dump(exclude={"cached"})
     if v.failed:
         attempts += 1
-        status = "pending" if attempts <= cfg.retries else "failed"
+        status = "pending" if attempts <= cfg.retries and not is_terminal(v) else "failed"
         return status, attempts, inv_round, inv_total, None, f"judge call failed: {v.error}"
     if v.valid:
         return "done", attempts, inv_round, inv_total, json.dumps(result), None

@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from judgerl.judges.decode import generate_ids, last_token_logits
+from judgerl.judges.limits import TOO_LONG, refused
 from judgerl.judges.plain_chat import chat_ids, chat_text  # noqa: F401 - chat_text re-exported
 from judgerl.judges.parse import expected_value, parse_verdict, strip_verdict_lines, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
@@ -135,10 +136,21 @@ class HFBackend:
         return probs
 
     def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        """Verdicts of rendered prompts within max_input_tokens; longer ones get a too_long verdict each."""
+        convs = [render(self.spec, r) for r in requests]
+        prompts = [chat_ids(self.tok, m) for m in convs]  # candidate/prompt control-token text stays text
+        cap = self.spec.max_input_tokens
+        keep = [i for i, p in enumerate(prompts) if len(p) <= cap]
+        out = [refused(f"{TOO_LONG}: the judge prompt has {len(p):,} tokens; the limit is {cap:,} (max_input_tokens)")
+               for p in prompts]
+        if keep:
+            for i, v in zip(keep, self._judge_ids([convs[i] for i in keep], [prompts[i] for i in keep])):
+                out[i] = v
+        return out
+
+    def _judge_ids(self, convs: list[list[dict]], prompts: list[list[int]]) -> list[Verdict]:
         spec = self.spec
         t0 = time.perf_counter()
-        convs = [render(spec, r) for r in requests]
-        prompts = [chat_ids(self.tok, m) for m in convs]  # candidate/prompt control-token text stays text
         key = verdict_prefix(spec.format).strip()
         if spec.mode == "reasoning":
             s = spec.sampling
@@ -149,7 +161,7 @@ class HFBackend:
         forced = [chat_ids(self.tok, m, suffix=(r + "\n" if r else "") + self.prefix)
                   for m, r in zip(convs, reasonings)]
         dists = self._next_token_probs(forced)
-        elapsed = (time.perf_counter() - t0) / max(1, len(requests))
+        elapsed = (time.perf_counter() - t0) / max(1, len(prompts))
         out = []
         for (text, n_in, n_out), reasoning, dist in zip(gens, reasonings, dists):
             mass = [float(sum(dist[i] for i in self.value_ids[v])) if self.value_ids[v] else 0.0 for v in self.values]

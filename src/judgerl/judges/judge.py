@@ -6,7 +6,9 @@ Every stage calls judges through this class, so caching and accounting are ident
     verdicts = judge.judge([JudgeRequest(prompt="...", responses=["..."])])
 
 `ajudge` is the async form (TRL runs async reward functions concurrently). A backend failure never
-raises out of here: it comes back as an invalid Verdict with `error` set, and is counted.
+raises out of here: it comes back as an invalid Verdict with `error` set, and is counted. Items over the
+spec's caps or with invalid text fail alone, unsent (judges/limits.py); a backend exception is narrowed to
+the item that raised; after OUTAGE_CHUNKS batches in a row with every call failed, the rest is skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from judgerl.judges.cache import Ledger, VerdictCache
+from judgerl.judges.limits import RAISED, SKIPPED, is_terminal, refused, request_problem
+from judgerl.judges.redact import redact
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
 
 # name -> "module:Class"; imported lazily so the openai backend does not pull in torch.
@@ -27,6 +31,7 @@ BACKENDS = {
     "openai": "judgerl.judges.openai_backend:OpenAIBackend",
     "rm": "judgerl.judges.rm:RewardModelBackend",
 }
+OUTAGE_CHUNKS = 2  # after this many batches in a row with every call failed, the rest of a call is skipped
 
 
 def make_backend(spec: JudgeSpec, model=None, tokenizer=None):
@@ -69,18 +74,29 @@ class Judge:
                 out[i] = hits[k].model_copy(update={"cached": True, "seconds": 0.0, "retries": 0})
             else:
                 todo.append(i)
+        for i in list(todo):
+            problem = request_problem(requests[i], self.spec)
+            if problem:  # never sent; not a backend call, not cached, not in the ledger
+                out[i] = refused(problem)
+                todo.remove(i)
         chunk = max(1, self.spec.batch_size if self.spec.backend != "openai" else self.spec.concurrency * 4)
         bar = tqdm(total=len(todo), desc=desc or f"judging ({self.spec.name})", disable=not progress or not todo,
                    unit="req", dynamic_ncols=True)
+        dead, last_error = 0, None  # chunks in a row whose every call failed (an outage)
         for s in range(0, len(todo), chunk):
             idx = todo[s:s + chunk]
-            verdicts = list(await self.backend.run([requests[i] for i in idx]))
-            if len(verdicts) != len(idx):  # a backend bug must not silently drop requests
-                verdicts = [Verdict(valid=False, error=f"backend returned {len(verdicts)} verdicts for "
-                                    f"{len(idx)} requests")] * len(idx)
+            if dead >= OUTAGE_CHUNKS:
+                for i in idx:
+                    out[i] = refused(f"{SKIPPED}: the judge failed every call of {dead} batches in a row "
+                                     f"(last error: {redact(last_error)})")
+                bar.update(len(idx))
+                continue
+            verdicts = await self._isolated([requests[i] for i in idx])
             self.backend_calls += len(idx)
             for i, v in zip(idx, verdicts):
                 out[i] = v
+            failed = [v for v in verdicts if v.failed and not is_terminal(v)]
+            dead, last_error = (dead + 1, failed[-1].error) if len(failed) == len(verdicts) else (0, last_error)
             if self.cache is not None and self.spec.cache:
                 self.cache.put_many([(keys[i], self.spec.name, out[i]) for i in idx])
             if self.ledger is not None:
@@ -88,11 +104,25 @@ class Judge:
             bar.update(len(idx))
         bar.close()
         if self.ledger is not None:
-            pending = set(todo)
-            hit_rows = [(keys[i], out[i]) for i in range(len(requests)) if i not in pending]
+            hit_rows = [(keys[i], out[i]) for i in range(len(requests)) if out[i] is not None and out[i].cached]
             if hit_rows:
                 self.ledger.record(self.spec.name, self.stage, hit_rows)
         return out  # type: ignore[return-value]
+
+    async def _isolated(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        """The backend's verdicts; when it raises, the batch is split until the item that raises fails alone
+        (so one bad item never costs its batch-mates their verdicts)."""
+        try:
+            verdicts = list(await self.backend.run(requests))
+        except Exception as e:  # noqa: BLE001 - becomes that item's verdict, never the batch's exception
+            if len(requests) == 1:
+                return [refused(redact(f"{RAISED}: {type(e).__name__}: {e}"[:500]))]
+            half = len(requests) // 2
+            return await self._isolated(requests[:half]) + await self._isolated(requests[half:])
+        if len(verdicts) != len(requests):  # a backend bug must not silently drop requests
+            verdicts = [Verdict(valid=False, error=f"backend returned {len(verdicts)} verdicts for "
+                                f"{len(requests)} requests")] * len(requests)
+        return verdicts
 
     def judge(self, requests: list[JudgeRequest], progress: bool = False, desc: str | None = None) -> list[Verdict]:
         """Synchronous form of `ajudge`; safe to call from inside a running event loop (runs in a thread)."""

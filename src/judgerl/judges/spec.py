@@ -78,6 +78,14 @@ class JudgeSpec(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="Seconds before one request is abandoned and retried.")
     max_retries: int = Field(3, ge=0, le=20, description="Retries of a failed request (errors, 5xx, 429, timeouts).")
     cache: bool = Field(True, description="Serve repeated identical requests from the SQLite cache.")
+    # input caps: an item over a cap is not sent to the backend; it gets an invalid verdict with a
+    # `too_long: ...` error of its own (the rest of its batch is judged); see judges/limits.py
+    max_prompt_chars: int = Field(32000, ge=1, description="Longest instruction (characters; chat prompts: all "
+                                  "contents together) judged; longer items get a per-item too_long verdict.")
+    max_response_chars: int = Field(32000, ge=1, description="Longest candidate response (characters) judged; longer "
+                                    "items get a per-item too_long verdict.")
+    max_input_tokens: int = Field(8192, ge=16, description="Longest rendered judge prompt (tokens, in-process "
+                                  "backends; a server enforces its own context) judged; longer: too_long.")
 
     @field_validator("base_urls")
     @classmethod
@@ -138,7 +146,8 @@ class JudgeSpec(BaseModel):
         """Hash of every field that changes verdicts (not concurrency, timeouts or the name)."""
         keep = self.model_dump(exclude={"name", "concurrency", "timeout_s", "max_retries", "cache",
                                         "base_urls", "api_key_env", "batch_size", "device",
-                                        "reuse_prefix"})
+                                        "reuse_prefix", "max_prompt_chars", "max_response_chars",
+                                        "max_input_tokens"})
         if not keep["extra_body"]:
             del keep["extra_body"]  # keeps fingerprints of specs made before the field existed
         keep["template_text"] = read_template(self.template, self.format)

@@ -1,4 +1,5 @@
-"""`python -m judgerl.serve CONFIG [key=value ...]`: the same as `judgerl serve --config CONFIG`."""
+"""`python -m judgerl.serve CONFIG [key=value ...]`: the same as `judgerl serve --config CONFIG` (API key from
+the JUDGERL_API_KEY environment variable)."""
 
 import sys
 
@@ -14,7 +15,9 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv else 2
     try:
-        run_server(load_config(ServeConfig, argv[0], argv[1:]))
+        from judgerl.serve.guard import api_key_from
+
+        run_server(load_config(ServeConfig, argv[0], argv[1:]), api_key=api_key_from(None))
     except JudgerlError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,8 +19,12 @@ import logging
 import threading
 import time
 
+from starlette.requests import Request as StarletteRequest
+
 from judgerl.serve.batcher import Closed
+from judgerl.judges.limits import status_of
 from judgerl.serve.config import ServeConfig
+from judgerl.serve.guard import LOOPBACK, Guard, check_bind
 from judgerl.serve.protocol import (OpenRLHFRequest, RequestError, RewardsRequest, groups_from_items,
                                     openrlhf_groups)
 from judgerl.serve.service import RewardService
@@ -49,10 +53,12 @@ def rewards_body(service: RewardService, groups, where) -> dict:
     for n, (gi, pos) in enumerate(where):
         g, res = groups[gi], groups[gi].results[pos]
         v = res.get("verdict")
-        items.append({"index": n, "group": g.group_id, "reward": res["reward"], "verdict": v})
-        if res["reward"] is None or (v is not None and (v["error"] or not v["valid"])):
+        status = status_of((v or {}).get("error"), (v or {}).get("valid", True), res["reward"])
+        items.append({"index": n, "group": g.group_id, "reward": res["reward"], "status": status, "verdict": v})
+        if res["reward"] is None or status != "ok":
             why = (v or {}).get("error") or ("invalid verdict" if v is not None else "no usable comparison in its group")
-            failures.append({"index": n, "group": g.group_id, "imputed": res["reward"] is not None, "error": why})
+            failures.append({"index": n, "group": g.group_id, "status": status, "imputed": res["reward"] is not None,
+                             "error": why})
     body = {"rewards": [it["reward"] for it in items], "items": items, "failures": failures,
             "judge": {k: service.describe()[k] for k in ("name", "format", "fingerprint")}}
     if service.pairwise:
@@ -62,7 +68,7 @@ def rewards_body(service: RewardService, groups, where) -> dict:
 
 
 def openrlhf_body(service: RewardService, groups, where) -> dict:
-    rewards, unscored, valid, cached = [], [], [], []
+    rewards, unscored, valid, cached, too_long = [], [], [], [], []
     for gi, pos in where:
         res = groups[gi].results[pos]
         v = res.get("verdict") or {}
@@ -70,11 +76,14 @@ def openrlhf_body(service: RewardService, groups, where) -> dict:
         unscored.append(float(res["reward"] is None))
         valid.append(float(bool(v.get("valid", res["reward"] is not None))))
         cached.append(float(bool(v.get("cached", False))))
+        too_long.append(float(status_of(v.get("error"), True, 0) == "too_long"))
     return {"rewards": rewards, "scores": rewards,
-            "extra_logs": {"judge_failed": unscored, "judge_valid": valid, "judge_cached": cached}}
+            "extra_logs": {"judge_failed": unscored, "judge_valid": valid, "judge_cached": cached,
+                           "judge_too_long": too_long}}
 
 
-def build_app(service: RewardService):
+def build_app(service: RewardService, api_key: str | None = None):
+    """The FastAPI app behind the Guard (API key, body cap)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
@@ -116,14 +125,19 @@ def build_app(service: RewardService):
         try:
             groups, where = build()
             items = len(where)
-            await service.score(groups)
+            if items:
+                await asyncio.wait_for(service.score(groups), service.cfg.request_timeout_s)
             return JSONResponse(respond(service, groups, where))
         except RequestError as e:
             status = e.status
-            return _error(e.status, str(e))
+            return _error(e.status, str(e), e.headers)
         except Closed as e:
             status = 503
             return _error(503, str(e), {"Retry-After": "5"})
+        except asyncio.TimeoutError:
+            status = 504
+            return _error(504, f"not judged within {service.cfg.request_timeout_s:g} s (request_timeout_s); its items "
+                               f"may still be judged and cached, retry later", {"Retry-After": "5"})
         except asyncio.CancelledError:  # uvicorn's shutdown_grace_s ran out: answer, do not vanish
             asyncio.current_task().uncancel()
             status = 503
@@ -132,7 +146,7 @@ def build_app(service: RewardService):
         except Exception as e:  # noqa: BLE001 - a bug must answer 500, not hang the client
             status = 500
             log.exception("reward request failed")
-            return _error(500, f"internal error: {type(e).__name__}: {e}")
+            return _error(500, f"internal error: {type(e).__name__}")
         finally:
             service.in_flight -= 1
             service.metrics.request(endpoint, status, time.perf_counter() - t0, items)
@@ -146,8 +160,10 @@ def build_app(service: RewardService):
         return await guarded("/get_reward", lambda: openrlhf_groups(body, service.cfg, service.pairwise), openrlhf_body)
 
     @app.get("/health")
-    async def health():
-        body = {"status": "draining" if service.draining else "ok", "judge": service.describe(), **service.live()}
+    async def health(request: StarletteRequest):  # open to probes: with a key set, it tells nothing but the status
+        body = {"status": "draining" if service.draining else "ok"}
+        if api_key is None or guard.authorized(dict(request.scope["headers"])):
+            body.update(judge=service.describe(), **service.live())
         return JSONResponse(body, status_code=503 if service.draining else 200)
 
     @app.get("/metrics")
@@ -160,10 +176,12 @@ def build_app(service: RewardService):
     async def judge_info():
         return service.describe()
 
-    return app
+    guard = Guard(app, api_key, int(service.cfg.max_body_mb * 1024 * 1024),
+                  lambda path, status: service.metrics.request(path, status, 0.0))
+    return guard
 
 
-def _uvicorn_server(service: RewardService, port: int | None = None):
+def _uvicorn_server(service: RewardService, port: int | None = None, api_key: str | None = None):
     import uvicorn
 
     cfg = service.cfg
@@ -172,32 +190,36 @@ def _uvicorn_server(service: RewardService, port: int | None = None):
         def handle_exit(self, sig, frame):  # refuse new requests from the first signal on
             service.draining = True
             super().handle_exit(sig, frame)
+            self._captured_signals.clear()  # a graceful drain is a normal exit (0), not death by the signal
 
-    config = uvicorn.Config(build_app(service), host=cfg.host, port=cfg.port if port is None else port,
+    config = uvicorn.Config(build_app(service, api_key), host=cfg.host, port=cfg.port if port is None else port,
                             log_level=cfg.log_level, timeout_graceful_shutdown=cfg.shutdown_grace_s,
                             lifespan="on", access_log=cfg.log_level == "debug")
     return Server(config)
 
 
-def run_server(cfg: ServeConfig, service: RewardService | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (blocking)."""
+def run_server(cfg: ServeConfig, service: RewardService | None = None, api_key: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (blocking). `api_key`: see guard.py (never stored, never logged)."""
+    check_bind(cfg.host, api_key, cfg.allow_unauthenticated)
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("binding %s: the reward server has no authentication; keep it on a trusted network", cfg.host)
-    _uvicorn_server(service or RewardService(cfg)).run()
+    if api_key is None and cfg.host not in LOOPBACK:
+        log.warning("serving %s without an API key (allow_unauthenticated): any host that reaches it gets rewards",
+                    cfg.host)
+    log.info("API key: %s", "required on every route but /health" if api_key else "none (loopback only)")
+    _uvicorn_server(service or RewardService(cfg), api_key=api_key).run()
 
 
 @contextlib.contextmanager
-def server_thread(service: RewardService, timeout_s: float = 300.0):
+def server_thread(service: RewardService, timeout_s: float = 300.0, api_key: str | None = None):
     """Run the server on 127.0.0.1 in a background thread; yields its base URL (tests, benchmarks)."""
     from judgerl.llama_server import free_port
 
     port = service.cfg.port or free_port()
-    server = _uvicorn_server(service, port)
+    server = _uvicorn_server(service, port, api_key)
     thread = threading.Thread(target=server.run, name="judgerl-serve", daemon=True)
     thread.start()
     deadline = time.time() + timeout_s

@@ -70,12 +70,16 @@ class MicroBatcher:
 
     async def _collect(self) -> list[_Job]:
         first = await self._next(None)
+        while first.future.done():  # its request gave up (timeout, disconnect): not judged
+            first = await self._next(None)
         batch, n = [first], first.items
         deadline = time.perf_counter() + self.max_wait_s
         while n < self.max_items:
             job = await self._next(deadline - time.perf_counter())
             if job is None:
                 break
+            if job.future.done():
+                continue
             if n + job.items > self.max_items:
                 self._held = job
                 break

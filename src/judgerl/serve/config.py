@@ -17,9 +17,13 @@ class OpenRLHFSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     instruction_from: str = Field("prompt", pattern="^(prompt|label)$", description=(
-        "What the judge sees as the instruction: `prompt` (the prompt string OpenRLHF sends, chat template "
-        "included when --apply_chat_template is on) or `label` (the dataset's --label_key column, e.g. the raw "
+        "What the judge sees as the instruction: `prompt` (the prompt string OpenRLHF sends; a chat template in "
+        "it is removed, see strip_chat_template) or `label` (the dataset's --label_key column, e.g. the raw "
         "instruction text)."))
+    strip_chat_template: bool = Field(True, description=(
+        "When the prompt string is chat-templated (OpenRLHF --apply_chat_template; ChatML, Llama 3, Gemma, "
+        "[INST] formats are recognised), the judge's instruction is its user turn (several turns: the "
+        "user/assistant messages), without the template and the policy's system prompt. False: the string as sent."))
     strip_suffixes: list[str] = Field(default_factory=lambda: list(EOS_MARKERS), description=(
         "End-of-turn markers removed from the end of the response (OpenRLHF decodes with special tokens)."))
 
@@ -33,8 +37,10 @@ class ServeConfig(BaseModel):
     reward: JudgeRewardConfig = Field(default_factory=JudgeRewardConfig, description=(
         "How verdicts become rewards: the same settings (failure policy, pairwise scheme) as train-policy's `reward:`."))
     run_dir: str = Field("runs/serve", description="Where the judge's cache.sqlite and ledger.sqlite live.")
-    host: str = Field("127.0.0.1", description="Bind address; loopback by default. Use 0.0.0.0 only on a "
-                      "trusted network: the server has no authentication.")
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default. A non-loopback address needs "
+                      "an API key (env JUDGERL_API_KEY or --api-key) unless allow_unauthenticated is set.")
+    allow_unauthenticated: bool = Field(False, description=(
+        "Serve a non-loopback address without an API key (only on a network where every host is trusted)."))
     port: int = Field(8100, ge=0, le=65535, description="TCP port (0 = pick a free one).")
     group_size: int | None = Field(None, ge=1, description=(
         "Every group must have exactly this many items (e.g. the engine's samples per prompt); None = any size "
@@ -46,7 +52,19 @@ class ServeConfig(BaseModel):
         "How long the first request of a batch waits for others to join it."))
     max_in_flight: int = Field(256, ge=1, le=100000, description=(
         "Requests accepted at once; more get HTTP 503 with Retry-After (back-pressure)."))
-    max_items_per_request: int = Field(4096, ge=1, description="Larger requests get HTTP 413.")
+    max_items_per_request: int = Field(1024, ge=1, description="Larger requests get HTTP 413.")
+    max_body_mb: float = Field(16.0, gt=0, le=4096, description=(
+        "Largest request body (MB); larger ones get HTTP 413 before they are parsed. The judge's own caps "
+        "(judge.max_prompt_chars, max_response_chars, max_input_tokens) give a per-item `too_long` status."))
+    max_queued_items: int = Field(4096, ge=1, description=(
+        "Items accepted but not yet judged, over all requests; a request that would pass it gets HTTP 429 "
+        "with Retry-After."))
+    request_timeout_s: float = Field(900.0, gt=0, description=(
+        "A request not answered within this time gets HTTP 504 with Retry-After (its items may still be "
+        "judged and cached, so a retry is cheap)."))
+    batch_timeout_s: float = Field(600.0, gt=0, description=(
+        "A judge batch that takes longer (a hung backend) is abandoned: each of its items gets status "
+        "`failed` (judge timed out), and the next batch starts."))
     failure_reward: float = Field(0.0, description=(
         "Reward sent to protocols that cannot carry null (OpenRLHF, verl) when the failure policy leaves an "
         "item unscored; the JSON endpoint returns null instead. Always flagged in extra logs as judge_failed."))

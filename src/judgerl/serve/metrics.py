@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, deque
 
@@ -34,8 +35,8 @@ class Metrics:
     def snapshot(self, live: dict) -> dict:
         lat = sorted(self.latency_s)
 
-        def q(p):
-            return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else None
+        def q(p):  # nearest rank: the smallest sample with at least p of the samples at or below it
+            return lat[max(0, math.ceil(p * len(lat)) - 1)] if lat else None
 
         requests: dict = {}
         for k, v in self.counts.items():
@@ -45,7 +46,7 @@ class Metrics:
         plain = {k: v for k, v in self.counts.items() if "|" not in k}
         return {"uptime_s": time.time() - self.started, "requests": requests, **plain,
                 "latency_s": {"n": len(lat), "mean": sum(lat) / len(lat) if lat else None, "p50": q(0.5),
-                              "p95": q(0.95), "max": lat[-1] if lat else None}, **live}
+                              "p95": q(0.95), "p99": q(0.99), "max": lat[-1] if lat else None}, **live}
 
     def prometheus(self, live: dict) -> str:
         s = self.snapshot(live)

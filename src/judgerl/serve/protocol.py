@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from judgerl.serve.chat_template import instruction_of
 from judgerl.serve.config import ServeConfig
 from judgerl.serve.scoring import Group
 
@@ -18,12 +19,32 @@ from judgerl.serve.scoring import Group
 class RequestError(Exception):
     """A bad request: answered with `status` and a one-line JSON error message."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 Text = str | list[dict]
+ROLES = ("system", "user", "assistant", "developer", "tool")
+
+
+def check_messages(value, what: str, want_user: bool):
+    """Chat messages must each have a known `role` and a string `content` (refused otherwise: 422)."""
+    if isinstance(value, str):
+        return value
+    if not value:
+        raise ValueError(f"{what}: empty message list")
+    for k, m in enumerate(value):
+        if not isinstance(m.get("role"), str) or m["role"] not in ROLES:
+            raise ValueError(f"{what}[{k}]: `role` must be one of {', '.join(ROLES)}")
+        if not isinstance(m.get("content"), str):
+            raise ValueError(f"{what}[{k}]: `content` must be a string")
+        if set(m) - {"role", "content", "name"}:
+            raise ValueError(f"{what}[{k}]: unknown keys {sorted(set(m) - {'role', 'content', 'name'})}")
+    if want_user and not any(m["role"] == "user" and m["content"].strip() for m in value):
+        raise ValueError(f"{what}: no non-empty user message (the instruction)")
+    return value
 
 
 class Item(BaseModel):
@@ -45,6 +66,9 @@ class Item(BaseModel):
             raise ValueError("`responses` is empty")
         if isinstance(self.prompt, str) and not self.prompt.strip():
             raise ValueError("empty prompt")
+        check_messages(self.prompt, "prompt", want_user=True)
+        for k, r in enumerate([self.response] if self.responses is None else self.responses):
+            check_messages(r, "response" if self.responses is None else f"responses[{k}]", want_user=False)
         return self
 
 
@@ -57,7 +81,8 @@ class OpenRLHFRequest(BaseModel):
     """OpenRLHF's remote RM payload (extra fields are ignored, as OpenRLHF's own serve_rm does)."""
 
     model_config = ConfigDict(extra="ignore")
-    query: list[str] = Field(..., min_length=1, description="prompt + response, decoded with special tokens.")
+    query: list[str] = Field(..., description="prompt + response, decoded with special tokens (may be empty: "
+                             "OpenRLHF with several URLs sends some of them an empty shard).")
     prompts: list[str] | None = Field(None, description="The prompt string of each query.")
     labels: list | None = Field(None, description="The dataset's --label_key value of each query.")
 
@@ -99,6 +124,8 @@ def strip_response(text: str, suffixes: list[str]) -> str:
 def openrlhf_groups(req: OpenRLHFRequest, cfg: ServeConfig, pairwise: bool) -> tuple[list[Group], list[tuple[int, int]]]:
     """OpenRLHF samples -> groups: one per sample (pointwise), or one per distinct prompt (pairwise)."""
     n = len(req.query)
+    if n == 0:
+        return [], []  # an empty shard: answered with empty lists
     if req.prompts is None or len(req.prompts) != n:
         raise RequestError(422, f"`prompts` must list the prompt of each of the {n} queries")
     use_label = cfg.openrlhf.instruction_from == "label"
@@ -111,8 +138,12 @@ def openrlhf_groups(req: OpenRLHFRequest, cfg: ServeConfig, pairwise: bool) -> t
         k = 0
         while k < min(len(q), len(p)) and q[k] == p[k]:
             k += 1  # the decoded query starts with the prompt (up to tokenizer round-trip differences)
-        items.append(Item(prompt=req.labels[i] if use_label else p, response=strip_response(q[k:], cfg.openrlhf.strip_suffixes),
-                          group=f"openrlhf:{p}" if pairwise else None))
+        instruction = req.labels[i] if use_label else (instruction_of(p) if cfg.openrlhf.strip_chat_template else p)
+        try:
+            items.append(Item(prompt=instruction, response=strip_response(q[k:], cfg.openrlhf.strip_suffixes),
+                              group=f"openrlhf:{p}" if pairwise else None))
+        except ValueError as e:
+            raise RequestError(422, f"query {i}: {str(e).splitlines()[-1].strip()}") from None
     groups, where = groups_from_items(items)
     for g in groups:
         g.group_id = None  # request-local: not remembered across requests

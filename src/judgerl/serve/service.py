@@ -11,12 +11,12 @@ from collections import OrderedDict
 from pathlib import Path
 
 from judgerl import JudgerlError
-from judgerl.judges.spec import JudgeSpec
+from judgerl.judges.spec import JudgeSpec, Verdict
 from judgerl.serve.batcher import MicroBatcher
 from judgerl.serve.config import ServeConfig
 from judgerl.serve.metrics import Metrics
 from judgerl.serve.protocol import RequestError
-from judgerl.serve.scoring import Group, Scorer
+from judgerl.serve.scoring import Group, Scorer, verdict_summary
 
 STAGE = "serve"  # the ledger's stage for every verdict the server asks for
 
@@ -49,6 +49,7 @@ class RewardService:
         self.batcher = MicroBatcher(self._score_batch, cfg.max_batch_items, cfg.max_wait_ms / 1000.0)
         self.metrics = Metrics()
         self.in_flight = 0
+        self.pending_items = 0  # accepted, not yet judged (all requests)
         self.draining = False
         self._seen: OrderedDict[str, None] = OrderedDict()
 
@@ -67,7 +68,8 @@ class RewardService:
                 "group_size": self.cfg.group_size}
 
     def live(self) -> dict:
-        return {"in_flight": self.in_flight, "queued": self.batcher.queued, "draining": self.draining,
+        return {"in_flight": self.in_flight, "queued": self.batcher.queued, "pending_items": self.pending_items,
+                "batch_items_max": self.batcher.batch_items_max, "draining": self.draining,
                 "max_in_flight": self.cfg.max_in_flight, "judge_backend_calls": self.judge.backend_calls,
                 "reward_totals": self.scorer.totals()}
 
@@ -99,13 +101,31 @@ class RewardService:
 
     async def _score_batch(self, groups: list[Group]) -> None:
         t0 = time.perf_counter()
-        counts = await self.scorer.score(groups)
+        try:
+            counts = await asyncio.wait_for(self.scorer.score(groups), self.cfg.batch_timeout_s)
+        except asyncio.TimeoutError:  # a hung backend: every item of the batch fails on its own, counted
+            error = f"judge timed out: the batch was not judged within {self.cfg.batch_timeout_s:g} s (batch_timeout_s)"
+            verdicts = [Verdict(valid=False, error=error) for g in groups for _ in g.completions]
+            for g in groups:
+                g.results = [{"reward": None, "verdict": verdict_summary(Verdict(valid=False, error=error))}
+                             for _ in g.completions]
+            self.metrics.judged(verdicts, {"judge/dropped": len(verdicts)}, time.perf_counter() - t0)
+            return
         self.metrics.judged(self.scorer.verdicts, counts, time.perf_counter() - t0)
 
     async def score(self, groups: list[Group]) -> list[Group]:
-        """Check, then judge the groups (batched with concurrent requests); fills each group's results."""
+        """Check, then judge the groups (batched with concurrent requests); fills each group's results.
+        More than max_queued_items waiting in all: 429 with Retry-After."""
+        n = sum(len(g.completions) for g in groups)
+        if self.pending_items + n > self.cfg.max_queued_items:
+            raise RequestError(429, f"{self.pending_items} items are waiting to be judged (max_queued_items "
+                                    f"{self.cfg.max_queued_items}); retry later", {"Retry-After": "2"})
         n = self.check(groups)
-        await self.batcher.submit(groups, n)
+        self.pending_items += n
+        try:
+            await self.batcher.submit(groups, n)
+        finally:
+            self.pending_items -= n
         return groups
 
     async def close(self, timeout: float | None = None) -> int:
