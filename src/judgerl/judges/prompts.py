@@ -2,23 +2,20 @@
 
 A template is a text file with a `=== SYSTEM ===` and a `=== USER ===` section and `{{name}}`
 placeholders. Users override it with `template: path/to/file.txt` in the judge spec. Candidate text
-is fenced by `[BEGIN CANDIDATE RESPONSE]` markers; any marker text inside a candidate is neutralised
-so that a candidate cannot close its own fence.
+is fenced by `[BEGIN CANDIDATE RESPONSE]` markers; any marker text inside a candidate (look-alike
+spellings and chat control tokens too) is neutralised so that a candidate cannot close its own fence
+(judges/fence.py).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.judges.fence import neutralise
 from judgerl.judges.spec import JudgeRequest, JudgeSpec
 from judgerl.judges.templates import PLACEHOLDER_RE, TEMPLATE_DIR, read_template
-
-_FENCE = re.compile(r"\[\s*(?:(?:BEGIN|END)\s+)?(?:CANDIDATE\s+RESPONSE(?:\s*\d+)?|INSTRUCTION|RUBRIC)\s*\]",
-                    re.IGNORECASE)
-
 
 def verdict_prefix(fmt: str) -> str:
     """The line start that introduces the verdict: 'Score: ' or 'Preferred: '."""
@@ -27,50 +24,6 @@ def verdict_prefix(fmt: str) -> str:
 
 def template_text(spec: JudgeSpec) -> str:
     return read_template(spec.template, spec.format)
-
-
-_SECTION = re.compile(r"===(\s*(?:SYSTEM|USER)\s*)===", re.IGNORECASE)
-# letters that read as Latin ones (Cyrillic, Greek) and bracket look-alikes NFKC leaves alone
-_LOOK_ALIKE = str.maketrans(
-    "АВСЕНІЈКМОРЅТХУҮԁԚԜаеһіјорѕсхуԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧοι⟦〚【〔❲⁅⟧〛】〕❳⁆",
-    "ABCEHIJKMOPSTXYYdQWaehijopscxyqwABEZHIKMNOPTYXoi[[[[[[]]]]]]")
-
-
-def _fold(text: str) -> tuple[str, list[int]]:
-    """Text as a reader sees it (NFKC, no zero-width/format characters, look-alikes as Latin) and, per
-    folded character, the index of the original character it came from."""
-    out, origin = [], []
-    for i, c in enumerate(text):
-        if unicodedata.category(c) == "Cf" or c == "\u00ad":
-            continue
-        for f in unicodedata.normalize("NFKC", c).translate(_LOOK_ALIKE):
-            if unicodedata.category(f) != "Cf":
-                out.append(f)
-                origin.append(i)
-    return "".join(out), origin
-
-
-def neutralise(text: str) -> str:
-    """Defuse fence markers inside candidate text: '[END CANDIDATE RESPONSE]' -> '(END CANDIDATE RESPONSE)'.
-
-    Also '[INSTRUCTION]', '[RUBRIC]' and spacing/case variants; '=== USER ===' section markers are
-    harmless (sections are split before filling) but are defused too. Markers are found in the folded
-    text (NFKC, zero-width characters dropped, Cyrillic/Greek/bracket look-alikes read as ASCII), so
-    look-alike spellings are defused as well; the rest of the text is left exactly as it was."""
-    if text.isascii():
-        folded, origin = text, None
-    else:
-        folded, origin = _fold(text)
-    spans = [(m.start(), m.end(), "(" + m.group(0)[1:-1].strip() + ")") for m in _FENCE.finditer(folded)]
-    spans += [(m.start(), m.end(), "==" + m.group(1) + "==") for m in _SECTION.finditer(folded)]
-    out, pos = [], 0
-    for s, e, repl in sorted(spans):
-        a, b = (s, e) if origin is None else (origin[s], origin[e - 1] + 1)
-        if a < pos:
-            continue
-        out += [text[pos:a], repl]
-        pos = b
-    return "".join(out) + text[pos:]
 
 
 def output_instructions(spec: JudgeSpec) -> str:
