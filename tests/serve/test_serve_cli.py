@@ -56,17 +56,29 @@ def test_check_endpoints_asks_the_vllm_rollout_server(tmp_path):
     assert r.returncode == 2 and f"http://127.0.0.1:{port}" in r.stderr and "unreachable" in r.stderr
 
 
+def test_non_loopback_bind_without_a_key_is_refused_before_loading():
+    env = {k: v for k, v in os.environ.items() if k != "JUDGERL_API_KEY"}
+    r = subprocess.run([sys.executable, "-m", "judgerl.cli", "serve", "--judge", "smollm2-135m-instruct", "--host",
+                        "0.0.0.0"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "JUDGERL_API_KEY" in r.stderr
+    assert "--allow-unauthenticated" in r.stderr
+
+
 @pytest.mark.slow
 def test_judgerl_serve_cli_end_to_end(tmp_path):
-    """`judgerl serve --judge ...` on 127.0.0.1: /health answers (also as a stand-in rollout server for
-    validate --check-endpoints), a reward comes back, Ctrl-C stops it cleanly."""
+    """`judgerl serve --judge ...` behind an API key (JUDGERL_API_KEY) on 127.0.0.1: /health answers without
+    the key (also as a stand-in rollout server for validate --check-endpoints), rewards need it, Ctrl-C
+    stops it with exit 0, and the key is in no file of the run dir nor in the server's output."""
     from judgerl.llama_server import free_port
 
     port = free_port()
+    key = "jrl-" + os.urandom(12).hex()
     proc = subprocess.Popen([sys.executable, "-m", "judgerl.cli", "serve", "--judge", "smollm2-135m-instruct",
-                             "--port", str(port), "--set", f"run_dir={tmp_path / 'run'}", "--set", "judge.device=cpu"],
+                             "--port", str(port), "--set", f"run_dir={tmp_path / 'run'}", "--set", "judge.device=cpu",
+                             "--set", "log_level=debug"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "JUDGERL_API_KEY": key})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 600
@@ -79,8 +91,10 @@ def test_judgerl_serve_cli_end_to_end(tmp_path):
                 pass
             assert time.time() < deadline
             time.sleep(0.5)
-        r = httpx.post(url + "/v1/rewards", json={"items": [{"prompt": "Capital of France?", "response": "Paris."}]},
-                       timeout=600)
+        item = {"items": [{"prompt": "Capital of France?", "response": "Paris."}]}
+        assert httpx.post(url + "/v1/rewards", json=item, timeout=60).status_code == 401
+        assert httpx.post(url + "/v1/rewards", json=item, timeout=60, headers={"Authorization": "Bearer x"}).status_code == 401
+        r = httpx.post(url + "/v1/rewards", json=item, timeout=600, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and 0.0 <= r.json()["rewards"][0] <= 9.0
         data = yaml.safe_load((REPO / "configs/policy_embedded.yaml").read_text())
         data["grpo"].update(use_vllm=True, vllm_mode="server", vllm_server_host="127.0.0.1", vllm_server_port=port)
@@ -88,7 +102,10 @@ def test_judgerl_serve_cli_end_to_end(tmp_path):
         v = cli("validate", str(tmp_path / "p.yaml"), "--check-endpoints")
         assert v.returncode == 0 and f"rollout: http://127.0.0.1:{port} -> HTTP 200" in v.stdout
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(120) in (0, -signal.SIGINT, 130)
+        assert proc.wait(120) == 0
     finally:
         proc.kill()
-    assert "judgerl reward server stopped" in proc.stdout.read()
+    out = proc.stdout.read()
+    assert "judgerl reward server stopped" in out and "API key: required" in out and key not in out
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert files and not [p for p in files if key.encode() in p.read_bytes()]

@@ -18,17 +18,17 @@ from judge_testdata import SHORT_POINTWISE
 pytestmark = pytest.mark.slow
 
 
-def start(tmp_path, grace_s: float):
+def start(tmp_path, grace_s: float, port: int | None = None):
     from judgerl.llama_server import free_port
 
     (tmp_path / "t.txt").write_text(SHORT_POINTWISE)
-    port = free_port()
+    port = port or free_port()
     cfg = {"kind": "serve", "judge": {"backend": "hf", "model": "smollm2-135m-instruct", "template": str(tmp_path / "t.txt"),
                                       "device": "cpu", "dtype": "float32", "batch_size": 2},
            "run_dir": str(tmp_path / "run"), "port": port, "max_batch_items": 2, "max_wait_ms": 0,
            "shutdown_grace_s": grace_s}
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(cfg))
-    log = open(tmp_path / "server.log", "w")
+    log = open(tmp_path / "server.log", "a")
     proc = subprocess.Popen([sys.executable, "-m", "judgerl.serve", str(tmp_path / "serve.yaml")], stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -81,7 +81,7 @@ def test_sigterm_finishes_every_request_in_flight(tmp_path):
     proc, url, log = start(tmp_path, grace_s=900)  # generous: a shared 2-core CPU can take ~30 s per batch
     try:
         replies, after = asyncio.run(shut_down_during(url, proc, 3))
-        assert proc.wait(900) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful shutdown
+        assert proc.wait(900) == 0  # a graceful drain is a normal exit (uvicorn's signal re-raise is dropped)
     finally:
         proc.kill()
         log.close()
@@ -98,7 +98,7 @@ def test_short_grace_refuses_the_rest_explicitly(tmp_path):
     proc, url, log = start(tmp_path, grace_s=0.5)
     try:
         replies, _ = asyncio.run(shut_down_during(url, proc, 4))
-        assert proc.wait(300) in (0, -signal.SIGTERM)
+        assert proc.wait(300) == 0
     finally:
         proc.kill()
         log.close()

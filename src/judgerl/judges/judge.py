@@ -109,16 +109,22 @@ class Judge:
                 self.ledger.record(self.spec.name, self.stage, hit_rows)
         return out  # type: ignore[return-value]
 
-    async def _isolated(self, requests: list[JudgeRequest]) -> list[Verdict]:
+    async def _isolated(self, requests: list[JudgeRequest], top: bool = True) -> list[Verdict]:
         """The backend's verdicts; when it raises, the batch is split until the item that raises fails alone
-        (so one bad item never costs its batch-mates their verdicts)."""
+        (so one bad item never costs its batch-mates their verdicts). When every item raises, the exception
+        is re-raised, so callers that retry a failed judge (the reward callables) still can."""
         try:
             verdicts = list(await self.backend.run(requests))
         except Exception as e:  # noqa: BLE001 - becomes that item's verdict, never the batch's exception
             if len(requests) == 1:
+                if top:
+                    raise
                 return [refused(redact(f"{RAISED}: {type(e).__name__}: {e}"[:500]))]
             half = len(requests) // 2
-            return await self._isolated(requests[:half]) + await self._isolated(requests[half:])
+            out = await self._isolated(requests[:half], False) + await self._isolated(requests[half:], False)
+            if top and all((v.error or "").startswith(RAISED) for v in out):
+                raise
+            return out
         if len(verdicts) != len(requests):  # a backend bug must not silently drop requests
             verdicts = [Verdict(valid=False, error=f"backend returned {len(verdicts)} verdicts for "
                                 f"{len(requests)} requests")] * len(requests)
