@@ -83,11 +83,13 @@ def check_outputs(outs: list[dict], expected: list[float]) -> None:
     assert all(o["reward_extra_info"]["judge_failed"] == 0.0 for o in outs)
 
 
-def test_verl_calls_a_judgerl_server(smollm2, short_templates, tmp_path):
+def test_verl_calls_a_judgerl_server(smollm2, short_templates, tmp_path, monkeypatch):
+    """verl's reward loop -> a `judgerl serve` behind an API key (JUDGERL_API_KEY in the workers' env)."""
     from judgerl.serve.app import server_thread
 
+    monkeypatch.setenv("JUDGERL_API_KEY", "verl-key-0123456789")
     service, twin = served(smollm2_spec(short_templates["pointwise"]), tmp_path, smollm2, max_wait_ms=100)
-    with server_thread(service) as url:
+    with server_thread(service, api_key="verl-key-0123456789") as url:
         outs = compute_score_batch({"judgerl_url": url}, PROMPTS, RESPONSES)
     check_outputs(outs, reference(twin))
     assert service.batcher.batches < len(PROMPTS)  # verl's concurrent per-sample calls were batched

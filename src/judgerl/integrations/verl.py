@@ -15,6 +15,7 @@ of a dict result as reward extra info. The prompt is not passed: put the instruc
     reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.judgerl_url=http://127.0.0.1:8100     # a `judgerl serve`
     # or, in-process: +reward.custom_reward_function.reward_kwargs.judge_config=/path/serve.yaml
+    # a server behind an API key: export JUDGERL_API_KEY in the reward workers' environment (sent as Bearer)
 
 Samples arrive one per call, so only pointwise judges work here (a pairwise win rate needs its whole
 group); concurrent calls are batched by the server (or by the in-process micro-batcher). A judge failure
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from judgerl import JudgerlError
 
@@ -61,7 +63,10 @@ async def _post(url: str, payload: dict, timeout_s: float, retries: int) -> dict
     key = (id(loop), url)
     if key not in _clients or _clients[key][0] is not loop:  # ids of closed loops can be reused
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-        _clients[key] = (loop, httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, limits=limits))
+        api_key = os.environ.get("JUDGERL_API_KEY")  # a server behind a key (judgerl serve, guard.py)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        _clients[key] = (loop, httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, limits=limits,
+                                                 headers=headers))
     client = _clients[key][1]
     err = None
     for attempt in range(retries + 1):

@@ -117,7 +117,7 @@ class RewardService:
         """Check, then judge the groups (batched with concurrent requests); fills each group's results.
         More than max_queued_items waiting in all: 429 with Retry-After."""
         n = sum(len(g.completions) for g in groups)
-        if self.pending_items + n > self.cfg.max_queued_items:
+        if self.pending_items + n > self.cfg.max_queued_items and n <= self.cfg.max_items_per_request:
             raise RequestError(429, f"{self.pending_items} items are waiting to be judged (max_queued_items "
                                     f"{self.cfg.max_queued_items}); retry later", {"Retry-After": "2"})
         n = self.check(groups)
