@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,8 +15,6 @@ from judgerl.judges.limits import BAD_INPUT, SKIPPED, TOO_LONG
 from judgerl.judges.redact import redact
 from judgerl.judges.spec import JudgeRequest
 from judgerl.rundir import RunDir
-
-log = logging.getLogger("judgerl.judge")
 
 
 def request_from_record(rec: dict, where: str, fmt: str) -> JudgeRequest:
@@ -81,8 +79,9 @@ def judge_file(judge: str, input: Path, output: Path, run_dir: Path, overrides: 
     write_jsonl_atomic(output, [{**rec, "verdict": v.model_dump()} for (_, rec), v in zip(rows, verdicts)])
     refused = [n for (n, _), v in zip(rows, verdicts) if (v.error or "").startswith((TOO_LONG, BAD_INPUT))]
     if refused:
-        log.warning("%d record(s) not judged (too long or invalid text; see their verdict.error), first at %s:%d",
-                    len(refused), input, refused[0])
+        print(f"warning: {len(refused)} record(s) not judged (too long or invalid text; see their verdict.error; "
+              f"limits: judge max_prompt_chars, max_response_chars, max_input_tokens), first at {input}:{refused[0]}",
+              file=sys.stderr)
     valid = sum(v.valid for v in verdicts)
     if not valid:
         raise JudgerlError(f"no usable verdict in {len(verdicts)} record(s) ({no_verdict_reason(verdicts)}); "
