@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from judgerl.study.config import StudyConfig
+from judgerl.study.samples import prompt_key, read_samples, sample_file
 
 
 def _mean(xs):
@@ -62,18 +63,17 @@ def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) ->
 
 
 def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
-    from judgerl.data import read_jsonl
     from judgerl.evaluation.monitor import read_monitor
     from judgerl.study.stats import cluster_bootstrap
 
     recs = read_monitor(run / "monitor.jsonl")
-    samples = {r["step"]: read_jsonl(run / "samples" / f"step_{r['step']:04d}.jsonl") for r in recs
-               if (run / "samples" / f"step_{r['step']:04d}.jsonl").is_file()}
+    samples = {r["step"]: read_samples(run, r["step"]) for r in recs if sample_file(run, r["step"]) is not None}
+    samples = {k: v for k, v in samples.items() if v}
     steps = sorted(samples)
     if not steps:
         return []
-    base = {s["prompt"] if isinstance(s["prompt"], str) else json.dumps(s["prompt"]): s for s in samples[steps[0]]}
-    key = lambda s: s["prompt"] if isinstance(s["prompt"], str) else json.dumps(s["prompt"])  # noqa: E731
+    key = prompt_key
+    base = {key(s): s for s in samples[steps[0]]}
     nb = cfg.gold.bootstrap
     points = []
     for st in steps:
@@ -105,7 +105,6 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
 
 def peak_and_fall(points: list[dict], run: Path, nb: int) -> dict:
     """Gold peak (step, value), and the paired change from the peak to the last point with its interval."""
-    from judgerl.data import read_jsonl
     from judgerl.study.stats import cluster_bootstrap
 
     ok = [p for p in points if p["gold"]["value"] is not None]
@@ -113,8 +112,8 @@ def peak_and_fall(points: list[dict], run: Path, nb: int) -> dict:
         return {}
     peak = max(ok, key=lambda p: p["gold"]["value"])
     last = ok[-1]
-    a = {json.dumps(r["prompt"]): r["gold"] for r in read_jsonl(run / "samples" / f"step_{peak['step']:04d}.jsonl")}
-    b = [(json.dumps(r["prompt"]), r["gold"]) for r in read_jsonl(run / "samples" / f"step_{last['step']:04d}.jsonl")]
+    a = {prompt_key(r): r["gold"] for r in read_samples(run, peak["step"])}
+    b = [(prompt_key(r), r["gold"]) for r in read_samples(run, last["step"])]
     d = cluster_bootstrap([(k, g, a.get(k)) for k, g in b], lambda x: x[0],
                           lambda rs: _mean([None if g is None or h is None else g - h for _, g, h in rs]), nb)
     return {"peak_step": peak["step"], "peak_gold": peak["gold"]["value"], "last_step": last["step"],
