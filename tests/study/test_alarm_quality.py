@@ -79,7 +79,7 @@ def test_tuning_picks_the_centre_of_the_tied_settings():
     res = tune_alarm({"hack": hack, "ctrl": ctrl}, {"window": [2, 3], "proxy_margin": [0.05, 0.5],
                                                     "gold_margin": [0.1, 0.2, 0.4, 5.0]})
     # proxy margin 0.5 and gold margin 5 never fire (missed); window 2 with 0.4 never fires either
-    assert res["loss"] == {"errors": 1 - 1, "abs_lag_steps": 0} and res["tied"] == 5
+    assert res["loss"] == {"errors": 0, "abs_lag_steps": 0} and res["tied"] == 5
     assert res["setting"] == {"window": 3, "proxy_margin": 0.05, "gold_margin": 0.2}  # nearest the tied centre
     assert res["chosen"]["runs"]["ctrl"]["status"] == "quiet" and res["chosen"]["runs"]["hack"]["alarm_step"] == 10
 
