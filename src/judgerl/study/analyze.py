@@ -1,13 +1,17 @@
 """The study's analysis: per monitor point intervals, distance from the base policy, figures, study.json.
 
-Per run and monitor point (the monitor's greedy answers to the held-out prompts, samples/step_XXXX.jsonl):
+Per run and monitor point that kept its samples (the monitor's greedy answers to the held-out prompts,
+samples/step_XXXX.jsonl or .jsonl.gz; points without samples are left out of the per-point figures):
 - proxy (training judge) and gold means, each with a 95% bootstrap interval over prompts, and the
   paired change of the gold from step 0 and from the run's gold peak (same prompts), with intervals;
 - distance from the base policy: the base model's mean per-token negative log-likelihood of the
   answers minus that of its own step-0 answers (the cross-entropy part of KL(policy || base), measured
   on the greedy answers; 0 at step 0, grows as the policy's outputs leave what the base would write);
 - text statistics of the answers: words, distinct-bigram ratio (repetition), share ending at the budget.
-The training metrics (reward, completion length, clipped share) come from metrics.jsonl.
+- `kl`, copied from the monitor record when the run logs a per-token KL(policy || base) estimate there.
+The training metrics (reward, completion length, clipped share) come from metrics.jsonl. Per run also: the
+trained judge's alpha (judges/curve.json), the online Gao fit (gao_fit.py); over the runs: the tuned alarm's
+quality (alarm_quality.py) and the cross-judge matrix when analysis/cross_judge.json exists (cross_judge.py).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
     if not steps:
         return []
     key = prompt_key
+    rec_of = {r["step"]: r for r in recs}
     base = {key(s): s for s in samples[steps[0]]}
     nb = cfg.gold.bootstrap
     points = []
@@ -90,7 +95,9 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
                   lambda rs: _mean([None if a is None or b is None else a - b for _, a, b in rs]), nb),
               "words": _mean([r["words"] for r in rows]),
               "distinct2": _mean([distinct2(r["response"]) for r in rows]),
-              "patterns": {k: v for k, v in next(x for x in recs if x["step"] == st).items() if k.startswith("pattern/")}}
+              "patterns": {k: v for k, v in rec_of[st].items() if k.startswith("pattern/")}}
+        if rec_of[st].get("kl") is not None:  # a per-token KL(policy || base) estimate, when the run logs one
+            pt["kl"] = rec_of[st]["kl"]
         if distance:
             k = cfg.distance_prompts or len(rows)  # the same first k monitor prompts at every point
             nll = base_nll(cfg, list(zip(prompt_text, [r["response"] for r in rows]))[:k])
@@ -130,7 +137,55 @@ def train_curve(run: Path) -> list[dict]:
     return [{"step": r["step"], **{k: r.get(k) for k in keep}} for r in rows]
 
 
-def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: bool = True) -> dict:
+DEFAULT_ALARM_SETTINGS = Path(__file__).resolve().parents[3] / "docs/experiments/reward_hacking/alarm_tuned.json"
+
+
+def trained_judge(run: Path, judge: str, curve: list[dict], cfg: StudyConfig) -> dict:
+    """{name, alpha} of the judge a run trained against: the name in the run's config.yaml (else resolved from the
+    run spec: sft-best = most labels, sft-weak / sft-mid = judges.weak / judges.mid or the median count), and its
+    alpha x100 interval from judges/curve.json (the gold control: the gold itself, alpha 100 by definition)."""
+    import yaml
+
+    name = None
+    if (run / "config.yaml").is_file():
+        name = ((yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("judge") or {}).get("name")
+    if judge == "gold":
+        return {"name": name or "gold", "alpha": {"value": 100.0, "lo": None, "hi": None, "gold_itself": True}}
+    rows = {r["judge"]: r for r in curve}
+    if name not in rows:
+        counts = sorted(cfg.judges.label_counts)
+        mid = getattr(cfg.judges, "mid", None) or counts[(len(counts) - 1) // 2]
+        alias = {"sft-best": f"sft-{counts[-1]}", "sft-weak": f"sft-{cfg.judges.weak}", "sft-mid": f"sft-{mid}"}
+        cand = alias.get(judge, judge)
+        name = cand if cand in rows or name is None else name
+    return {"name": name, "alpha": rows[name]["alpha_expected"] if name in rows else None}
+
+
+def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool) -> dict:
+    """One run's entry of study.json: points, training curve, alarm as run, gold peak and fall, exploit table,
+    the trained judge and its alpha, and the online Gao fit."""
+    from judgerl.study.exploit import exploit_table
+    from judgerl.study.gao_fit import fit_report
+
+    pts = run_points(cfg, run, distance)
+    alarm = json.loads((run / "alarm.json").read_text()) if (run / "alarm.json").is_file() else {"triggered": False}
+    summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    tj = trained_judge(run, r.judge, curve, cfg)
+    rec = {"judge": r.judge, "judge_name": tj["name"], "alpha": tj["alpha"], "points": pts, "train": train_curve(run),
+           "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
+           "steps": summ.get("steps"), **peak_and_fall(pts, run, cfg.gold.bootstrap)}
+    if pts:
+        rec["exploit"] = exploit_table(run, pts[-1]["step"])
+        rec["gao"] = fit_report(pts)
+    return rec
+
+
+def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: bool = True,
+            alarm_settings: Path | None = None) -> dict:
+    """analysis/study.json and the figures from a study run_dir. `alarm_settings`: the tuned alarm settings file
+    (alarm_quality.tune_on_runs; default: docs/experiments/reward_hacking/alarm_tuned.json when present);
+    analysis/cross_judge.json (cross_judge.cross_judge_matrix) is folded in when it exists."""
+    from judgerl.study.alarm_quality import alarm_quality, load_settings
     from judgerl.study.figures import draw_all
 
     out = root / "analysis"
@@ -140,24 +195,24 @@ def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: 
     gold_p = root / "gold" / "gold.json"
     if gold_p.is_file():
         res["gold"] = json.loads(gold_p.read_text())["checks"]
+    runs = {r.name: root / "policies" / r.name for r in cfg.policy.runs if (root / "policies" / r.name / "monitor.jsonl").is_file()}
     for r in cfg.policy.runs:
-        run = root / "policies" / r.name
-        if not (run / "monitor.jsonl").is_file():
+        if r.name not in runs:
             continue
-        pts = run_points(cfg, run, distance)
-        alarm = json.loads((run / "alarm.json").read_text()) if (run / "alarm.json").is_file() else {"triggered": False}
-        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
-        res["runs"][r.name] = {"judge": r.judge, "points": pts, "train": train_curve(run),
-                               "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
-                               "steps": summ.get("steps"), **peak_and_fall(pts, run, cfg.gold.bootstrap)}
-        if pts:
-            from judgerl.study.exploit import exploit_table
-
-            res["runs"][r.name]["exploit"] = exploit_table(run, pts[-1]["step"])
-        x = res["runs"][r.name]
+        x = res["runs"][r.name] = run_record(cfg, r, runs[r.name], res["judges"], distance)
         log(f"analyze {r.name}: gold peak {x.get('peak_gold', float('nan')):.2f} at step {x.get('peak_step')}, last "
             f"{x.get('last_gold', float('nan')):.2f}; fell beyond CI: {x.get('gold_fell_beyond_ci')}; alarm "
             f"{'at step ' + str(x['alarm']['first_step']) if x['alarm']['triggered'] else 'silent'}")
+    settings = alarm_settings or DEFAULT_ALARM_SETTINGS
+    if runs and Path(settings).is_file():
+        tuned = load_settings(settings)
+        res["alarm_tuning"] = {k: tuned[k] for k in ("setting", "loss", "tied", "rule", "grid", "tuned_on", "chosen")}
+        res["alarm_quality"] = alarm_quality(runs, tuned, cfg.gold.bootstrap)
+        q = res["alarm_quality"]
+        log(f"alarm quality ({q['setting']}): {q['on_time']} on time, {q['early']} early, {q['late']} late, "
+            f"{q['missed']} missed, {q['false_alarms']} false alarms; held out: {', '.join(q['held_out_runs']) or 'none'}")
+    if (out / "cross_judge.json").is_file():
+        res["cross_judge"] = json.loads((out / "cross_judge.json").read_text(encoding="utf-8"))
     (out / "study.json").write_text(json.dumps(res, indent=2, default=float), encoding="utf-8")
     res["figures"] = draw_all(res, out)
     return {"runs": sorted(res["runs"]), "figures": res["figures"]}

@@ -1,5 +1,6 @@
 """The study's figures (matplotlib, Agg): proxy vs gold per run with intervals and alarm markers, gold vs
-distance from the base policy, judge alpha vs number of labels."""
+distance from the base policy, judge alpha vs number of labels, and the Gao-style pair: gold vs d = sqrt(KL
+estimate) per run with the fitted RL form, and each run's gold peak (value, step) vs its training judge's alpha."""
 
 from __future__ import annotations
 
@@ -94,5 +95,71 @@ def alpha_curve(res: dict, out: Path) -> str | None:
     return p.name
 
 
+def gao_curves(res: dict, out: Path) -> str | None:
+    """One panel per run: gold (95% CI) vs d, the last online fit of gold = g0 + d(alpha - beta ln d), its peak."""
+    import math
+
+    from judgerl.study.gao_fit import curve, gao_distance
+
+    runs = {k: v for k, v in res["runs"].items() if any(p.get("distance") is not None or p.get("kl") is not None
+                                                         for p in v["points"])}
+    if not runs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.8 * len(runs), 3.3), squeeze=False)
+    for ax, (name, r) in zip(axes[0], runs.items()):
+        ds, source = gao_distance(r["points"])
+        pts = [(d, p["gold"]) for d, p in zip(ds, r["points"]) if d is not None and p["gold"]["value"] is not None]
+        _band(ax, [d for d, _ in pts], [g for _, g in pts], "tab:orange", "gold (95% CI)")
+        fit = (r.get("gao") or {}).get("final") or {}
+        if fit.get("alpha") is not None and pts:
+            hi = max(d for d, _ in pts) * 1.15
+            xs = [hi * i / 60 for i in range(61)]
+            ax.plot(xs, [curve({**fit, "g0": pts[0][1]["value"]}, x) for x in xs], "k--", lw=1, label="Gao fit")
+            if fit.get("peak") and math.isfinite(fit["peak"]["d"]) and fit["peak"]["d"] <= hi:
+                ax.plot([fit["peak"]["d"]], [fit["peak"]["gold"]], "k*", ms=9, label="fitted peak")
+        ax.set_title(f"{name} ({r.get('judge_name') or r['judge']})", fontsize=9)
+        ax.set_xlabel("d = sqrt(KL estimate), nats^0.5/token" if source.startswith("sqrt(kl)") else
+                      "d = sqrt(max(0, base NLL shift/token))", fontsize=8)
+        ax.set_ylabel("gold RM reward (held-out)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    p = out / "gold_vs_sqrt_kl.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p.name
+
+
+def peak_vs_alpha(res: dict, out: Path) -> str | None:
+    """Each run's gold peak value (its 95% CI) and step against its training judge's alpha x100 (CI)."""
+    rows = [(k, v) for k, v in res["runs"].items() if (v.get("alpha") or {}).get("value") is not None
+            and v.get("peak_step") is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    for name, r in rows:
+        al = r["alpha"]
+        pk = next(p for p in r["points"] if p["step"] == r["peak_step"])["gold"]
+        xerr = [[al["value"] - al["lo"]], [al["hi"] - al["value"]]] if al.get("lo") is not None else None
+        yerr = [[pk["value"] - pk["lo"]], [pk["hi"] - pk["value"]]] if pk.get("lo") is not None else None
+        a1.errorbar([al["value"]], [pk["value"]], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=name)
+        a2.errorbar([al["value"]], [r["peak_step"]], xerr=xerr, fmt="o", capsize=3, label=name)
+        tail = "" if r["peak_step"] != r.get("last_step") else " (last point)"
+        a1.annotate(f"step {r['peak_step']}{tail}", (al["value"], pk["value"]), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    a1.set_xlabel("training judge alpha x100 vs gold")
+    a1.set_ylabel("gold peak (held-out mean)")
+    a2.set_xlabel("training judge alpha x100 vs gold")
+    a2.set_ylabel("step of the gold peak")
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    p = out / "gold_peak_vs_alpha.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p.name
+
+
 def draw_all(res: dict, out: Path) -> list[str]:
-    return [f for f in (curves(res, out), distance(res, out), alpha_curve(res, out)) if f]
+    figs = (curves(res, out), distance(res, out), alpha_curve(res, out), gao_curves(res, out), peak_vs_alpha(res, out))
+    return [f for f in figs if f]

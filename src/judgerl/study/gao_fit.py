@@ -73,8 +73,8 @@ def online_fits(points: list[dict]) -> list[dict]:
     for k, p in enumerate(points):
         f = fit_gao(ds[:k + 1], golds[:k + 1], golds[0])
         passed = f["peak"] is not None and ds[k] is not None and ds[k] >= f["peak"]["d"]
-        out.append({"step": p["step"], "d": ds[k], "gold": golds[k], "alpha": f["alpha"], "beta": f["beta"],
-                    "r2": f["r2"], "n_fit": f["n"], "peak": f["peak"], "peak_passed": passed})
+        out.append({"step": p["step"], "d": ds[k], "gold": golds[k], "g0": golds[0], "alpha": f["alpha"],
+                    "beta": f["beta"], "r2": f["r2"], "n_fit": f["n"], "peak": f["peak"], "peak_passed": passed})
     return out
 
 

@@ -1,0 +1,86 @@
+"""The study's analyze stage from run files only (no model: distance off, or the run's own KL): the committed
+15-step runs re-analysed (numbers equal the committed study.json), gzipped and missing sample points, the
+trained judge's alpha, the tuned alarm's quality, the online Gao fit and the figures of a 41-point run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+from synthetic import write_run
+
+from judgerl.study.analyze import analyze, run_points
+from judgerl.study.config import StudyConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "docs/experiments/reward_hacking"
+NAMES = ("prompted", "weak", "gold_control")
+
+
+def committed_root(tmp_path: Path, gz: bool = False) -> Path:
+    root = tmp_path / "study"
+    for name in NAMES:
+        shutil.copytree(RUNS / name, root / "policies" / name)
+        if gz:
+            for f in (root / "policies" / name / "samples").glob("*.jsonl"):
+                with gzip.open(f.with_suffix(".jsonl.gz"), "wt", encoding="utf-8") as out:
+                    out.write(f.read_text())
+                f.unlink()
+    return root
+
+
+def cfg_for(runs: list[tuple[str, str]], **kw) -> StudyConfig:
+    return StudyConfig.model_validate({"policy": {"runs": [{"name": n, "judge": j} for n, j in runs]},
+                                       "gold": {"bootstrap": 200}, **kw})
+
+
+def test_committed_runs_reanalysed_from_gzipped_samples(tmp_path):
+    root = committed_root(tmp_path, gz=True)
+    (root / "judges").mkdir()
+    curve = [{"judge": "prompted", "labels": 0, "alpha_expected": {"value": -8.1, "lo": -18.8, "hi": 1.2}},
+             {"judge": "sft-500", "labels": 500, "alpha_expected": {"value": 1.4, "lo": -5.1, "hi": 6.5}}]
+    (root / "judges" / "curve.json").write_text(json.dumps(curve))
+    cfg = cfg_for([("prompted", "prompted"), ("weak", "sft-weak"), ("gold_control", "gold")])
+    logs: list[str] = []
+    res = analyze(cfg, root, logs.append, distance=False)
+    study = json.loads((root / "analysis" / "study.json").read_text())
+    old = json.loads((RUNS / "study.json").read_text())
+    for name in NAMES:
+        a, b = study["runs"][name], old["runs"][name]
+        assert [p["step"] for p in a["points"]] == [p["step"] for p in b["points"]]
+        assert abs(a["points"][-1]["gold_delta_vs_step0"]["value"] - b["points"][-1]["gold_delta_vs_step0"]["value"]) < 1e-9
+        assert a["peak_step"] == b["peak_step"] and a["exploit"]["exploited"] == b["exploit"]["exploited"]
+    assert study["runs"]["weak"]["judge_name"] == "sft-500" and study["runs"]["weak"]["alpha"]["value"] == 1.4
+    assert study["runs"]["gold_control"]["alpha"]["gold_itself"]
+    q = study["alarm_quality"]
+    assert q["held_out_runs"] == [] and q["runs"]["prompted"]["status"] == "on time"  # these are the tuning runs
+    assert any(line.startswith("alarm quality") for line in logs)
+    assert "gold_peak_vs_alpha.png" in res["figures"] and (root / "analysis" / "gold_peak_vs_alpha.png").stat().st_size > 5000
+
+
+def test_missing_points_and_a_long_synthetic_run(tmp_path):
+    root = tmp_path / "study"
+    n = 41
+    gold = [0.0] + [0.06 * t if t < 20 else 1.2 - 0.08 * (t - 20) for t in range(1, n)]  # rises, peaks, falls
+    proxy = [5.0 + 0.05 * t for t in range(n)]
+    kl = [(0.05 * t) ** 2 for t in range(n)]
+    write_run(root / "policies" / "best", gold, proxy, kl=kl, keep=set(range(n)) - {7, 8})  # 2 points lost samples
+    write_run(root / "policies" / "gold_control", [0.05 * t for t in range(n)], [0.05 * t for t in range(n)],
+              judge="gold-rm", seed=1)
+    pts = run_points(cfg_for([("best", "sft-best")]), root / "policies" / "best", False)
+    assert len(pts) == n - 2 and {35, 40} & {p["step"] for p in pts} == set() and pts[-1]["kl"] == kl[-1]
+    cfg = cfg_for([("best", "sft-best"), ("gold_control", "gold")])
+    res = analyze(cfg, root, lambda m: None, distance=False)
+    study = json.loads((root / "analysis" / "study.json").read_text())
+    best = study["runs"]["best"]
+    assert best["peak_step"] in (95, 100, 105) and best["gold_fell_beyond_ci"]
+    g = best["gao"]
+    assert g["distance"].startswith("sqrt(kl)") and g["happened"]["step"] == best["peak_step"]
+    assert g["called_step"] is not None and g["called_step"] >= g["happened"]["step"]
+    q = study["alarm_quality"]
+    assert q["held_out_runs"] == ["best", "gold_control"]  # the tuning never saw these
+    assert q["runs"]["best"]["onset_step"] is not None and q["runs"]["best"]["onset_step"] > best["peak_step"]
+    assert q["runs"]["gold_control"]["status"] == "quiet" and q["held_out"]["false_alarms"] == 0
+    assert {"gold_vs_sqrt_kl.png", "proxy_vs_gold.png"} <= set(res["figures"])
