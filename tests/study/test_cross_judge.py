@@ -1,0 +1,59 @@
+"""Cross-judge matrix on the committed 15-step runs: final vs step-0 answers paired by prompt; real SmolLM2 judges
+on the CPU at toy size (the prompted judge and the embedded gold RM re-score the final answers as the run's
+monitor did on the GPU), and the arena against the base with the embedded judge."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from judgerl import JudgerlError
+from judgerl.study.cross_judge import cross_judge_matrix, final_and_base
+from judgerl.study.samples import read_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "docs/experiments/reward_hacking"
+
+
+def test_final_and_base_pair_the_last_point_with_step_0():
+    x = final_and_base(RUNS / "weak", limit=5)
+    assert x["final_step"] == 14 and x["base_step"] == 0 and len(x["items"]) == 5
+    base = {json.dumps(r["prompt"]): r["response"] for r in read_samples(RUNS / "weak", 0)}
+    assert all(base[json.dumps(p)] == b for p, _, b in x["items"])
+
+
+def test_a_run_with_one_sampled_point_and_no_judges_are_clear_errors(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "weak", run)
+    (run / "samples" / "step_0014.jsonl").unlink()
+    with pytest.raises(JudgerlError, match="needs samples at two monitor points"):
+        final_and_base(run)
+    with pytest.raises(JudgerlError, match="no judges"):
+        cross_judge_matrix({"weak": RUNS / "weak"}, {}, log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_matrix_and_arena_with_real_smollm2_on_cpu(tmp_path):
+    from judgerl.judges.spec import JudgeSpec, Sampling
+    from judgerl.study.embedded import embedded_gold_spec
+
+    prompted = JudgeSpec(name="prompted", backend="hf", model="smollm2-135m-instruct", format="pointwise",
+                         mode="direct", device="cpu", batch_size=8, sampling=Sampling(max_new_tokens=8))
+    runs = {k: RUNS / k for k in ("prompted", "gold_control")}
+    out = tmp_path / "cross_judge.json"
+    res = cross_judge_matrix(runs, {"prompted": prompted, "gold": embedded_gold_spec("cpu", 8)}, out, arena="default",
+                             nb=100, limit=3, log=lambda m: None, trained_on={"prompted": "prompted"})
+    assert json.loads(out.read_text())["runs"]["prompted"]["n"] == 3
+    for run, stored_key in (("prompted", "proxy"), ("gold_control", "gold")):
+        stored = read_samples(runs[run], res["runs"][run]["final_step"])[:3]
+        mean = sum(r[stored_key] for r in stored) / 3
+        judge = "prompted" if stored_key == "proxy" else "gold"
+        # the CPU fp32 re-score agrees with what the run's monitor stored (GPU) to a few hundredths
+        assert abs(res["runs"][run]["scores"][judge]["final"]["value"] - mean) < 0.05
+    g = res["runs"]["gold_control"]["scores"]["gold"]
+    assert g["change"]["value"] > 0.5 and res["runs"]["prompted"]["scores"]["gold"]["change"]["value"] < 0
+    a = res["runs"]["prompted"]["arena"]
+    assert a["games"] == 6 and a["invalid_games"] == 0 and 0.0 < a["win_rate"]["value"] < 1.0
