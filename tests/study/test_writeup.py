@@ -39,7 +39,7 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
         {"judge": "sft-5000", "labels": 5000, "alpha_expected": {"value": 38.3, "lo": 22.2, "hi": 51.1}, "n": 1000,
          "invalid_rate": 0.0},
         {"judge": "reasoning", "labels": 5000, "alpha_expected": {"value": 20.5, "lo": 10.0, "hi": 30.1}, "n": 1000,
-         "invalid_rate": 0.04, "mean_thinking_tokens": 141.2, "seconds_per_verdict": 0.0312}]))
+         "invalid_rate": 0.04, "reasoning": True, "tokens_out_per_verdict": 141.24, "seconds_per_verdict": 0.0312}]))
     (root / "analysis").mkdir()
     cell = {"final": {"value": 6.1, "lo": 5.9, "hi": 6.3}, "base": {"value": 5.0, "lo": 4.8, "hi": 5.2},
             "change": {"value": 1.1, "lo": 0.9, "hi": 1.3}}
@@ -56,7 +56,7 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
     assert out.read_text() == text and not BAD.search(text) and "Not in this study.json" not in text
     for title in ("Judges: alpha vs gold", "Policy runs", "How good the alarm is", "Gold vs distance: Gao's RL form", "Cross-judge matrix"):
         assert f"### {title}" in text
-    assert "| reasoning | 5,000 | 20.5 [10.0, 30.1] | 1000 | 0.040 | 141 | 0.031 |" in text
+    assert "| reasoning (reasoning) | 5,000 | 20.5 [10.0, 30.1] | 1000 | 0.040 | 141.2 | 0.0312 |" in text
     assert "| best | held out | step 105 |" in text and "of 1 without one, 0 false alarms" in text
     assert "| best (200) | 24 | 6.10 [5.90, 6.30]; Δ +1.10 [+0.90, +1.30] (own) |" in text
     assert "0.41 [0.30, 0.52] (0 invalid of 48)" in text

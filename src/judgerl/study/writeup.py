@@ -33,8 +33,8 @@ def table(head: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
-EXTRA = (("mean_thinking_tokens", "thinking tokens / verdict", 0), ("tokens_per_verdict", "tokens / verdict", 0),
-         ("seconds_per_verdict", "s / verdict", 3))
+EXTRA = (("mean_thinking_tokens", "thinking tokens / verdict", 0), ("tokens_in_per_verdict", "input tokens / verdict", 0),
+         ("tokens_out_per_verdict", "output tokens / verdict", 1), ("seconds_per_verdict", "s / verdict", 4))
 
 
 def judges_table(study: dict) -> str:
@@ -43,7 +43,7 @@ def judges_table(study: dict) -> str:
         return ""
     extra = [e for e in EXTRA if any(r.get(e[0]) is not None for r in rows)]
     head = ["judge", "gold labels", "alpha ×100 vs gold [95% CI]", "answers", "invalid rate"] + [e[1] for e in extra]
-    body = [[r["judge"], f"{r['labels']:,}", ci(r.get("alpha_expected"), 1), r.get("n"),
+    body = [[r["judge"] + (" (reasoning)" if r.get("reasoning") else ""), f"{r['labels']:,}", ci(r.get("alpha_expected"), 1), r.get("n"),
              num(r.get("invalid_rate"), 3)] + [num(r.get(k), nd) for k, _, nd in extra] for r in rows]
     return table(head, body)
 
