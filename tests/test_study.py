@@ -194,7 +194,7 @@ def test_study_end_to_end_toy(tmp_path, capsys):
     ann = [json.loads(x) for x in (root / "labels" / "annotations" / "pointwise.jsonl").read_text().splitlines()]
     assert ann and all(0 <= a["score"] <= 9 for a in ann) and {a["split"] for a in ann} == {"train", "test"}
     curve = json.loads((root / "judges" / "curve.json").read_text())
-    assert [r["judge"] for r in curve] == ["prompted", "sft-4", "reasoning"]
+    assert [r["judge"] for r in curve] == ["prompted", "sft-4", "reasoning (sft+grpo)"]
     assert curve[2]["tokens_out_per_verdict"] > curve[1]["tokens_out_per_verdict"]  # it thinks before the verdict
     traces = json.loads((root / "judges" / "reasoning-traces" / "traces.json").read_text())
     assert traces["sampled"] == 6 and 0 < traces["kept"] <= traces["valid"] <= 6

@@ -120,6 +120,8 @@ class ReasoningSettings(BaseModel):
     grpo_learning_rate: float = Field(2e-5, gt=0, description="GRPO lr (LoRA).")
     grpo_prompts: int = Field(8, ge=1, description="Labelled items per GRPO step.")
     grpo_generations: int = Field(8, ge=2, description="Samples per item in GRPO.")
+    eval_limit: int | None = Field(None, ge=1, description="Held-out answers scored for its alpha (None = "
+                                   "judges.eval_limit; a CPU evaluation of a thinking judge may need fewer).")
 
 
 class RunSpec(BaseModel):

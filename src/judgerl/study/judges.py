@@ -74,7 +74,7 @@ def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: 
     return rec
 
 
-def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path) -> dict:
+def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path, limit: int | None = None) -> dict:
     """eval.json through evaluate_judge, plus alpha (expected score) with a bootstrap interval over prompts."""
     from judgerl.annotate.dataset import load_annotations
     from judgerl.evaluation.eval_judge import evaluate_judge
@@ -88,7 +88,7 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path) -> dict
 
     folder.mkdir(parents=True, exist_ok=True)
     judge = Judge(spec, cache=folder / "cache.sqlite", ledger=folder / "ledger.sqlite", stage="eval-judge")
-    limit = cfg.judges.eval_limit
+    limit = limit or cfg.judges.eval_limit
     t0 = time.perf_counter()
     res = evaluate_judge(spec, folder, str(annotations), "test", limit, [], cfg.shared_data, judge=judge)
     wall = time.perf_counter() - t0

@@ -149,9 +149,15 @@ def merged_reasoning(cfg: StudyConfig, folder: Path) -> Path:
     return merged_model(str(sft.resolve()), folder / "adapter", "causal", folder / "merged")
 
 
-def reasoning_spec(folder: Path, device: str, batch_size: int = 64):
+def reasoning_spec(cfg: StudyConfig, folder: Path, batch_size: int = 64):
+    """The reasoning judge's JudgeSpec: base + SFT (+ GRPO when that stage's adapter exists). Without judge.yaml
+    (a run whose GRPO stage did not finish) the spec is rebuilt from the config, as training saved it."""
     from judgerl.config import load_judge_spec
+    from judgerl.training.train_judge import judge_spec
 
     merged = folder / "merged" if (folder / "adapter").is_dir() else folder / "merged_sft"
-    return load_judge_spec(str(folder / "judge.yaml")).model_copy(
-        update={"name": "reasoning", "device": device, "batch_size": batch_size, "model": str(merged.resolve())})
+    spec = load_judge_spec(str(folder / "judge.yaml")) if (folder / "judge.yaml").is_file() else \
+        judge_spec(_train_config(cfg, folder, folder, "lora"), str(merged.resolve()))
+    stage = "sft+grpo" if (folder / "adapter").is_dir() else "sft only"
+    return spec.model_copy(update={"name": f"reasoning ({stage})", "device": cfg.device, "batch_size": batch_size,
+                                   "model": str(merged.resolve())})

@@ -119,7 +119,7 @@ class Study:
         if stage == "judge-reasoning":
             from judgerl.study.reasoning import reasoning_spec
 
-            return reasoning_spec(self.p("judges", "reasoning"), self.cfg.device)
+            return reasoning_spec(self.cfg, self.p("judges", "reasoning"))
         name = stage.removeprefix("judge-")
         return sft_spec(self.p("judges", name), name, self.cfg.device)
 
@@ -234,23 +234,29 @@ class Study:
             rows = [{**judge_alpha(c, prompted_spec(c), ann, self.p("judges", "prompted")), "labels": 0}]
             for n in self.sft_counts():
                 f = self.p("judges", f"sft-{n}")
+                if not (f / "adapter").is_dir():  # not trained (yet): said so in the curve, not skipped silently
+                    rows.append({"judge": f"sft-{n}", "labels": n, "missing": "not trained"})
+                    continue
                 rows.append({**judge_alpha(c, sft_spec(f, f"sft-{n}", c.device), ann, f / "eval"), "labels": n})
-            if c.reasoning.enabled:
+            f = self.p("judges", "reasoning")
+            if c.reasoning.enabled and (f / "sft_adapter").is_dir():
                 from judgerl.study.reasoning import reasoning_spec
 
-                f = self.p("judges", "reasoning")
-                rows.append({**judge_alpha(c, reasoning_spec(f, c.device), ann, f / "eval"), "labels": c.reasoning.items,
-                             "reasoning": True})
-            for r in rows:
+                rows.append({**judge_alpha(c, reasoning_spec(c, f), ann, f / "eval", c.reasoning.eval_limit),
+                             "labels": c.reasoning.items, "reasoning": True,
+                             "stages": "sft+grpo" if (f / "adapter").is_dir() else "sft only"})
+            elif c.reasoning.enabled:
+                rows.append({"judge": "reasoning", "labels": c.reasoning.items, "missing": "not trained"})
+            for r in [r for r in rows if "missing" not in r]:
                 self.log(f"judge {r['judge']}: alpha (expected score) vs gold {fmt_ci(r['alpha_expected'])}, "
                          f"invalid {r['invalid_rate']}, {r.get('seconds_per_verdict')} s and "
                          f"{r.get('tokens_out_per_verdict')} output tokens a verdict")
             (self.p("judges", "curve.json")).write_text(json.dumps(rows, indent=2, default=float))
             return {"curve": rows}
         S.run("judges-eval", self.p("judges"), {"eval_limit": c.judges.eval_limit, "counts": self.sft_counts(),
+                                                 "reasoning_eval_limit": c.reasoning.eval_limit,
                                                  "bootstrap": c.gold.bootstrap},
-              ["labels"] + [f"judge-sft-{n}" for n in self.sft_counts()]
-              + (["judge-reasoning"] if c.reasoning.enabled else []), judges_eval, owns_folder=False)
+              ["labels"], judges_eval, owns_folder=False)  # every judge trained so far; the others marked missing
 
         pcfg = c.policy.model_dump(exclude={"runs", "max_seconds"})  # a budget change must not restart a run
         for r in c.policy.runs:
