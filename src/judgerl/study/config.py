@@ -181,6 +181,8 @@ class StudyConfig(BaseModel):
     judges: JudgeSettings = Field(default_factory=JudgeSettings, description="Judges of graded quality trained on the labels.")
     reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings, description="The reasoning judge.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy GRPO runs against each judge and the gold control.")
+    cross_judge_prompts: int | None = Field(None, ge=1, description="Cross-judge matrix: first n held-out monitor "
+                                            "prompts per run (None = all; fewer for a CPU).")
     distance_prompts: int | None = Field(None, ge=0, description="Analysis: monitor prompts per point whose answers "
                                          "the base model re-reads for the distance from base (None = all, 0 = skip).")
 

@@ -12,6 +12,8 @@ and, through the hashes, everything downstream):
     judge-sft-N  judges/sft-N one SFT judge per label count
     judges-eval  judges/      alpha vs gold for the prompted judge and every SFT judge (curve.json)
     policy-NAME  policies/NAME one GRPO run per policy.runs entry
+    cross-judge  analysis/    every run's final answers scored by every judge + an arena vs the base (on request:
+                              --stage cross-judge; analyze folds analysis/cross_judge.json in when it exists)
     analyze      analysis/    bootstrap intervals, distance from the base policy, figures, study.json
 `--stage` picks stages (groups: judges, policies, all); the others must already be done. Independent
 stages may run at once in separate processes on one run_dir (e.g. gold and answers, or the policy runs).
@@ -143,6 +145,39 @@ class Study:
 
             merged_reasoning(self.cfg, self.p("judges", "reasoning"))
 
+    def trained_judges(self) -> dict:
+        """{name: JudgeSpec} of every judge that exists in this run dir: prompted, SFT judges, reasoning, gold."""
+        from judgerl.study.judges import prompted_spec, sft_spec
+
+        self.ensure_merged()
+        out = {"prompted": prompted_spec(self.cfg)}
+        for n in self.sft_counts():
+            f = self.p("judges", f"sft-{n}")
+            if (f / "adapter").is_dir():
+                out[f"sft-{n}"] = sft_spec(f, f"sft-{n}", self.cfg.device)
+        if (self.p("judges", "reasoning", "sft_adapter")).is_dir():
+            from judgerl.study.reasoning import reasoning_spec
+
+            out["reasoning"] = reasoning_spec(self.cfg, self.p("judges", "reasoning"))
+        out["gold"] = self.gold_spec()
+        return out
+
+    def cross_judge(self) -> dict:
+        """analysis/cross_judge.json: every policy run's final held-out answers (and its step-0 answers) scored by
+        every judge, and an arena against the base with the embedded SmolLM2 (study/cross_judge.py)."""
+        from judgerl.study.cross_judge import cross_judge_matrix
+
+        runs = {r.name: self.p("policies", r.name) for r in self.cfg.policy.runs
+                if (self.p("policies", r.name, "monitor.jsonl")).is_file()}
+        judges = self.trained_judges()
+        names = {"sft-best": f"sft-{max(self.sft_counts())}", "sft-mid": f"sft-{self.mid_count()}",
+                 "sft-weak": f"sft-{self.cfg.judges.weak}"}
+        trained_on = {r.name: names.get(r.judge, r.judge) for r in self.cfg.policy.runs if r.name in runs}
+        return cross_judge_matrix(runs, judges, self.p("analysis", "cross_judge.json"), arena="default",
+                                  nb=self.cfg.gold.bootstrap, limit=self.cfg.cross_judge_prompts,
+                                  cache_dir=self.p("analysis", "cross_judge_cache"), log=self.log,
+                                  trained_on=trained_on)
+
     # ---- the stages ----------------------------------------------------------------------------
     def run(self, selected: set[str] | None = None) -> dict:
         from judgerl.config import dump_yaml
@@ -271,6 +306,8 @@ class Study:
             S.run(f"policy-{r.name}", self.p("policies", r.name), {"policy": pcfg, "run": r.model_dump()},
                   ["prompts", "gold"] + ([dep] if dep and dep != "gold" else []), pol)
 
+        if selected is not None and "cross-judge" in selected:
+            self.cross_judge()
         if selected is None or "analyze" in selected:
             from judgerl.study.analyze import analyze
 
@@ -294,7 +331,7 @@ def expand(stages: list[str] | None, cfg: StudyConfig) -> set[str] | None:
             out.add(f"policy-{s[7:]}")
         else:
             out.add(s)
-    known = {"prompts", "gold", "answers", "labels", "judges-eval", "analyze", "reasoning-traces",
+    known = {"prompts", "gold", "answers", "labels", "judges-eval", "analyze", "reasoning-traces", "cross-judge",
              "judge-reasoning"} | {f"judge-sft-{n}" for n in counts} \
         | {f"policy-{r.name}" for r in cfg.policy.runs}
     bad = sorted(out - known)
