@@ -7,9 +7,11 @@
 #   1. carry [device_carry/p0, .whl]:        bash scripts/device/study.sh part0
 #   2. carry [device_carry/p1, device_carry/study]:  bash scripts/device/study.sh judges
 #        embedded gold, answers, labels; the SFT judges in parallel with the reasoning traces
-#   3. carry [device_carry/study]:           bash scripts/device/study.sh policies   (again to continue)
-#        the reasoning judge and judges-eval, while the non-reasoning policy runs train; then the reasoning arm.
-#        Each call stops its runs on a monitor step before DEADLINE s (checkpoint kept in /tmp) and packs.
+#   3. carry [device_carry/study]:           bash scripts/device/study.sh reasoning
+#        the reasoning judge (SFT on the kept traces, GRPO) alone on the GPU, then every judge's alpha
+#   4. carry [device_carry/study]:           bash scripts/device/study.sh policies   (again, back to back, to continue)
+#        the five arms at once (RUNS= picks); each call stops its runs on a monitor step before DEADLINE s
+#        (checkpoints stay in /tmp: a 200-step arm needs its calls on ONE warm machine) and packs.
 # A machine that went cold loses /tmp: unpack the returned tarballs into device_carry/study/run (what must
 # survive is committed under docs/experiments/reward_hacking/ and src/judgerl/study/judges/) and start at 1.
 set -u
@@ -36,6 +38,15 @@ bg() {  # bg NAME SECONDS stage args...: a stage in the background with a hard t
       > $RUN/logs/$name.log 2>&1; echo "$name rc $?" ) &
 }
 case "$1" in
+_stage)  # internal: one stage, logged to logs/$2.log
+  env_setup; name=$2; shift 2; study "$@" > $RUN/logs/$name.log 2>&1; echo "$name rc $?" ;;
+reasoning)  # the reasoning judge (SFT on the traces, GRPO) alone on the GPU (beside four policy runs its GRPO
+  # ran out of memory on an 80 GB H100, 2026-12-06), then every judge's alpha
+  env_setup
+  timeout $(left) $0 _stage reasoning --stage judge-reasoning
+  timeout $(left) $0 _stage judges-eval --stage judges-eval
+  grep "^\[" $RUN/logs/reasoning.log $RUN/logs/judges-eval.log | tail -12
+  pack reasoning.tgz judges/reasoning judges/curve.json 'judges/*/eval' judges/prompted judges/stage-judges-eval.json logs ;;
 part0)
   cp device_carry/p0/part00 /tmp/part00
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -52,10 +63,12 @@ judges)
   cp -rn device_carry/study/run/. $RUN/
   python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || exit 1
   study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -6
-  for n in $(python3 -c "import yaml;print(' '.join(map(str,yaml.safe_load(open('$CFG'))['judges']['label_counts'])))"); do
-    bg sft-$n $(left) --stage judge-sft-$n; sleep 1
-  done
-  bg traces $(left) --stage reasoning-traces
+  # 2026-12-06: five SFT judges + the traces at once ran ~19 examples/s each; sft-5000/10000/20000 did not finish in
+  # 540 s. Two lanes: the small judges then the traces, and the large judges one after another (LANES=1: serial).
+  COUNTS=$(python3 -c "import yaml;print(' '.join(map(str,sorted(yaml.safe_load(open('$CFG'))['judges']['label_counts']))))")
+  ( for n in $COUNTS; do [ $n -le 1500 ] && timeout $(left) $0 _stage sft-$n --stage judge-sft-$n; done
+    timeout $(left) $0 _stage traces --stage reasoning-traces ) &
+  ( for n in $COUNTS; do [ $n -gt 1500 ] && timeout $(left) $0 _stage sft-$n --stage judge-sft-$n; done ) &
   wait
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
   for f in $RUN/logs/sft-*.log $RUN/logs/traces.log; do grep "^\[\|Error" $f | tail -2; done
@@ -64,18 +77,10 @@ judges)
   pack judges_b.tgz judges/sft-10000 judges/sft-20000 ;;
 policies)
   env_setup
-  RUNS=${RUNS:-prompted mid best gold_control}
+  RUNS=${RUNS:-prompted mid best reasoning gold_control}
   for r in $RUNS; do bg policy-$r $(left) --stage policy:$r --set policy.max_seconds=$(( $(left) - 90 )); sleep 3; done
-  if python3 -c "import yaml,sys;sys.exit(0 if yaml.safe_load(open('$CFG')).get('reasoning',{}).get('enabled',True) else 1)"; then
-    ( study --stage judge-reasoning > $RUN/logs/reasoning.log 2>&1; echo "reasoning rc $?"
-      study --stage judges-eval > $RUN/logs/judges-eval.log 2>&1; echo "judges-eval rc $?"
-      [ $(left) -gt 150 ] && { study --stage policy:reasoning --set policy.max_seconds=$(( $(left) - 90 )) \
-        > $RUN/logs/policy-reasoning.log 2>&1; echo "policy reasoning rc $?"; } ) &
-  fi
   wait
-  for f in $RUN/logs/policy-*.log $RUN/logs/reasoning.log $RUN/logs/judges-eval.log; do
-    [ -f $f ] && { echo "== $f"; grep "^\[\|Error\|error" $f | tail -4; }; done
-  pack reasoning.tgz judges/reasoning judges/curve.json 'judges/*/eval' judges/prompted judges/stage-judges-eval.json logs
-  for r in prompted mid best gold_control reasoning; do pack policy_$r.tgz policies/$r; done ;;
+  for r in $RUNS; do echo "== $r"; grep "^\[\|Error\|error" $RUN/logs/policy-$r.log | tail -3; done
+  for r in $RUNS; do pack policy_$r.tgz policies/$r; done ;;
 esac
 nvidia-smi --query-gpu=memory.used --format=csv,noheader
