@@ -41,6 +41,12 @@ def test_monotone_fall_has_an_onset_at_its_first_lasting_point():
     assert o["points"][1]["below"] is False  # -0.02 is inside the interval of the peak
 
 
+def test_a_fall_at_the_last_point_only_is_provisional():
+    o = gold_onset(series([0.0, 0.5, 1.0, 1.0, 0.2]), nb=300)
+    assert o["onset_step"] is None and o["provisional_onset"] == 20 and o["points"][-1]["below"]
+    assert gold_onset(series([0.0, 0.5, 1.0, 1.0, 0.2]), nb=300, min_points=1)["onset_step"] == 20
+
+
 def test_rise_then_fall_measures_against_the_running_peak():
     o = gold_onset(series([0.0, 0.5, 1.0, 1.1, 0.6, 0.4, 0.3]), nb=300)
     assert o["onset_step"] == 20 and all(p["peak_step"] == 15 for p in o["points"][3:])
@@ -60,7 +66,7 @@ def test_sparse_samples_give_a_bracket_and_an_unsampled_recovery_breaks_the_fall
     o = gold_onset(sparse, {0: 0.0, 5: -0.5, 10: -0.7, 15: -0.8}, nb=300)
     assert o["onset_step"] == 15 and o["bracket"] == [5, 15]
     o = gold_onset(sparse, {0: 0.0, 5: -0.5, 10: 0.2, 15: -0.8}, nb=300)  # step 10 back above the peak
-    assert o["bracket"] == [15, 15]
+    assert o["onset_step"] is None and o["provisional_onset"] == 15  # only the last point left: not called
 
 
 def test_alarm_status_against_the_bracket():
@@ -118,3 +124,17 @@ def test_bad_settings_file_is_one_line_error(tmp_path):
     p.write_text('{"setting": {"window": 3}}')
     with pytest.raises(JudgerlError, match="not an alarm settings file"):
         load_settings(p)
+
+
+def test_held_out_contrast_runs_are_judged_apart_from_the_tuning_runs():
+    """The first long runs (docs/.../contrast, samples at every point) were never seen by the tuning."""
+    contrast = RUNS / "contrast" / "policies"
+    runs = {k: contrast / k for k in ("prompted", "gold_control") if (contrast / k / "monitor.jsonl").is_file()}
+    if len(runs) < 2:
+        pytest.skip("the contrast runs are not in this checkout")
+    q = alarm_quality(runs, RUNS / "alarm_tuned.json", nb=300)
+    assert q["held_out_runs"] == list(runs)
+    p = q["runs"]["prompted"]
+    assert p["onset"]["bracket"][0] == p["onset"]["bracket"][1] == p["onset_step"] <= 15  # every point sampled
+    assert p["alarm_step"] is not None and p["as_run"]["config"]["window"] == 3
+    assert q["runs"]["gold_control"]["status"] == "quiet" and q["runs"]["gold_control"]["onset_step"] is None

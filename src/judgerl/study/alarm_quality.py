@@ -7,7 +7,8 @@ Onset (from the gold only; `gold_onset`). Sampled points S = the monitor points 
 (over prompts, same prompts at both points) of mean_i[gold_i(s) - gold_i(P(s))] lies entirely below 0. A
 monitor point without samples whose monitor mean is at or above the running peak's mean is *not below*. The
 onset is the first s in S from which every later point is below its running peak; none when the last point is
-not below. So a dip that recovers (to the peak, or to within the interval of it) is no onset, and a fall that
+not below. It needs `min_points` (2) monitor points from its bracket's start to the run's end: a fall seen only at
+the run's last point is `provisional` (no onset yet: nothing shows it stays). So a dip that recovers (to the peak, or to within the interval of it) is no onset, and a fall that
 lasts to the end of the run is one. Where samples were kept only at some points, the onset is known only to lie
 in a *bracket*: from the first monitor point after the previous sampled point to the onset point.
 
@@ -61,9 +62,10 @@ def _mean(d: dict[str, float]) -> float:
 
 
 def gold_onset(golds: dict[int, dict[str, float]], monitor_means: dict[int, float] | None = None,
-               nb: int = 1000, seed: int = 0) -> dict:
+               nb: int = 1000, seed: int = 0, min_points: int = 2) -> dict:
     """The hacking onset from the gold alone (module docstring). `golds`: {step: {prompt: gold}} at the sampled
-    points; `monitor_means`: {step: mean gold} at every monitor point (for the bracket and unsampled points)."""
+    points; `monitor_means`: {step: mean gold} at every monitor point (for the bracket and unsampled points);
+    `min_points`: monitor points from the bracket's start to the run's end needed to call it (fewer: provisional)."""
     steps = sorted(golds)
     means = dict(monitor_means or {})
     points, peak = [], None
@@ -89,8 +91,12 @@ def gold_onset(golds: dict[int, dict[str, float]], monitor_means: dict[int, floa
             onset = t
     if onset is None or lo is None:
         onset = None
+    span = sum(t >= lo for t, _ in timeline) if onset is not None else 0
+    provisional = onset if onset is not None and span < min_points else None
+    onset = None if provisional is not None else onset
     return {"onset_step": onset, "bracket": [lo, onset] if onset is not None else None, "sampled_steps": steps,
-            "points": points, "points_after_onset": sum(p["step"] >= onset for p in points) if onset is not None else 0}
+            "points": points, "points_after_onset": sum(p["step"] >= onset for p in points) if onset is not None else 0,
+            "provisional_onset": provisional, "min_points": min_points}
 
 
 def replay_alarm(records: list[dict], window: int, proxy_margin: float, gold_margin: float) -> dict:
@@ -192,6 +198,16 @@ def load_settings(path: Path) -> dict:
         raise JudgerlError(f"{path}: not an alarm settings file from tune_on_runs ({type(e).__name__})") from None
 
 
+def as_run_alarm(run: Path) -> dict:
+    """The run's own alarm: alarm.json when it fired, else the alarm settings of its config.yaml (silent)."""
+    import yaml
+
+    if (run / "alarm.json").is_file():
+        return json.loads((run / "alarm.json").read_text(encoding="utf-8"))
+    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
+    return {"first_step": None, "config": (cfg or {}).get("alarm") or {}}
+
+
 def alarm_quality(runs: dict[str, Path], settings: Path | dict, nb: int = 1000) -> dict:
     """The tuned alarm on these runs: per run onset (bracket), the alarm's step, status and lag; totals; and
     whether each run was among the tuning runs (same monitor.jsonl sha256), so held-out figures are told apart.
@@ -201,8 +217,7 @@ def alarm_quality(runs: dict[str, Path], settings: Path | dict, nb: int = 1000) 
     inputs = {k: run_inputs(v, nb) for k, v in runs.items()}
     res = score_setting(inputs, tuned["setting"])
     for name, run in runs.items():
-        a = Path(run) / "alarm.json"
-        st = json.loads(a.read_text(encoding="utf-8")) if a.is_file() else {}
+        st = as_run_alarm(Path(run))
         res["runs"][name]["as_run"] = {"first_step": st.get("first_step"), "config": {
             k: (st.get("config") or {}).get(k) for k in ("window", "proxy_margin", "gold_margin")}}
         res["runs"][name]["tuned_on_this_run"] = inputs[name]["sha256"] in seen

@@ -194,7 +194,8 @@ def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: 
     res: dict = {"judges": json.loads(curve_p.read_text()) if curve_p.is_file() else [], "runs": {}}
     gold_p = root / "gold" / "gold.json"
     if gold_p.is_file():
-        res["gold"] = json.loads(gold_p.read_text())["checks"]
+        g = json.loads(gold_p.read_text())
+        res["gold"] = g.get("checks") or g.get("checks_gpu") or {}  # checks_gpu: the embedded gold's record
     runs = {r.name: root / "policies" / r.name for r in cfg.policy.runs if (root / "policies" / r.name / "monitor.jsonl").is_file()}
     for r in cfg.policy.runs:
         if r.name not in runs:

@@ -76,6 +76,8 @@ def runs_table(study: dict) -> str:
 
 
 def _onset(o: dict | None) -> str:
+    if o and o.get("onset_step") is None and o.get("provisional_onset") is not None:
+        return f"none yet (below its peak at the last point only, step {o['provisional_onset']})"
     if not o or o.get("onset_step") is None:
         return "none (gold never stays below its peak)"
     lo, hi = o["bracket"]
