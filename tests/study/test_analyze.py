@@ -42,6 +42,8 @@ def test_committed_runs_reanalysed_from_gzipped_samples(tmp_path):
     curve = [{"judge": "prompted", "labels": 0, "alpha_expected": {"value": -8.1, "lo": -18.8, "hi": 1.2}},
              {"judge": "sft-500", "labels": 500, "alpha_expected": {"value": 1.4, "lo": -5.1, "hi": 6.5}}]
     (root / "judges" / "curve.json").write_text(json.dumps(curve))
+    (root / "gold").mkdir()
+    shutil.copy(ROOT / "src/judgerl/study/gold_rm/gold.json", root / "gold" / "gold.json")  # the embedded gold's record
     cfg = cfg_for([("prompted", "prompted"), ("weak", "sft-weak"), ("gold_control", "gold")])
     logs: list[str] = []
     res = analyze(cfg, root, logs.append, distance=False)
@@ -52,6 +54,7 @@ def test_committed_runs_reanalysed_from_gzipped_samples(tmp_path):
         assert [p["step"] for p in a["points"]] == [p["step"] for p in b["points"]]
         assert abs(a["points"][-1]["gold_delta_vs_step0"]["value"] - b["points"][-1]["gold_delta_vs_step0"]["value"]) < 1e-9
         assert a["peak_step"] == b["peak_step"] and a["exploit"]["exploited"] == b["exploit"]["exploited"]
+    assert study["gold"]["alpaca_heldout_vs_gpt4_turbo"]["n"] > 1000  # checks_gpu of the embedded gold.json
     assert study["runs"]["weak"]["judge_name"] == "sft-500" and study["runs"]["weak"]["alpha"]["value"] == 1.4
     assert study["runs"]["gold_control"]["alpha"]["gold_itself"]
     q = study["alarm_quality"]
