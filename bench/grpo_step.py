@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--completion", type=int, default=32)
     ap.add_argument("--judge-tokens", type=int, default=48)
+    ap.add_argument("--judge-batch", type=int, default=64, help="the judge spec's batch_size (rows a judge decode call)")
     ap.add_argument("--arms", default="new,today,trl")
     ap.add_argument("--standalone", default="", help="decode paths to time alone at the in-loop shape: engine,compile")
     ap.add_argument("--data", default=os.environ.get("JUDGERL_SHARED_DATA"))
@@ -175,7 +176,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     atexit.register(shutil.rmtree, tmp, True)  # the bench's runs and caches go with the process
     cuda = torch.cuda.is_available()
-    judge_spec = JudgeSpec(name="bench-judge", backend="hf", model=a.model, mode="reasoning", batch_size=64,
+    judge_spec = JudgeSpec(name="bench-judge", backend="hf", model=a.model, mode="reasoning", batch_size=a.judge_batch,
                            cache=False, sampling={"max_new_tokens": a.judge_tokens})
     batch = a.prompts * a.generations
     split = Split(torch)
@@ -257,7 +258,8 @@ def main() -> None:
 
     arms, res = {}, {"device": torch.cuda.get_device_name() if cuda else f"cpu x{os.cpu_count()}",
                      "torch": torch.__version__, "batch": batch, "prompts": a.prompts, "generations": a.generations,
-                     "completion": a.completion, "judge_tokens": a.judge_tokens}
+                     "completion": a.completion, "judge_tokens": a.judge_tokens, "judge_batch": a.judge_batch,
+                     "fused_step": os.environ.get("JUDGERL_FUSED_STEP", "1") != "0"}
     for name in a.arms.split(","):
         split.calls = []
         cb = Stamp(name)
@@ -337,7 +339,7 @@ def standalone(torch, a, ledger: Path, rows: int, new_arm: dict) -> dict:
 
         def run():
             return generate_ids(model, ids, mask, max_new_tokens=a.judge_tokens, temperature=0.7, top_k=20,
-                                top_p=0.95, pad_token_id=0, eos_token_id=None, fast=fast, pad_rows_to=64)
+                                top_p=0.95, pad_token_id=0, eos_token_id=None, fast=fast, pad_rows_to=a.judge_batch)
 
         t = time.perf_counter()
         run()

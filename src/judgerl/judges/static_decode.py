@@ -1,25 +1,31 @@
-"""Static-cache decoding with one CUDA graph per batch shape: policy rollouts and judge reasoning.
+"""Static-cache decoding with CUDA graphs: policy rollouts and judge reasoning.
 
 transformers' own fast path (decode.py, `fast="compile"`) compiles the decode step with
 `torch.compile(mode="reduce-overhead")`: 30-40 s per new shape, and a recompile for every new
 (batch, cache length) pair, up to dynamo's recompile limit, after which it silently runs eager.
-This engine captures the model's eager one-token step once per (rows, cache length) with
-`torch.cuda.CUDAGraph` (well under a second) and replays it; nothing is compiled.
+This engine captures an eager one-token step once per (rows, cache length) with `torch.cuda.CUDAGraph`
+(well under a second) and replays it; nothing is compiled.
 
-One step = one graph replay: write the mask column of the new slot, forward one token for every row
-through a `StaticCache` (a 4-D boolean mask is passed, so transformers builds no mask), then in the
-same graph scale the logits by the temperature, keep the top-k / top-p set exactly as transformers'
-warpers do, pick a token and its log-probability, store both, and advance positions and EOS flags.
+One step = one graph replay for the whole batch: write the mask column of the new slot, forward one token for
+every row, then in the same graph scale the logits by the temperature, keep the top-k / top-p set exactly as
+transformers' warpers do, pick a token and its log-probability, store both, and advance positions and EOS flags.
+The forward is `fused_step.FusedStep` for Llama-family models (fused q/k/v and gate/up GEMMs, residual adds
+fused into the projections, one-kernel RMSNorm, rotary from a table: ~15 kernels a layer instead of ~43), else
+transformers' own forward through a `StaticCache` with a 4-D boolean mask (`JUDGERL_FUSED_STEP=0` forces it).
 Randomness comes from Exponential(1) noise that the host writes into a static buffer before each
 replay with the caller's own `torch.Generator` (argmax p_i / E_i is an exact draw from p), so the
-global RNG is never touched. The host syncs once every `CHECK_EVERY` steps to stop when every row ended.
+global RNG is never touched. The host syncs once every `CHECK_EVERY` steps: to stop when every row ended and,
+with the fused step, to drop finished rows: the unfinished ones move to the front of the buffers and decoding
+continues with the graph of the smallest row bucket (powers of two) that holds them. Every bucket's graph is
+captured on the leading rows of the same buffers, so this needs no re-capture and no second cache.
 
 Prefill runs eagerly, at most once per distinct row: `rows` maps output rows to input rows (the G
 rollouts of a prompt share one prefill) and `prefix_len` shares a leading span of every row
 (judge template: computed once at batch 1). Its KV is copied into the static cache.
 
 Weights are read in place: optimizer steps update parameters without moving them, so the next replay
-sees them. The graphs are re-captured if any parameter or buffer moved (`.to()`, reload).
+sees them (the fused step's concatenated copies are refreshed at every call). The graphs are re-captured if any
+parameter or buffer moved (`.to()`, reload).
 Returned log-probabilities are log softmax(logits / T) of the sampled token, before top-k / top-p:
 the quantity TRL's GRPO loss computes. On CPU the same step runs eagerly (no graph).
 Only models whose layers all attend fully are supported (`supported`); others use decode.py.
@@ -31,7 +37,8 @@ from dataclasses import dataclass
 
 CHECK_EVERY = 8       # decode steps between host checks for "all rows ended"
 LEN_BUCKET = 256      # cache lengths are rounded up to this (fewer shapes, fewer captures)
-MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and graph per model
+MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and graphs per model
+MIN_BUCKET = 8        # smallest row bucket finished rows are compacted down to
 
 
 def supported(model) -> bool:
@@ -81,10 +88,20 @@ def pick_tokens(logits, temperature: float, top_k: int, top_p: float, noise=None
     return tok, z.gather(1, tok[:, None])[:, 0] - lse
 
 
-class _Entry:
-    """Static cache, step buffers and (on CUDA) the captured graph for one (rows, cache length)."""
+def row_buckets(rows: int) -> list[int]:
+    """Row counts a decode may shrink to (early exit of finished rows): powers of two from MIN_BUCKET, and rows."""
+    sizes, k = [rows], MIN_BUCKET
+    while k < rows:
+        sizes.append(k)
+        k *= 2
+    return sorted(set(sizes))
 
-    def __init__(self, model, rows: int, length: int, vocab: int, noise_width: int):
+
+class _Entry:
+    """Static cache, step buffers and (on CUDA) the captured graphs for one (rows, cache length): one graph per
+    row bucket, each on the leading rows of the same buffers, so finished rows leave without a re-capture."""
+
+    def __init__(self, model, rows: int, length: int, noise_width: int, fused):
         import torch
         from transformers import StaticCache
 
@@ -98,86 +115,127 @@ class _Entry:
         dummy = torch.zeros(rows, kvh, 1, hd, dtype=p.dtype, device=dev)
         for layer in self.cache.layers:
             layer.lazy_initialization(dummy, dummy)
+        self.keys = [layer.keys for layer in self.cache.layers]
+        self.values = [layer.values for layer in self.cache.layers]
         self.tok_in = torch.zeros(rows, 1, dtype=torch.long, device=dev)
         self.pos = torch.zeros(rows, 1, dtype=torch.long, device=dev)
-        self.mask = torch.zeros(rows, 1, 1, length, dtype=torch.bool, device=dev)
+        self.mask = torch.zeros(rows, 1, 1, length, dtype=torch.bool, device=dev)  # transformers' forward (unfused)
+        self.fmask = torch.zeros(rows, length, dtype=p.dtype, device=dev)  # additive mask (fused step)
+        self.slot = torch.zeros(1, dtype=torch.long, device=dev)  # cache column the next token is written to
         self.finished = torch.zeros(rows, dtype=torch.bool, device=dev)
+        self.orig = torch.arange(rows, device=dev)  # output row of each buffer row (rows move when compacted)
         self.t = torch.zeros(1, dtype=torch.long, device=dev)
         self.noise = torch.ones(rows, noise_width, dtype=torch.float32, device=dev)
         self.tokens = torch.zeros(rows, length, dtype=torch.long, device=dev)
         self.logprobs = torch.zeros(rows, length, dtype=torch.float32, device=dev)
-        self.graph = None
-        self.key = None  # sampling settings the graph was captured with
+        self.rope = fused.rope_tables(length, dummy) if fused is not None else None
+        self.graphs: dict = {}  # rows bucket -> CUDAGraph
+        self.key = None  # sampling settings the graphs were captured with
         self.ptrs = None
+
+    def per_row(self) -> list:
+        """Every buffer indexed by row (what compaction moves)."""
+        return [self.tok_in, self.pos, self.mask, self.fmask, self.finished, self.orig, self.noise, self.tokens,
+                self.logprobs, *self.keys, *self.values]
 
 
 class StaticDecoder:
     """Per-model decoding engine; get it with `decoder_for(model)`."""
 
     def __init__(self, model):
+        from judgerl.judges.fused_step import fused_step_for
+
         self.model = model
         self.entries: dict[tuple[int, int], _Entry] = {}
         self.captures = 0  # graphs captured so far (tests and benches read it)
+        self.compactions = 0  # times finished rows were dropped (early exit)
+        self.fused = fused_step_for(model, _free_bytes(model))
+        self.last_steps = 0  # decode steps of the last generate call (benches read it)
 
     # ---- helpers ----------------------------------------------------------------------------
     def _ptrs(self) -> tuple:
         m = self.model
         return tuple(t.data_ptr() for t in (*m.parameters(), *m.buffers()))
 
-    def _entry(self, rows: int, need: int, vocab: int, noise_width: int) -> _Entry:
+    def _entry(self, rows: int, need: int, noise_width: int) -> _Entry:
         for (r, length), e in self.entries.items():  # reuse a cache that is long enough and not much longer
             if r == rows and need <= length <= 2 * need + LEN_BUCKET and e.noise.shape[1] == noise_width:
                 return e
         length = -(-need // LEN_BUCKET) * LEN_BUCKET
         while len(self.entries) >= MAX_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
-        e = self.entries[(rows, length)] = _Entry(self.model, rows, length, vocab, noise_width)
+        e = self.entries[(rows, length)] = _Entry(self.model, rows, length, noise_width, self.fused)
         return e
 
-    def _step(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
+    def _step(self, e: _Entry, r: int, sampling: tuple, eos, pad_token_id: int):
+        """One token for the first r rows of the entry (all of it captured into one graph on CUDA)."""
         import torch
 
         temperature, top_k, top_p = sampling
-        e.mask.index_fill_(3, e.cache.layers[0].cumulative_length.view(1), True)
-        out = self.model(input_ids=e.tok_in, attention_mask=e.mask, position_ids=e.pos, past_key_values=e.cache,
-                         use_cache=True, logits_to_keep=1)
-        tok, lp = pick_tokens(out.logits[:, -1].float(), temperature, top_k, top_p, e.noise)
-        tok = torch.where(e.finished, torch.full_like(tok, pad_token_id), tok)
-        lp = lp.masked_fill(e.finished, 0.0)
-        e.tokens.index_copy_(1, e.t, tok[:, None])
-        e.logprobs.index_copy_(1, e.t, lp[:, None])
+        if self.fused is not None:
+            e.fmask.index_fill_(1, e.slot, 0.0)
+            logits = self.fused.forward(e.tok_in[:r, 0], e.pos[:r, 0], *e.rope, e.fmask[:r],
+                                        [k[:r] for k in e.keys], [v[:r] for v in e.values], e.slot)
+            e.slot.add_(1)
+        else:  # transformers' own forward through the StaticCache (whole entry only)
+            e.mask.index_fill_(3, e.cache.layers[0].cumulative_length.view(1), True)
+            out = self.model(input_ids=e.tok_in, attention_mask=e.mask, position_ids=e.pos, past_key_values=e.cache,
+                             use_cache=True, logits_to_keep=1)
+            logits = out.logits[:, -1].float()
+        tok, lp = pick_tokens(logits, temperature, top_k, top_p, e.noise[:r])
+        fin = e.finished[:r]
+        tok = torch.where(fin, torch.full_like(tok, pad_token_id), tok)
+        lp = lp.masked_fill(fin, 0.0)
+        e.tokens[:r].index_copy_(1, e.t, tok[:, None])
+        e.logprobs[:r].index_copy_(1, e.t, lp[:, None])
         if eos is not None:
-            e.finished |= torch.isin(tok, eos)
-        e.tok_in.copy_(tok[:, None])
-        e.pos.add_(1)
+            fin |= torch.isin(tok, eos)
+        e.tok_in[:r].copy_(tok[:, None])
+        e.pos[:r].add_(1)
         e.t.add_(1)
 
-    def _capture(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
+    def _capture(self, e: _Entry, r: int, sampling: tuple, eos, pad_token_id: int):
         import torch
 
         # Each graph gets its own memory pool: a shared pool outlived its last graph when entries were evicted or
         # re-captured, and torch 2.11 then failed the next capture into it (an allocator INTERNAL ASSERT, seen on
         # the H200). capture_begin/end by hand: the `torch.cuda.graph` context empties the allocator's cache on entry,
-        # which made the training step after every capture re-allocate its memory (seconds, measured in bench 3)
+        # which made the training step after every capture re-allocate its memory (seconds, measured in bench 3).
+        # The warm-up steps write into the buffers: positions and slots are reset so they stay in range, and
+        # captures happen before the prefill that fills the buffers for real.
+        for buf in (e.t, e.slot, e.pos, *(layer.cumulative_length for layer in e.cache.layers)):
+            buf.zero_()
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         g = torch.cuda.CUDAGraph()
         with torch.cuda.stream(s):
             for _ in range(2):  # warm-up (library handles, autotuning) outside the capture
-                self._step(e, sampling, eos, pad_token_id)
+                self._step(e, r, sampling, eos, pad_token_id)
             s.synchronize()
             g.capture_begin(capture_error_mode="thread_local")
             try:
-                self._step(e, sampling, eos, pad_token_id)
+                self._step(e, r, sampling, eos, pad_token_id)
             finally:
                 g.capture_end()
         torch.cuda.current_stream().wait_stream(s)
-        e.graph, e.key, e.ptrs = g, (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id), self._ptrs()
+        e.graphs[r] = g
         self.captures += 1
+
+    def _ensure_graphs(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
+        """Capture the entry's graphs (every row bucket with the fused step, the whole entry otherwise) unless
+        they exist for these sampling settings and these parameter addresses."""
+        key = (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id)
+        if e.graphs and e.key == key and e.ptrs == self._ptrs():
+            return
+        e.graphs.clear()
+        for r in (row_buckets(e.rows) if self.fused is not None else [e.rows]):
+            self._capture(e, r, sampling, eos, pad_token_id)
+        e.key, e.ptrs = key, self._ptrs()
 
     # ---- prefill ----------------------------------------------------------------------------
     def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int):
         """Eager prefill of the distinct input rows; KV copied into the cache rows; returns last logits."""
+        import torch
         from transformers import DynamicCache
 
         m = self.model
@@ -196,10 +254,59 @@ class StaticDecoder:
             dst.keys[:, :, :width].copy_(src.keys.index_select(0, rows))
             dst.values[:, :, :width].copy_(src.values.index_select(0, rows))
             dst.cumulative_length.fill_(width)
+        real = attention_mask.bool().index_select(0, rows)
         e.mask.zero_()
-        e.mask[:, 0, 0, :width] = attention_mask.bool().index_select(0, rows)
+        e.mask[:, 0, 0, :width] = real
+        e.fmask.fill_(torch.finfo(e.fmask.dtype).min)
+        e.fmask[:, :width].masked_fill_(real, 0.0)
+        e.slot.fill_(width)
         e.pos.copy_(attention_mask.long().sum(-1, keepdim=True).index_select(0, rows))
+        e.orig.copy_(torch.arange(e.rows, device=e.orig.device))
         return out.logits[:, -1].float().index_select(0, rows)
+
+    # ---- early exit of finished rows ----------------------------------------------------------
+    def _compact(self, e: _Entry, r: int, n_real: int, res: tuple) -> tuple[int, int]:
+        """Move the unfinished rows of the first n_real to the front and continue with the smallest row bucket
+        that holds them; finished rows' outputs go to `res` first. Returns (bucket, rows that are real)."""
+        import torch
+
+        fin = e.finished[:n_real]
+        alive, done = (~fin).nonzero()[:, 0], fin.nonzero()[:, 0]
+        na = alive.numel()
+        nb = next(b for b in row_buckets(e.rows) if b >= na)
+        if na == 0 or nb >= r:
+            return r, n_real
+        for dst, src in zip(res, (e.tokens, e.logprobs)):
+            dst.index_copy_(0, e.orig.index_select(0, done), src.index_select(0, done))
+        idx = torch.cat([alive, alive[:1].expand(nb - na)])  # bucket padding: copies of one row, marked finished
+        for buf in e.per_row():
+            buf[:nb] = buf.index_select(0, idx)
+        e.finished[na:nb] = True
+        self.compactions += 1
+        return nb, na
+
+    def _decode(self, e: _Entry, b: int, max_new_tokens: int, sampling: tuple, eos, pad_token_id: int, generator,
+                use_graph: bool, res: tuple) -> int:
+        """Decode steps 2..max_new_tokens; finished rows leave at each check (fused step). Returns the steps."""
+        n, r, n_real = 1, b, b
+        shrink = self.fused is not None
+        while n < max_new_tokens:
+            if n % CHECK_EVERY == 0:
+                left = int((~e.finished[:n_real]).sum())  # the one host sync every CHECK_EVERY steps
+                if left == 0:
+                    break
+                if shrink and next(x for x in row_buckets(e.rows) if x >= left) < r:
+                    r, n_real = self._compact(e, r, n_real, res)
+            if sampling[0] > 0:
+                e.noise[:r].exponential_(generator=generator)
+            if use_graph:
+                e.graphs[r].replay()
+            else:
+                self._step(e, r, sampling, eos, pad_token_id)
+            n += 1
+        for dst, src in zip(res, (e.tokens, e.logprobs)):  # the rows still in the buffers
+            dst.index_copy_(0, e.orig[:n_real], src[:n_real])
+        return n
 
     # ---- public -----------------------------------------------------------------------------
     def generate(self, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
@@ -228,45 +335,67 @@ class StaticDecoder:
         use_grouped_attention(m)  # K/V read once per KV head, not repeated over the whole cache
         try:
             with torch.inference_mode():
-                e = self._entry(b, input_ids.shape[1] + max_new_tokens, vocab, noise_width)
-                key = (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id)
-                if use_graph and (e.graph is None or e.key != key or e.ptrs != self._ptrs()):
-                    self._capture(e, sampling, eos, pad_token_id)
+                self._check_weights()
+                e = self._entry(b, input_ids.shape[1] + max_new_tokens, noise_width)
+                if use_graph:
+                    self._ensure_graphs(e, sampling, eos, pad_token_id)
                 last = self._prefill(e, input_ids, attention_mask, rows, prefix_len)
-                noise = e.noise
                 if temperature > 0:
-                    noise.exponential_(generator=generator)
-                tok, lp = pick_tokens(last, *sampling, noise)
+                    e.noise.exponential_(generator=generator)
+                tok, lp = pick_tokens(last, *sampling, e.noise)
+                e.tokens.fill_(pad_token_id)  # columns a row never reaches (it ended, or left the buffers) stay pad
+                e.logprobs.zero_()
                 e.tokens[:, 0] = tok
                 e.logprobs[:, 0] = lp
                 e.finished.copy_(torch.isin(tok, eos) if eos is not None else torch.zeros_like(e.finished))
+                e.finished[n_out:] = True  # padding rows: their outputs are never returned
                 e.tok_in.copy_(tok[:, None])
                 e.t.fill_(1)
-                n = 1
-                while n < max_new_tokens:
-                    if n % CHECK_EVERY == 0 and bool(e.finished.all()):
-                        break
-                    if temperature > 0:
-                        noise.exponential_(generator=generator)
-                    if use_graph:
-                        e.graph.replay()
-                    else:
-                        self._step(e, sampling, eos, pad_token_id)
-                    n += 1
-                tokens = e.tokens[:n_out, :n].clone()
-                logprobs = e.logprobs[:n_out, :n].clone()
+                res = (torch.empty_like(e.tokens), torch.empty_like(e.logprobs))  # every returned row is written
+                n = self._decode(e, b, max_new_tokens, sampling, eos, pad_token_id, generator, use_graph, res)
+                self.last_steps = n
+                tokens, logprobs = res[0][:n_out, :n].clone(), res[1][:n_out, :n].clone()
         finally:
             m.train(was_training)
             if m.config._attn_implementation != impl:
                 m.set_attn_implementation(impl)
-        lengths = [n] * n_out
-        if eos is not None and n_out:
-            hit = torch.isin(tokens, eos)
-            first = torch.where(hit.any(1), hit.int().argmax(1) + 1, torch.full_like(hit[:, 0], n, dtype=torch.long))
-            lengths = first.tolist()
-            width = max(lengths)  # as generate(): no column after the last row's EOS
-            tokens, logprobs = tokens[:, :width], logprobs[:, :width]
-        return Generated(tokens, logprobs, lengths)
+        return _trim(tokens, logprobs, n, eos, pad_token_id)
+
+    def _check_weights(self):
+        """Fused weight copies follow the live parameters; a moved parameter (reload, `.to()`) rebuilds them."""
+        from judgerl.judges.fused_step import fused_step_for
+
+        if self.fused is None:
+            return
+        ptrs = self._ptrs()
+        if getattr(self, "_fused_ptrs", None) not in (None, ptrs):
+            self.fused = fused_step_for(self.model, _free_bytes(self.model))
+            self.entries.clear()
+        self._fused_ptrs = ptrs
+        if self.fused is not None:
+            self.fused.refresh()
+
+
+def _trim(tokens, logprobs, n: int, eos, pad_token_id: int) -> Generated:
+    """Lengths up to each row's first EOS; pad (and log-prob 0) after it; no column after the last row's EOS."""
+    import torch
+
+    n_out = tokens.shape[0]
+    lengths = [n] * n_out
+    if eos is not None and n_out:
+        hit = torch.isin(tokens, eos)
+        first = torch.where(hit.any(1), hit.int().argmax(1) + 1, torch.full_like(hit[:, 0], n, dtype=torch.long))
+        lengths = first.tolist()
+        width = max(lengths)  # as generate(): no column after the last row's EOS
+        tokens, logprobs = tokens[:, :width], logprobs[:, :width]
+    return Generated(tokens, logprobs, lengths)
+
+
+def _free_bytes(model) -> int | None:
+    import torch
+
+    dev = next(model.parameters()).device
+    return torch.cuda.mem_get_info(dev)[0] if dev.type == "cuda" else None
 
 
 def decoder_for(model) -> StaticDecoder:
