@@ -121,6 +121,9 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
+    from judgerl.model_loader import avoid_cudnn_attention
+
+    avoid_cudnn_attention()  # as every judgerl model load does (cuDNN SDPA builds a graph per shape)
     bw = copy_bandwidth(torch)
     print(f"device {torch.cuda.get_device_name()}  torch {torch.__version__}  copy bandwidth {bw / 1e12:.2f} TB/s",
           flush=True)

@@ -163,14 +163,15 @@ def test_gpu_greedy_rollouts_equal_plain_generate(smollm2_path):
 @pytest.mark.slow
 @gpu
 def test_gpu_sampled_tokens_follow_the_model_distribution(smollm2_path):
-    """One prompt repeated over 4,096 rows; token 2 (the first decode-graph step) is drawn from the model's
-    temperature / top-k / top-p distribution given token 1: chi-square against transformers' own warpers."""
+    """One prompt repeated over 1,536 rows (fp32 cache ~18 GB); token 2 (the first decode-graph step) is drawn
+    from the model's temperature / top-k / top-p distribution given token 1: chi-square against transformers'
+    own warpers, on the rows whose first token was the most frequent one."""
     from transformers.generation.logits_process import (LogitsProcessorList, TemperatureLogitsWarper,
                                                         TopKLogitsWarper, TopPLogitsWarper)
 
     model, tok = _smollm2_cuda(smollm2_path)
     ids, mask = _chat_batch(tok, [PROMPTS[3]])
-    n = 4096
+    n = 1536
     out = StaticDecoder(model).generate(ids, mask, max_new_tokens=2, temperature=0.7, top_k=20, top_p=0.95,
                                         generator=torch.Generator(device="cuda").manual_seed(0),
                                         rows=torch.zeros(n, dtype=torch.long))
@@ -191,7 +192,7 @@ def test_gpu_sampled_tokens_follow_the_model_distribution(smollm2_path):
     exp = torch.cat([expected[keep], expected[~keep].sum()[None]]) if (~keep).any() else expected[keep]
     chi2 = float(((obs - exp) ** 2 / exp).sum())
     df = obs.numel() - 1
-    assert 1 <= df <= len(CHI2_999) and sel.numel() > 500
+    assert 1 <= df <= len(CHI2_999) and sel.numel() > 200
     assert chi2 < CHI2_999[df - 1], (chi2, df)
 
 
