@@ -9,7 +9,8 @@ same function with ~15 kernels a layer:
 
   RMSNorm         one fused `F.rms_norm` (weight applied in it)
   q, k, v         one GEMM against a concatenated [q; k; v] weight (bias concatenated too: Qwen2)
-  rotary          on q and k together: x*cos + roll(x, D/2)*sin', sin' = [-sin; sin] (= rotate_half(x)*sin);
+  rotary          on q and k together: x*cos + swap(x)*sin', swap = the two halves exchanged, sin' = [-sin; sin]
+                  (so swap(x)*sin' = rotate_half(x)*sin);
                   cos / sin looked up in a per-cache table once a step, not recomputed per layer
   K/V cache       written in place at the step's slot (`index_copy_`)
   attention       SDPA of the KV-head-grouped query over the static cache with an additive mask shared by all
@@ -153,8 +154,9 @@ class FusedStep:
         sin = sin_tab.index_select(0, pos)[:, None]
         m4 = mask[:, None, None, :].expand(r, kvh, rep, mask.shape[-1])
 
-        def rope(t):
-            return torch.addcmul(t * cos, t.roll(d // 2, -1), sin)
+        def rope(t):  # t * cos + rotate_half(t) * sin; the half swap as a flip (one kernel on a strided view)
+            n = t.shape[1]
+            return torch.addcmul(t * cos, t.view(r, n, 2, d // 2).flip(2).view(r, n, d), sin)
 
         for i, L in enumerate(self.layers):
             a = F.rms_norm(x, (x.shape[-1],), L.n_in, L.eps_in)
