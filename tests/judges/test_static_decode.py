@@ -147,16 +147,17 @@ PROMPTS = ["Name three colours of the rainbow.", "Write one sentence about the s
 @pytest.mark.slow
 @gpu
 def test_gpu_greedy_rollouts_equal_plain_generate(smollm2_path):
-    """20 rows (bucket 20, then 16 and 8 as rows end) through captured graphs vs plain generate, fp32."""
+    """20 rows (bucket 20, then 16 or 8 as rows end) through captured graphs vs plain generate, fp32."""
     model, tok = _smollm2_cuda(smollm2_path)
     ids, mask = _chat_batch(tok, PROMPTS * 2)
     dec = StaticDecoder(model)
     assert dec.fused is not None
     eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
-    out = dec.generate(ids, mask, max_new_tokens=48, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
-    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=48, do_sample=False,
+    out = dec.generate(ids, mask, max_new_tokens=64, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
+    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=64, do_sample=False,
                          pad_token_id=tok.pad_token_id, eos_token_id=eos)[:, ids.shape[1]:]
-    assert dec.captures == len(row_buckets(20))
+    assert dec.compactions >= 1  # short answers end early: the batch shrank to a smaller row bucket
+    assert 2 <= dec.captures <= 2 * len(row_buckets(20))  # graphs per (row bucket, attended length) actually used
     assert out.tokens.shape == ref.shape and torch.equal(out.tokens, ref)
 
 

@@ -141,9 +141,10 @@ class FusedStep:
         sin[:, :half] = -sin[:, :half]
         return cos[0].contiguous(), sin
 
-    def forward(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot):
-        """Logits (float32) [r, vocab] of one new token per row. tok, pos: [r] long; mask: additive [r, L];
-        keys / values: per layer [r, kv_heads, L, head_dim] (written at `slot`, a [1] long tensor)."""
+    def forward(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length: int):
+        """Logits (float32) [r, vocab] of one new token per row. tok, pos: [r] long; keys / values: per layer
+        [r, kv_heads, L, head_dim], written at `slot` (a [1] long tensor < length); attention reads their first
+        `length` columns, under the additive mask [r, length]."""
         import torch
         import torch.nn.functional as F
 
@@ -171,8 +172,8 @@ class FusedStep:
             v = qkv[:, hd + kd:].view(r, kvh, d)
             keys[i].index_copy_(2, slot, k[:, :, None])
             values[i].index_copy_(2, slot, v[:, :, None])
-            o = F.scaled_dot_product_attention(q.reshape(r, kvh, rep, d), keys[i], values[i], attn_mask=m4,
-                                               scale=L.scaling)
+            o = F.scaled_dot_product_attention(q.reshape(r, kvh, rep, d), keys[i][:, :, :length],
+                                               values[i][:, :, :length], attn_mask=m4, scale=L.scaling)
             x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
             a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
             gu = a @ L.w_gu.t()

@@ -39,6 +39,8 @@ CHECK_EVERY = 8       # decode steps between host checks for "all rows ended"
 LEN_BUCKET = 256      # cache lengths are rounded up to this (fewer shapes, fewer captures)
 MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and graphs per model
 MIN_BUCKET = 8        # smallest row bucket finished rows are compacted down to
+LEN_CHUNK = 128       # the fused step's attention reads the cache up to the next multiple of this past the slot
+WARM = 2              # eager warm-up steps before a capture (their writes are undone)
 
 
 def supported(model) -> bool:
@@ -129,7 +131,7 @@ class _Entry:
         self.tokens = torch.zeros(rows, length, dtype=torch.long, device=dev)
         self.logprobs = torch.zeros(rows, length, dtype=torch.float32, device=dev)
         self.rope = fused.rope_tables(length, dummy) if fused is not None else None
-        self.graphs: dict = {}  # rows bucket -> CUDAGraph
+        self.graphs: dict = {}  # (rows bucket, attended length) -> CUDAGraph
         self.key = None  # sampling settings the graphs were captured with
         self.ptrs = None
 
@@ -167,15 +169,16 @@ class StaticDecoder:
         e = self.entries[(rows, length)] = _Entry(self.model, rows, length, noise_width, self.fused)
         return e
 
-    def _step(self, e: _Entry, r: int, sampling: tuple, eos, pad_token_id: int):
-        """One token for the first r rows of the entry (all of it captured into one graph on CUDA)."""
+    def _step(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+        """One token for the first r rows of the entry, attending to the first lc cache columns (fused step; the
+        slot written must lie below lc); all of it captured into one graph on CUDA."""
         import torch
 
         temperature, top_k, top_p = sampling
         if self.fused is not None:
             e.fmask.index_fill_(1, e.slot, 0.0)
-            logits = self.fused.forward(e.tok_in[:r, 0], e.pos[:r, 0], *e.rope, e.fmask[:r],
-                                        [k[:r] for k in e.keys], [v[:r] for v in e.values], e.slot)
+            logits = self.fused.forward(e.tok_in[:r, 0], e.pos[:r, 0], *e.rope, e.fmask[:r, :lc],
+                                        [k[:r] for k in e.keys], [v[:r] for v in e.values], e.slot, lc)
             e.slot.add_(1)
         else:  # transformers' own forward through the StaticCache (whole entry only)
             e.mask.index_fill_(3, e.cache.layers[0].cumulative_length.view(1), True)
@@ -194,42 +197,50 @@ class StaticDecoder:
         e.pos[:r].add_(1)
         e.t.add_(1)
 
-    def _capture(self, e: _Entry, r: int, sampling: tuple, eos, pad_token_id: int):
+    def _capture(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+        """Capture the step for (r rows, lc columns). It may happen mid-decode: the warm-up steps run at slot 0 and
+        everything they write (positions, flags, mask, the first cache / output columns) is restored after."""
         import torch
 
         # Each graph gets its own memory pool: a shared pool outlived its last graph when entries were evicted or
         # re-captured, and torch 2.11 then failed the next capture into it (an allocator INTERNAL ASSERT, seen on
         # the H200). capture_begin/end by hand: the `torch.cuda.graph` context empties the allocator's cache on entry,
         # which made the training step after every capture re-allocate its memory (seconds, measured in bench 3).
-        # The warm-up steps write into the buffers: positions and slots are reset so they stay in range, and
-        # captures happen before the prefill that fills the buffers for real.
-        for buf in (e.t, e.slot, e.pos, *(layer.cumulative_length for layer in e.cache.layers)):
+        cum = [layer.cumulative_length for layer in e.cache.layers]
+        saved = [(b, b.clone()) for b in (e.tok_in, e.pos, e.slot, e.t, e.finished, e.fmask, e.mask, *cum,
+                                          e.tokens[:, :WARM], e.logprobs[:, :WARM],
+                                          *(c[:, :, :WARM] for c in (*e.keys, *e.values)))]
+        for buf in (e.t, e.slot, e.pos, *cum):
             buf.zero_()
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         g = torch.cuda.CUDAGraph()
         with torch.cuda.stream(s):
-            for _ in range(2):  # warm-up (library handles, autotuning) outside the capture
-                self._step(e, r, sampling, eos, pad_token_id)
+            for _ in range(WARM):  # warm-up (library handles, autotuning) outside the capture
+                self._step(e, r, lc, sampling, eos, pad_token_id)
             s.synchronize()
             g.capture_begin(capture_error_mode="thread_local")
             try:
-                self._step(e, r, sampling, eos, pad_token_id)
+                self._step(e, r, lc, sampling, eos, pad_token_id)
             finally:
                 g.capture_end()
         torch.cuda.current_stream().wait_stream(s)
-        e.graphs[r] = g
+        for buf, copy in saved:
+            buf.copy_(copy)
+        e.graphs[(r, lc)] = g
         self.captures += 1
+        return g
+
+    def _graph(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+        return e.graphs.get((r, lc)) or self._capture(e, r, lc, sampling, eos, pad_token_id)
 
     def _ensure_graphs(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
-        """Capture the entry's graphs (every row bucket with the fused step, the whole entry otherwise) unless
-        they exist for these sampling settings and these parameter addresses."""
+        """Drop the entry's graphs unless they were captured for these sampling settings and these parameter
+        addresses; graphs are then captured as decoding first needs them (`_graph`)."""
         key = (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id)
-        if e.graphs and e.key == key and e.ptrs == self._ptrs():
+        if e.key == key and e.ptrs == self._ptrs():
             return
         e.graphs.clear()
-        for r in (row_buckets(e.rows) if self.fused is not None else [e.rows]):
-            self._capture(e, r, sampling, eos, pad_token_id)
         e.key, e.ptrs = key, self._ptrs()
 
     # ---- prefill ----------------------------------------------------------------------------
@@ -285,12 +296,14 @@ class StaticDecoder:
         self.compactions += 1
         return nb, na
 
-    def _decode(self, e: _Entry, b: int, max_new_tokens: int, sampling: tuple, eos, pad_token_id: int, generator,
-                use_graph: bool, res: tuple) -> int:
+    def _decode(self, e: _Entry, b: int, width: int, max_new_tokens: int, sampling: tuple, eos, pad_token_id: int,
+                generator, use_graph: bool, res: tuple) -> int:
         """Decode steps 2..max_new_tokens; finished rows leave at each check (fused step). Returns the steps."""
         n, r, n_real = 1, b, b
         shrink = self.fused is not None
         while n < max_new_tokens:
+            # this step writes cache column width + n - 1; the fused step reads up to the next LEN_CHUNK past it
+            lc = min(e.length, -(-(width + n) // LEN_CHUNK) * LEN_CHUNK) if shrink else e.length
             if n % CHECK_EVERY == 0:
                 left = int((~e.finished[:n_real]).sum())  # the one host sync every CHECK_EVERY steps
                 if left == 0:
@@ -300,9 +313,9 @@ class StaticDecoder:
             if sampling[0] > 0:
                 e.noise[:r].exponential_(generator=generator)
             if use_graph:
-                e.graphs[r].replay()
+                self._graph(e, r, lc, sampling, eos, pad_token_id).replay()
             else:
-                self._step(e, r, sampling, eos, pad_token_id)
+                self._step(e, r, lc, sampling, eos, pad_token_id)
             n += 1
         for dst, src in zip(res, (e.tokens, e.logprobs)):  # the rows still in the buffers
             dst.index_copy_(0, e.orig[:n_real], src[:n_real])
@@ -352,7 +365,8 @@ class StaticDecoder:
                 e.tok_in.copy_(tok[:, None])
                 e.t.fill_(1)
                 res = (torch.empty_like(e.tokens), torch.empty_like(e.logprobs))  # every returned row is written
-                n = self._decode(e, b, max_new_tokens, sampling, eos, pad_token_id, generator, use_graph, res)
+                n = self._decode(e, b, input_ids.shape[1], max_new_tokens, sampling, eos, pad_token_id, generator,
+                                 use_graph, res)
                 self.last_steps = n
                 tokens, logprobs = res[0][:n_out, :n].clone(), res[1][:n_out, :n].clone()
         finally:
