@@ -4,12 +4,13 @@
 # worktree's src/ bench/ scripts/ tests/; "." runs the checkout's own). Raw JSON and logs go to $OUT.
 #   part1  carry [device_carry/p0, ENGINE_DIR]: part00 of the GGUF to /tmp (for part2), then bench 1 on random
 #          SmolLM2-shaped weights: plain generate vs the issue-14 engine (transformers' forward captured) vs the fused
-#          engine, batch 64, rollout lengths (prompt 128 + 256 new) with a kernel profile of the fused step, and
-#          judge lengths (prompt 512 + 256 new)
+#          engine, batch 64, rollout lengths (prompt 128 + 256 new) with a kernel profile of the fused step
+#          (JUDGE_SHAPE=1: also judge lengths, prompt 512 + 256 new)
 #   part2  carry [.whl, device_carry/p1, device_carry/data/self-instruct, ENGINE_DIR] (within ~30 s of part1, warm
 #          machine): setup; GPU guards (greedy == plain generate, sampled distribution chi-square, judge scores ==
-#          plain-generate judge within 1e-3, graph re-capture / in-place weights); bench 3 small shape (new, today,
-#          trl arms in one run) and long shape (new arm + the judge alone; LONG_ARMS=new,today,trl for all three)
+#          plain-generate judge within 1e-3, graph re-capture / in-place weights); bench 3 long shape (LONG_ARMS,
+#          default new,today, + the judge alone) then, if time is left, the small shape (SMALL_ARMS, default
+#          new,today,trl). The trl arm at the long shape takes ~5 min (LONG_ARMS=new,today,trl, DEADLINE=600).
 #   all    part1 then part2 (a warm machine that still has /tmp/part00, or the converted model under /tmp/jc)
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
@@ -28,7 +29,7 @@ part1() {
     PYTHONPATH=$E/src timeout 150 python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 \
       --new 256 --profile --tag _rollout --out "$OUT" > "$OUT/bench1.log" 2>&1
     log "bench 1 rollout shape rc=$?"; tail -4 "$OUT/bench1.log"; }
-  fits 60 "bench 1 judge shape" && {
+  [ -n "${JUDGE_SHAPE:-}" ] && fits 60 "bench 1 judge shape" && {
     PYTHONPATH=$E/src timeout 90 python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 512 \
       --new 256 --variants plain,fused --tag _judge --out "$OUT" >> "$OUT/bench1.log" 2>&1
     log "bench 1 judge shape rc=$?"; tail -3 "$OUT/bench1.log"; }
@@ -38,22 +39,22 @@ part2() {
   source scripts/device/setup.sh > "$OUT/setup.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup.log"; return 1; }
   export PYTHONPATH=/tmp/site:$PWD/$E/src JUDGERL_SHARED_DATA=$PWD/device_carry/data
   log "setup done"
-  if [ -z "${SKIP_TESTS:-}" ] && fits 150 "GPU guards"; then
-    timeout 180 python3 -m pytest -q -p no:cacheprovider -c pyproject.toml --rootdir "$E" \
+  if [ -z "${SKIP_TESTS:-}" ] && fits 100 "GPU guards"; then
+    timeout 120 python3 -m pytest -q -p no:cacheprovider -c pyproject.toml --rootdir "$E" \
       "$E/tests/judges/test_static_decode.py" "$E/tests/training/test_rollout.py" -k "gpu or cuda_graph or eviction" \
       > "$OUT/gpu_tests.log" 2>&1
     log "GPU guards rc=$?"; tail -6 "$OUT/gpu_tests.log"
   fi
-  fits 150 "bench 3 small" && {
-    timeout $(( ${SMALL_S:-200} )) python3 $E/bench/grpo_step.py --steps ${SMALL_STEPS:-4} --trl-steps ${TRL_STEPS:-2} \
+  fits 120 "bench 3 long" && {
+    timeout $(( ${LONG_S:-200} )) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} \
+      --trl-steps ${LONG_TRL_STEPS:-2} --arms ${LONG_ARMS:-new,today} --prompts 16 --generations 8 --completion 256 \
+      --judge-tokens 256 --judge-batch 128 --standalone engine --out "$OUT/grpo_step_long.json" > "$OUT/grpo_step_long.log" 2>&1
+    log "bench 3 long rc=$?"; tail -5 "$OUT/grpo_step_long.log"; }
+  fits 100 "bench 3 small" && {
+    timeout $(( DEADLINE - (SECONDS - T0) - 5 )) python3 $E/bench/grpo_step.py --steps ${SMALL_STEPS:-4} --trl-steps ${TRL_STEPS:-2} \
       --arms ${SMALL_ARMS:-new,today,trl} --prompts 4 --generations 8 --completion 64 --judge-tokens 128 --judge-batch 32 \
       --standalone engine --out "$OUT/grpo_step_small.json" > "$OUT/grpo_step_small.log" 2>&1
     log "bench 3 small rc=$?"; tail -6 "$OUT/grpo_step_small.log"; }
-  fits 60 "bench 3 long" && {
-    timeout $(( DEADLINE - (SECONDS - T0) - 5 )) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} \
-      --trl-steps ${LONG_TRL_STEPS:-2} --arms ${LONG_ARMS:-new} --prompts 16 --generations 8 --completion 256 \
-      --judge-tokens 256 --judge-batch 128 --standalone engine --out "$OUT/grpo_step_long.json" > "$OUT/grpo_step_long.log" 2>&1
-    log "bench 3 long rc=$?"; tail -5 "$OUT/grpo_step_long.log"; }
 }
 
 case "$1" in
