@@ -259,7 +259,7 @@ def main() -> None:
     arms, res = {}, {"device": torch.cuda.get_device_name() if cuda else f"cpu x{os.cpu_count()}",
                      "torch": torch.__version__, "batch": batch, "prompts": a.prompts, "generations": a.generations,
                      "completion": a.completion, "judge_tokens": a.judge_tokens, "judge_batch": a.judge_batch,
-                     "fused_step": os.environ.get("JUDGERL_FUSED_STEP", "1") != "0"}
+                     "JUDGERL_FUSED_STEP": os.environ.get("JUDGERL_FUSED_STEP")}
     for name in a.arms.split(","):
         split.calls = []
         cb = Stamp(name)

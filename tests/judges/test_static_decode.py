@@ -146,12 +146,11 @@ PROMPTS = ["Name three colours of the rainbow.", "Write one sentence about the s
 
 @pytest.mark.slow
 @gpu
-def test_gpu_greedy_rollouts_equal_plain_generate(smollm2_path):
+def test_gpu_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch):
     """20 rows (bucket 20, then 16 or 8 as rows end) through captured graphs vs plain generate, fp32."""
     model, tok = _smollm2_cuda(smollm2_path)
     ids, mask = _chat_batch(tok, PROMPTS * 2)
-    dec = StaticDecoder(model)
-    assert dec.fused is not None
+    dec = engine(model, True, monkeypatch)
     eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
     out = dec.generate(ids, mask, max_new_tokens=64, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
     ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=64, do_sample=False,
@@ -163,7 +162,7 @@ def test_gpu_greedy_rollouts_equal_plain_generate(smollm2_path):
 
 @pytest.mark.slow
 @gpu
-def test_gpu_sampled_tokens_follow_the_model_distribution(smollm2_path):
+def test_gpu_sampled_tokens_follow_the_model_distribution(smollm2_path, monkeypatch):
     """One prompt repeated over 1,536 rows (fp32 cache ~18 GB); token 2 (the first decode-graph step) is drawn
     from the model's temperature / top-k / top-p distribution given token 1: chi-square against transformers'
     own warpers, on the rows whose first token was the most frequent one."""
@@ -173,9 +172,9 @@ def test_gpu_sampled_tokens_follow_the_model_distribution(smollm2_path):
     model, tok = _smollm2_cuda(smollm2_path)
     ids, mask = _chat_batch(tok, [PROMPTS[3]])
     n = 1536
-    out = StaticDecoder(model).generate(ids, mask, max_new_tokens=2, temperature=0.7, top_k=20, top_p=0.95,
-                                        generator=torch.Generator(device="cuda").manual_seed(0),
-                                        rows=torch.zeros(n, dtype=torch.long))
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    out = engine(model, True, monkeypatch).generate(ids, mask, max_new_tokens=2, temperature=0.7, top_k=20,
+                                                    top_p=0.95, generator=gen, rows=torch.zeros(n, dtype=torch.long))
     first = out.tokens[:, 0]
     t1 = int(first.mode().values)  # the most frequent first token; its rows' second tokens are tested
     sel = out.tokens[first == t1, 1]
@@ -199,12 +198,13 @@ def test_gpu_sampled_tokens_follow_the_model_distribution(smollm2_path):
 
 @pytest.mark.slow
 @gpu
-def test_gpu_judge_scores_equal_the_plain_generate_judge(smollm2_path):
+def test_gpu_judge_scores_equal_the_plain_generate_judge(smollm2_path, monkeypatch):
     """A reasoning judge (greedy reasoning, fp32) scores the same requests on the engine and on plain generate:
     expected scores within 1e-3."""
     from judgerl.judges import JudgeRequest, JudgeSpec
     from judgerl.judges.hf import HFBackend
 
+    monkeypatch.setenv("JUDGERL_FUSED_STEP", "1")
     model, tok = _smollm2_cuda(smollm2_path)
     spec = JudgeSpec(mode="reasoning", batch_size=16, cache=False, sampling={"max_new_tokens": 48, "temperature": 0.0})
     reqs = [JudgeRequest(prompt=p, responses=[r]) for p, r in zip(PROMPTS, ["Red, green, blue.", "The sea is calm.",
@@ -215,3 +215,18 @@ def test_gpu_judge_scores_equal_the_plain_generate_judge(smollm2_path):
     a, b = engine_judge._verdicts(reqs), plain_judge._verdicts(reqs)
     assert [v.reasoning for v in a] == [v.reasoning for v in b]
     assert max(abs(x.expected - y.expected) for x, y in zip(a, b)) < 1e-3
+
+
+def test_fused_step_default_is_on_for_the_cpu_and_the_flag_turns_it_off(monkeypatch):
+    from judgerl.judges import fused_step
+
+    model = tiny("llama")
+    monkeypatch.delenv("JUDGERL_FUSED_STEP", raising=False)
+    assert fused_step.ON_BY_DEFAULT["cpu"] and fused_step.fused_step_for(model) is not None
+    monkeypatch.setattr(fused_step, "ON_BY_DEFAULT", {"cpu": False})  # as CUDA is until its GPU guards have run
+    assert fused_step.fused_step_for(model) is None
+    monkeypatch.setenv("JUDGERL_FUSED_STEP", "1")
+    assert fused_step.fused_step_for(model) is not None
+    monkeypatch.setenv("JUDGERL_FUSED_STEP", "0")
+    monkeypatch.setattr(fused_step, "ON_BY_DEFAULT", {"cpu": True})
+    assert fused_step.fused_step_for(model) is None

@@ -29,6 +29,10 @@ from __future__ import annotations
 
 FUSED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 MAX_EXTRA_BYTES = 1 << 30  # weight copies up to this size always; larger ones only within a quarter of free memory
+# Where the fused step is the default: the CPU (tests/judges/test_static_decode.py, tests/training/test_rollout.py).
+# On CUDA it waits for the GPU guards of scripts/device/issue25_bench.sh (greedy == generate through captured graphs,
+# sampled chi-square, judge scores), which no device run has passed yet: JUDGERL_FUSED_STEP=1 turns it on there.
+ON_BY_DEFAULT = {"cpu": True, "cuda": False}
 
 
 def _text_config(model):
@@ -183,11 +187,14 @@ class FusedStep:
 
 
 def fused_step_for(model, device_free_bytes: int | None = None) -> FusedStep | None:
-    """A FusedStep when the model is fusable and its weight copies fit (see MAX_EXTRA_BYTES), else None.
-    `JUDGERL_FUSED_STEP=0` turns the fused step off (the engine then captures transformers' own forward)."""
+    """A FusedStep when the model is fusable, its weight copies fit (see MAX_EXTRA_BYTES) and the step is on for
+    its device, else None. `JUDGERL_FUSED_STEP=1` / `=0` turns it on / off everywhere; unset, it is on where
+    it has been verified (`ON_BY_DEFAULT`). Off, the engine captures transformers' own forward."""
     import os
 
-    if os.environ.get("JUDGERL_FUSED_STEP", "1") == "0" or fusable(model) is not None:
+    flag = os.environ.get("JUDGERL_FUSED_STEP")
+    dev = next(model.parameters()).device.type
+    if flag == "0" or (flag != "1" and not ON_BY_DEFAULT.get(dev, False)) or fusable(model) is not None:
         return None
     extra = FusedStep.extra_bytes(model)
     if extra > MAX_EXTRA_BYTES and (device_free_bytes is None or extra > device_free_bytes // 4):

@@ -11,7 +11,8 @@ every row, then in the same graph scale the logits by the temperature, keep the 
 transformers' warpers do, pick a token and its log-probability, store both, and advance positions and EOS flags.
 The forward is `fused_step.FusedStep` for Llama-family models (fused q/k/v and gate/up GEMMs, residual adds
 fused into the projections, one-kernel RMSNorm, rotary from a table: ~15 kernels a layer instead of ~43), else
-transformers' own forward through a `StaticCache` with a 4-D boolean mask (`JUDGERL_FUSED_STEP=0` forces it).
+transformers' own forward through a `StaticCache` with a 4-D boolean mask. The fused step is the default on the CPU;
+on CUDA it is opt-in (`JUDGERL_FUSED_STEP=1`) until its GPU guards have passed on a device (fused_step.ON_BY_DEFAULT).
 Randomness comes from Exponential(1) noise that the host writes into a static buffer before each
 replay with the caller's own `torch.Generator` (argmax p_i / E_i is an exact draw from p), so the
 global RNG is never touched. The host syncs once every `CHECK_EVERY` steps: to stop when every row ended and,
@@ -236,12 +237,15 @@ class StaticDecoder:
 
     def _ensure_graphs(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
         """Drop the entry's graphs unless they were captured for these sampling settings and these parameter
-        addresses; graphs are then captured as decoding first needs them (`_graph`)."""
+        addresses. The fused step's graphs are captured as decoding first needs them (`_graph`); transformers'
+        forward has one graph per entry, captured here, before the prefill (as the issue-14 engine did)."""
         key = (sampling, None if eos is None else tuple(eos.tolist()), pad_token_id)
         if e.key == key and e.ptrs == self._ptrs():
             return
         e.graphs.clear()
         e.key, e.ptrs = key, self._ptrs()
+        if self.fused is None:
+            self._capture(e, e.rows, e.length, sampling, eos, pad_token_id)
 
     # ---- prefill ----------------------------------------------------------------------------
     def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int):
