@@ -230,3 +230,16 @@ def test_fused_step_default_is_on_for_the_cpu_and_the_flag_turns_it_off(monkeypa
     monkeypatch.setenv("JUDGERL_FUSED_STEP", "0")
     monkeypatch.setattr(fused_step, "ON_BY_DEFAULT", {"cpu": True})
     assert fused_step.fused_step_for(model) is None
+
+
+def test_attended_length_grows_in_chunks_past_long_prompts(monkeypatch):
+    """120-token prompts and 150 new tokens: the attention reads 128, then 256, then 384 columns of a 512-column
+    cache (LEN_CHUNK steps) while rows end and leave; every row still equals `generate`."""
+    model = tiny("qwen3", vocab=40, head_dim=32, max_position_embeddings=1024)
+    ids, mask = batch(19, 120, 40, seed=1)
+    dec = engine(model, True, monkeypatch)
+    out = dec.generate(ids, mask, max_new_tokens=150, eos_token_ids=[7], pad_token_id=0)
+    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=150, do_sample=False, pad_token_id=0,
+                         eos_token_id=[7])[:, 120:]
+    assert list(dec.entries) == [(19, 512)] and torch.equal(out.tokens, ref)
+    assert min(out.lengths) < 120 < max(out.lengths)  # some rows ended inside the first chunk, some ran past it
