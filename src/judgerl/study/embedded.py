@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable
 
 from judgerl import JudgerlError
 
@@ -98,3 +99,23 @@ def annotate_items(items: list[dict], out_dir: Path, split_seed: int, fractions:
     scores = [r["score"] for r in rows if r["score"] is not None]
     return {"rows": len(rows), "valid": len(scores), "histogram": [scores.count(k) for k in range(10)],
             "reward_range": [min(rewards), max(rewards)] if rewards else None}
+
+
+def use_embedded_gold(cfg, folder: Path, log: Callable[[str], None]) -> dict:
+    """gold.source = embedded: the shipped adapter (src/judgerl/study/gold_rm/) merged into gold/merged; its
+    record (how it was trained, its held-out checks) copied to gold/gold.json. No training, no shared data."""
+    import shutil
+
+    from judgerl.study.adapters import check_adapter, merged_model
+
+    src = adapter_dir()
+    check_adapter(src)  # sha256 of the shipped weights
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "adapter").exists():
+        shutil.rmtree(folder / "adapter")
+    shutil.copytree(src, folder / "adapter")
+    merged_model(cfg.base, folder / "adapter", "reward", folder / "merged")
+    rec = {**gold_record(), "source": "embedded (src/judgerl/study/gold_rm)"}
+    (folder / "gold.json").write_text(json.dumps(rec, indent=2, default=float), encoding="utf-8")
+    log(f"gold: the embedded gold RM ({rec.get('name')}) merged into {folder / 'merged'}")
+    return rec

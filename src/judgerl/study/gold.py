@@ -163,27 +163,6 @@ def train_gold(cfg: StudyConfig, folder: Path, root: Path, log: Callable[[str], 
     return rec
 
 
-def use_embedded_gold(cfg: StudyConfig, folder: Path, log: Callable[[str], None]) -> dict:
-    """gold.source = embedded: the shipped adapter (src/judgerl/study/gold_rm/) merged into gold/merged; its
-    record (how it was trained, its held-out checks) copied to gold/gold.json. No training, no shared data."""
-    import shutil
-
-    from judgerl.study.adapters import check_adapter, merged_model
-    from judgerl.study.embedded import adapter_dir, gold_record
-
-    src = adapter_dir()
-    check_adapter(src)  # sha256 of the shipped weights
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "adapter").exists():
-        shutil.rmtree(folder / "adapter")
-    shutil.copytree(src, folder / "adapter")
-    merged_model(cfg.base, folder / "adapter", "reward", folder / "merged")
-    rec = {**gold_record(), "source": "embedded (src/judgerl/study/gold_rm)"}
-    (folder / "gold.json").write_text(json.dumps(rec, indent=2, default=float), encoding="utf-8")
-    log(f"gold: the embedded gold RM ({rec.get('name')}) merged into {folder / 'merged'}")
-    return rec
-
-
 def check_gold(cfg: StudyConfig, merged: Path, folder: Path, root: Path, pairs: list[dict] | None = None) -> dict:
     """Held-out pairwise accuracy vs GPT-4-Turbo (and human sets), each with n and a bootstrap interval."""
     from judgerl.evaluation.human_sets import load_human_set

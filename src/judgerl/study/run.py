@@ -198,7 +198,8 @@ class Study:
         S.run("prompts", self.p("prompts"), {"prompts": c.prompts.model_dump(), "seed": c.seed}, [], prompts)
 
         def gold():
-            from judgerl.study.gold import train_gold, use_embedded_gold
+            from judgerl.study.embedded import use_embedded_gold
+            from judgerl.study.gold import train_gold
             from judgerl.study.stats import fmt_ci
 
             if c.gold.source == "embedded":
