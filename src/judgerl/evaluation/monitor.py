@@ -95,6 +95,7 @@ class GoldMonitor(TrainerCallback):
         self.cfg = cfg or MonitorConfig()
         self.alarm = HackingAlarm(alarm)
         self.trainer = trainer
+        self.sharded = False  # FSDP / ZeRO-3 policy: the generations run on all ranks (set by train_policy)
         self.bases: list[str] | None = None
         self.records: list[dict] = []
         self.done_steps: set[int] = set()
@@ -112,9 +113,10 @@ class GoldMonitor(TrainerCallback):
             self.bases = [r["response"] for r in rows]
 
     # ---- one monitor pass -------------------------------------------------------------------
-    def evaluate(self, model, tok, step: int) -> dict:
+    def evaluate(self, model, tok, step: int, responses: list[str] | None = None) -> dict:
         c = self.cfg
-        responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
+        if responses is None:
+            responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
         if self.bases is None:  # step 0 (or first pass): the base policy's answers are the reference
             self.bases = list(responses)
         proxy = score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
@@ -186,8 +188,15 @@ class GoldMonitor(TrainerCallback):
     def _pass(self, args, state, control, model, tok):
         """One monitor pass on the main process; the stop decision is broadcast to the others."""
         step, stop = state.global_step, False
+        responses = None
+        if step not in self.done_steps and self.sharded:  # sharded policy: every rank joins its forwards
+            from judgerl.training.sharding import gathered
+
+            c = self.cfg
+            with gathered(model):
+                responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
         if step not in self.done_steps and state.is_world_process_zero:
-            rec = self.evaluate(model, tok, step)
+            rec = self.evaluate(model, tok, step, responses)
             if self.alarm.cfg.keep_best_gold:
                 self._save_best(model, tok, step, rec)
             logs = {f"monitor/{k}": v for k, v in rec.items() if k != "step" and isinstance(v, (int, float))}
@@ -202,6 +211,7 @@ class GoldMonitor(TrainerCallback):
             from accelerate.utils import broadcast_object_list
 
             stop = broadcast_object_list([stop], from_process=0)[0]
+        self.done_steps.add(step)  # on every rank, so all ranks skip (or join) the same passes
         if stop:
             control.should_training_stop = True
         return control

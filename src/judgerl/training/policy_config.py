@@ -48,11 +48,13 @@ class GRPOSettings(BaseModel):
     bf16: bool | None = Field(None, description="Default: on when CUDA supports it.")
     report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ...")
     policy_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Policy weight dtype; auto = bfloat16 on a GPU, float32 on the CPU.")
-    rollout: Literal["auto", "engine", "trl"] = Field(
+    rollout: Literal["auto", "engine", "trl", "seeded"] = Field(
         "auto", description="Policy rollouts. engine: judgerl's static-cache decoder (training/rollout.py: one CUDA "
         "graph per batch shape, each prompt prefilled once for its G rollouts, the trainer's exact sampling); trl: "
         "TRL's own generate(); auto: engine where it supports the setup (no vLLM, PEFT, ZeRO-3 or FSDP; a full-"
-        "attention model; no min_p / repetition_penalty / generation_kwargs), else trl (bench 3: faster on GPU and CPU).")
+        "attention model; no min_p / repetition_penalty / generation_kwargs), else trl (bench 3: faster on GPU and CPU); "
+        "seeded: each completion drawn from its own seeded generator, the same samples on 1 or N processes, also "
+        "under FSDP / ZeRO-3 (slower; the sharded equivalence tests use it).")
     use_vllm: bool = Field(False, description="Roll out with vLLM instead of transformers' generate (TRL use_vllm). "
                            "Needs vLLM on a CUDA machine (`pip install trl[vllm]`); it does not install on CPU-only hosts.")
     vllm_mode: Literal["server", "colocate"] = Field("colocate", description=(
@@ -187,8 +189,8 @@ def check_vllm(g: GRPOSettings, processes: int, judges: list[JudgeSpec]) -> None
         raise JudgerlError(f"set grpo.{shadow[0]} directly, not under grpo.trl (it is a typed field)")
     if not g.use_vllm:
         return
-    if getattr(g, "rollout", "auto") == "engine":
-        raise JudgerlError("grpo.rollout: engine and grpo.use_vllm both choose the rollout path; set one "
+    if getattr(g, "rollout", "auto") in ("engine", "seeded"):
+        raise JudgerlError(f"grpo.rollout: {g.rollout} and grpo.use_vllm both choose the rollout path; set one "
                            "(rollout: auto or trl with use_vllm)")
     if g.vllm_mode == "colocate" and processes % g.vllm_tensor_parallel_size:
         raise JudgerlError(f"grpo.vllm_tensor_parallel_size ({g.vllm_tensor_parallel_size}) must divide the world size "

@@ -35,6 +35,7 @@ from judgerl.model_loader import load_model, shared_model
 from judgerl.rundir import RunDir
 from judgerl.training.policy_config import VLLM_FIELDS, PolicyConfig, check_policy
 from judgerl.training.rewards import make_reward
+from judgerl.training.sharding import enable_cpu_fsdp, full_weights, last_checkpoint, save_final, sharding
 
 
 def validate(cfg: PolicyConfig) -> dict:
@@ -99,7 +100,7 @@ def _judges(run: RunDir, judge_spec: JudgeSpec, gold_spec: JudgeSpec | None, mod
     return reward_judge, proxy, gold
 
 
-def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict):
+def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict, configured_state: bool = False):
     import torch
     from trl import GRPOConfig
 
@@ -117,6 +118,8 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict):
     kw["steps_per_generation" if g.generation_batch_size is None else "generation_batch_size"] = (
         layout["steps_per_generation"] if g.generation_batch_size is None else g.generation_batch_size)
     kw.update({f: getattr(g, f) for f in VLLM_FIELDS})  # TRL 1.16 GRPOConfig names, one to one
+    if configured_state:  # keep the accelerate state judgerl set up (sharding.enable_cpu_fsdp)
+        kw["accelerator_config"] = {"use_configured_state": True}
     kw.update(g.trl)
     try:
         return GRPOConfig(**kw)
@@ -130,13 +133,17 @@ def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, trai
 
     from trl import GRPOTrainer
 
-    from judgerl.training.rollout import FastRollout, unsupported
+    from judgerl.training.rollout import FastRollout, SeededRollout, unsupported
 
-    rollout = FastRollout(cfg.grpo.seed) if cfg.grpo.rollout != "trl" else None
+    kind = cfg.grpo.rollout
+    rollout = SeededRollout(cfg.grpo.seed) if kind == "seeded" else FastRollout(cfg.grpo.seed) if kind != "trl" else None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
         trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args, train_dataset=train,
                               processing_class=tok, callbacks=callbacks, rollout_func=rollout)
+    if kind == "seeded":
+        trainer.judgerl_rollout = "seeded"
+        return trainer
     why = unsupported(trainer) if rollout is not None else None
     if why and cfg.grpo.rollout == "engine":
         raise JudgerlError(f"grpo.rollout: engine cannot serve this run: {why} (use auto or trl)")
@@ -154,12 +161,11 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     `extra_callbacks` are TrainerCallbacks (e.g. a wall-clock budget), run after the monitor.
     """
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
     v = validate(cfg)
     run = RunDir(cfg.run_dir)
     ckpt_dir = run.path / "checkpoints"
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    last = last_checkpoint(ckpt_dir)
     if resume and last is None:
         raise JudgerlError(f"--resume: no checkpoint in {ckpt_dir}")
     if not resume and (last is not None or (run.path / "monitor.jsonl").exists()):
@@ -168,9 +174,11 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     main_process = rank == 0
     if main_process:
         run.save_config(cfg)
-    args = grpo_args(cfg, ckpt_dir, v["layout"])
+    # FSDP on CPU processes (gloo): accelerate alone would fall back to DDP (training/sharding.py)
+    args = grpo_args(cfg, ckpt_dir, v["layout"], configured_state=enable_cpu_fsdp())
     policy, tok = load_model(cfg.policy, "causal", device=None, dtype=cfg.grpo.policy_dtype)
-    reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
+    with full_weights():  # judges are not sharded: whole on every rank
+        reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
     reward = make_reward(reward_judge, cfg.reward, cfg.grpo.num_generations)
     train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])
     callbacks: list = [MetricsLogger(run)]
@@ -181,18 +189,20 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         callbacks.append(monitor)
     callbacks += list(extra_callbacks or [])
     trainer = build_trainer(cfg, policy, tok, [reward], args, train, callbacks)
+    shard = sharding(trainer)
+    if shard and cfg.alarm.keep_best_gold:
+        raise JudgerlError(f"alarm.keep_best_gold is not supported with sharded policy weights ({shard}): "
+                           "the monitor would save a shard; use the checkpoints or final/")
     if monitor is not None:
-        monitor.trainer = trainer
+        monitor.trainer, monitor.sharded = trainer, shard is not None
         if resume:
             state = json.loads((Path(last) / "trainer_state.json").read_text(encoding="utf-8"))
             monitor.restore(int(state["global_step"]))
     trainer.train(resume_from_checkpoint=last if resume else None)
     if cfg.grpo.save_final:
-        trainer.save_model(str(run.path / "final"))  # rank 0 writes; every rank must call it
-        if main_process:
-            tok.save_pretrained(str(run.path / "final"))
+        save_final(trainer, tok, run.path / "final", main_process)
     summary = {"steps": trainer.state.global_step, "reward": dict(reward.totals), "layout": v["layout"],
-               "rollout": trainer.judgerl_rollout,
+               "rollout": trainer.judgerl_rollout, "sharding": shard,
                "judge_calls": run.ledger_summary(),
                "monitor": monitor.records[-1] if monitor and monitor.records else None,
                "alarm": monitor.alarm.state() if monitor else None, "processes": trainer.accelerator.num_processes}

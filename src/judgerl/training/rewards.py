@@ -175,12 +175,13 @@ class PointwiseReward(_JudgeReward):
         reqs = [JudgeRequest(prompt=judge_prompt(p), responses=[completion_text(c)]) for p, c in zip(prompts, completions)]
         verdicts = await self._call(reqs)
         raw = [point_value(v) for v in verdicts]
-        groups = groups_of(prompts, self.num_generations) if self.cfg.on_failure == "group_mean" else \
-            [[i] for i in range(len(prompts))]
+        whole = self.cfg.on_failure == "group_mean"  # group_mean needs (and checks) whole groups
+        groups = groups_of(prompts, self.num_generations) if whole else [[i] for i in range(len(prompts))]
         out = apply_failure_policy(raw, groups, self.cfg.on_failure)
         self._report({"calls": len(reqs), "failed": sum(v.failed for v in verdicts),
                       "invalid": sum((not v.valid) and not v.failed for v in verdicts),
-                      "unscored": sum(r is None for r in raw), "dropped": sum(r is None for r in out)}, kw)
+                      "unscored": sum(r is None for r in raw), "dropped": sum(r is None for r in out),
+                      **({"whole_groups": len(groups)} if whole else {})}, kw)
         return out
 
 

@@ -21,6 +21,13 @@ and `logprobs`, one entry per prompt copy. `FastRollout` serves it from
   TRL's loss computes. TRL uses them only for vLLM importance sampling; it recomputes the policy's
   log-probabilities itself, so they are returned for checks and diagnostics.
 - DDP: each process decodes its own slice with its unwrapped module on its own GPU.
+
+`SeededRollout` (`grpo.rollout: seeded`) trades the engine's speed for layout invariance: each completion
+draws from its own generator, seeded from (seed, global step, call, its row in the *global* generation
+batch), so the same run on 1, 2 or 8 processes samples the same completions (up to float ties). It calls
+the model's own forward with a KV cache, so it serves FSDP and ZeRO-3: sharded ranks decode in lock step
+(an all-reduce of "still decoding" per token), and FSDP2 parameters are gathered once per rollout
+(sharding.gathered) instead of once per layer per token. The sharded equivalence tests use it.
 """
 
 from __future__ import annotations
@@ -107,3 +114,89 @@ class FastRollout:
         self.history.append({"seconds": time.perf_counter() - t0, "rows": len(prompt_ids), "prefills": len(uniq),
                              "new_tokens": sum(out.lengths)})
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
+
+
+def _filter(logits, top_k: int, top_p: float):
+    """Top-k then top-p (nucleus) filtering of [rows, vocab] logits, as transformers' warpers do."""
+    import torch
+
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        srt, idx = torch.sort(logits, descending=True, dim=-1)
+        cum = srt.softmax(-1).cumsum(-1)
+        drop = cum - srt.softmax(-1) >= top_p  # keep the smallest prefix whose mass reaches top_p
+        logits = logits.masked_fill(drop.scatter(-1, idx, drop), float("-inf"))
+    return logits
+
+
+class SeededRollout:
+    """`rollout_func` whose samples do not depend on the number of processes (see the module doc)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self._calls: dict[int, int] = {}
+
+    def __call__(self, prompts: list, trainer) -> dict:
+        import torch
+
+        from judgerl.training.sharding import gathered, sharding
+
+        model = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+        prompt_ids = [list(p) for p in trainer._tokenize_prompts(prompts)[0]]
+        step = trainer.state.global_step
+        call = self._calls.get(step, 0)
+        self._calls = {step: call + 1}
+        first_row = trainer.accelerator.process_index * len(prompt_ids)  # rank r holds rows [r·n, (r+1)·n)
+        seeds = [_seed(self.seed, 0, step, call) ^ ((first_row + i) * 0x9E3779B97F4A7C15 % 2**62)
+                 for i in range(len(prompt_ids))]
+        lockstep = sharding(trainer) is not None and trainer.accelerator.num_processes > 1
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), gathered(model):
+                completion_ids, logprobs = self._decode(model, trainer, prompt_ids, seeds, lockstep)
+        finally:
+            model.train(was_training)
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
+
+    @staticmethod
+    def _decode(model, trainer, prompt_ids: list[list[int]], seeds: list[int], lockstep: bool):
+        import torch
+        from transformers import DynamicCache
+
+        dev = next(model.parameters()).device
+        pad = trainer._tokenizer.pad_token_id if trainer._tokenizer.pad_token_id is not None else 0
+        width = max(len(p) for p in prompt_ids)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids], device=dev)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        gens = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
+        eos = torch.tensor(trainer.eos_token_ids, device=dev)
+        temp, top_k, top_p = trainer.temperature, trainer.top_k or 0, trainer.top_p if trainer.top_p is not None else 1.0
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+        done = torch.zeros(len(prompt_ids), dtype=torch.bool, device=dev)
+        tokens: list[list[int]] = [[] for _ in prompt_ids]
+        lps: list[list[float]] = [[] for _ in prompt_ids]
+        for _ in range(trainer.max_completion_length):
+            logits = out.logits[:, -1].float() / temp
+            logp = logits.log_softmax(-1)
+            probs = _filter(logits, top_k, top_p).softmax(-1)
+            nxt = torch.cat([torch.multinomial(probs[i], 1, generator=gens[i]) for i in range(len(gens))])
+            for i in (~done).nonzero().flatten().tolist():
+                tokens[i].append(int(nxt[i]))
+                lps[i].append(float(logp[i, nxt[i]]))
+            done |= torch.isin(nxt, eos)
+            left = (~done).any().to(torch.int32)
+            if lockstep:  # sharded parameters: every rank runs the same number of forwards
+                torch.distributed.all_reduce(left, op=torch.distributed.ReduceOp.MAX)
+            if not left:
+                break
+            nxt = nxt.masked_fill(done, pad)
+            mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
+            pos = pos[:, -1:] + 1
+            out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, past_key_values=cache,
+                        use_cache=True)
+        return tokens, lps
