@@ -35,7 +35,7 @@ from judgerl.model_loader import load_model, shared_model
 from judgerl.rundir import RunDir
 from judgerl.training.policy_config import VLLM_FIELDS, PolicyConfig, check_policy
 from judgerl.training.rewards import make_reward
-from judgerl.training.sharding import enable_cpu_fsdp, full_weights, last_checkpoint, save_final, sharding
+from judgerl.training.sharding import ddp_backend, enable_cpu_fsdp, full_weights, last_checkpoint, save_final, sharding
 
 
 def validate(cfg: PolicyConfig) -> dict:
@@ -120,6 +120,8 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict, configured_stat
     kw.update({f: getattr(g, f) for f in VLLM_FIELDS})  # TRL 1.16 GRPOConfig names, one to one
     if configured_state:  # keep the accelerate state judgerl set up (sharding.enable_cpu_fsdp)
         kw["accelerator_config"] = {"use_configured_state": True}
+    if ddp_backend():  # DeepSpeed on CPU processes (sharding.ddp_backend)
+        kw["ddp_backend"] = ddp_backend()
     kw.update(g.trl)
     try:
         return GRPOConfig(**kw)

@@ -52,6 +52,18 @@ def enable_cpu_fsdp() -> bool:
     return True
 
 
+def ddp_backend() -> str | None:
+    """DeepSpeed on CPU processes: accelerate starts the process group only with an explicit backend (with
+    none, a host without CUDA counts as one process, and DeepSpeed then fails its batch-size check
+    "train_batch_size is not equal to micro_batch_per_gpu * gradient_acc_step * world_size 2 != 2 * 1 * 2"), and it
+    ignores DeepSpeed when ACCELERATE_USE_CPU is set. gloo on a CPU-only host under DeepSpeed, else None."""
+    import torch
+
+    if _flag("ACCELERATE_USE_DEEPSPEED") and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "gloo"
+    return None
+
+
 def sharding(trainer) -> str | None:
     """The parameter sharding the trainer's accelerator applies, or None (one process, DDP)."""
     state = trainer.accelerator.state
@@ -115,10 +127,17 @@ def save_final(trainer, tok, out: Path, main: bool) -> None:
 def full_weights():
     """Load models that are *not* sharded (the in-process judges) whole on every rank. With accelerate's
     `fsdp_cpu_ram_efficient_loading`, transformers loads every from_pretrained on ranks > 0 to the meta device
-    (only the policy is then filled from rank 0 when FSDP shards it): a judge loaded that way has no weights."""
+    (only the policy is then filled from rank 0 when FSDP shards it), and under ZeRO-3 with `zero3_init_flag` it
+    partitions every model it loads: a judge loaded either way has no usable weights (seen on CPU: "Padding_idx
+    must be within num_embeddings" from every judge call, so every reward was dropped)."""
+    from transformers.integrations import deepspeed as hf_ds
+
     key = "FSDP_CPU_RAM_EFFICIENT_LOADING"
     old = os.environ.get(key)
     os.environ[key] = "false"
+    ref = hf_ds._hf_deepspeed_config_weak_ref  # ZeRO-3: from_pretrained would partition the judge (zero.Init)
+    ds_config = ref() if ref is not None else None
+    hf_ds.unset_hf_deepspeed_config()
     try:
         yield
     finally:
@@ -126,6 +145,8 @@ def full_weights():
             os.environ.pop(key, None)
         else:
             os.environ[key] = old
+        if ds_config is not None:
+            hf_ds.set_hf_deepspeed_config(ds_config)
 
 
 def last_checkpoint(folder: Path) -> str | None:
