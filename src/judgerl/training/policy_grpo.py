@@ -13,6 +13,9 @@ Algorithm choices (paper defaults, all overridable in the YAML):
 - Pairwise rewards (and group_mean) need whole groups on every process: the config is refused
   unless per_device_train_batch_size × steps_per_generation is a multiple of num_generations.
 - Gold monitor + hacking alarm + pattern rates run as a TrainerCallback (evaluation/monitor.py).
+- Sharded policies (FSDP2 / DeepSpeed ZeRO-3 through `accelerate launch`; training/sharding.py): also on CPU
+  processes, judges load whole on every rank, the gold monitor generates on all ranks, final/ is gathered,
+  --resume takes the newest complete sharded checkpoint (tests/training/test_policy_sharded.py).
 - Rollouts: `grpo.rollout` (auto = judgerl's static-cache CUDA-graph decoder where it supports the
   setup, training/rollout.py; else TRL's own generate()).
 
