@@ -95,7 +95,9 @@ class GoldMonitor(TrainerCallback):
         self.cfg = cfg or MonitorConfig()
         self.alarm = HackingAlarm(alarm)
         self.trainer = trainer
-        self.sharded = False  # FSDP / ZeRO-3 policy: the generations run on all ranks (set by train_policy)
+        # sharded policy (FSDP / ZeRO-3): a context manager gathering its weights; set by train_policy, every rank
+        # then generates the held-out answers (the policy's forwards need all ranks) and rank 0 scores them
+        self.gather = None
         self.bases: list[str] | None = None
         self.records: list[dict] = []
         self.done_steps: set[int] = set()
@@ -189,11 +191,9 @@ class GoldMonitor(TrainerCallback):
         """One monitor pass on the main process; the stop decision is broadcast to the others."""
         step, stop = state.global_step, False
         responses = None
-        if step not in self.done_steps and self.sharded:  # sharded policy: every rank joins its forwards
-            from judgerl.training.sharding import gathered
-
+        if step not in self.done_steps and self.gather is not None:  # sharded policy: every rank joins its forwards
             c = self.cfg
-            with gathered(model):
+            with self.gather(model):
                 responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
         if step not in self.done_steps and state.is_world_process_zero:
             rec = self.evaluate(model, tok, step, responses)

@@ -38,7 +38,8 @@ from judgerl.model_loader import load_model, shared_model
 from judgerl.rundir import RunDir
 from judgerl.training.policy_config import VLLM_FIELDS, PolicyConfig, check_policy
 from judgerl.training.rewards import make_reward
-from judgerl.training.sharding import ddp_backend, enable_cpu_fsdp, full_weights, last_checkpoint, save_final, sharding
+from judgerl.training.sharding import (ddp_backend, enable_cpu_fsdp, full_weights, gathered, last_checkpoint, save_final,
+                                       sharding)
 
 
 def validate(cfg: PolicyConfig) -> dict:
@@ -199,7 +200,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
         raise JudgerlError(f"alarm.keep_best_gold is not supported with sharded policy weights ({shard}): "
                            "the monitor would save a shard; use the checkpoints or final/")
     if monitor is not None:
-        monitor.trainer, monitor.sharded = trainer, shard is not None
+        monitor.trainer, monitor.gather = trainer, (gathered if shard else None)
         if resume:
             state = json.loads((Path(last) / "trainer_state.json").read_text(encoding="utf-8"))
             monitor.restore(int(state["global_step"]))
