@@ -96,9 +96,15 @@ def start(config: Path, processes: int, resume: bool = False, sharding: str = "f
 def run_to_end(config: Path, processes: int, resume: bool = False, sharding: str = "fsdp2") -> Path:
     proc = start(config, processes, resume, sharding)
     rc = proc.wait(timeout=1200)
-    logname = "resume.log" if resume else "train.log"
-    assert rc == 0, (config.parent / logname).read_text()[-4000:]
+    assert rc == 0, failure(config.parent / ("resume.log" if resume else "train.log"))
     return config.parent / "run"
+
+
+def failure(log: Path) -> str:
+    """The error lines of a failed launch (each rank's traceback ends in one), then the log's tail."""
+    lines = log.read_text(errors="replace").splitlines()
+    errors = [x for x in lines if ("Error" in x or "error:" in x or "Killed" in x) and "Warning" not in x]
+    return "\n".join(errors[-20:]) + "\n---\n" + "\n".join(lines[-40:])
 
 
 def steps(run: Path) -> dict[int, dict]:
@@ -216,7 +222,7 @@ def test_sharded_killed_and_resumed_equals_uninterrupted(sharding, uninterrupted
     first = run / "checkpoints" / "checkpoint-1" / "trainer_state.json"
     deadline = time.monotonic() + 900
     while not first.is_file():
-        assert proc.poll() is None, (tmp_path / "train.log").read_text()[-4000:]
+        assert proc.poll() is None, failure(tmp_path / "train.log")
         assert time.monotonic() < deadline, "no checkpoint-1 after 900 s"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, mid-run
