@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from synthetic import write_run
 
 from judgerl.study.analyze import analyze, run_points
@@ -87,3 +88,28 @@ def test_missing_points_and_a_long_synthetic_run(tmp_path):
     assert q["runs"]["best"]["onset_step"] is not None and q["runs"]["best"]["onset_step"] > best["peak_step"]
     assert q["runs"]["gold_control"]["status"] == "quiet" and q["held_out"]["false_alarms"] == 0
     assert {"gold_vs_sqrt_kl.png", "proxy_vs_gold.png"} <= set(res["figures"])
+
+
+@pytest.mark.slow
+def test_base_nll_equals_the_full_vocabulary_computation():
+    """base_nll applies the vocabulary head at the answer positions only; the NLL equals log_softmax over the whole
+    sequence (real SmolLM2, the committed step-0 answers, padded in one batch)."""
+    import torch
+
+    from judgerl.judges.hf import chat_text
+    from judgerl.model_loader import shared_model
+    from judgerl.study.analyze import base_nll
+    from judgerl.study.samples import read_samples
+
+    cfg = StudyConfig(device="cpu")
+    items = [(r["prompt"][-1]["content"], r["response"]) for r in read_samples(RUNS / "weak", 14)[:3]]
+    got = base_nll(cfg, items)
+    model, tok = shared_model(cfg.base, "causal", "cpu", "float32")
+    for (p, r), g in zip(items, got):
+        head = chat_text(tok, [{"role": "user", "content": p}])
+        ids = tok(head + r, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        k = len(tok(head, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        ref = -logp[k - 1:].gather(-1, ids[0, k:, None])[:, 0].mean()
+        assert abs(g - float(ref)) < 1e-4

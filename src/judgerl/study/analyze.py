@@ -51,16 +51,18 @@ def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) ->
             fulls = [h + r for h, (_, r) in zip(heads, items[s:s + batch])]
             enc = tok(fulls, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             n_head = [len(tok(h, add_special_tokens=False)["input_ids"]) for h in heads]
-            with torch.no_grad():
-                logp = torch.log_softmax(model(**enc).logits[:, :-1].float(), -1)
-            tgt = enc["input_ids"][:, 1:]
-            nll = -logp.gather(-1, tgt[..., None])[..., 0]
             mask = enc["attention_mask"][:, 1:].clone()
             for i, k in enumerate(n_head):
                 mask[i, :k - 1] = 0
+            sel = mask.bool()
+            with torch.no_grad():  # the vocabulary head only at the answer positions (not the prompt's)
+                h = model.base_model(**enc).last_hidden_state[:, :-1][sel]
+                logits = model.get_output_embeddings()(h).float()
+                nll = torch.nn.functional.cross_entropy(logits, enc["input_ids"][:, 1:][sel], reduction="none")
+            row = torch.arange(len(heads), device=sel.device)[:, None].expand_as(sel)[sel]
             for i in range(len(heads)):
-                m = mask[i].bool()
-                out.append(float(nll[i][m].mean()) if m.any() else None)
+                m = row == i
+                out.append(float(nll[m].mean()) if m.any() else None)
     finally:
         tok.padding_side = side
     return out
