@@ -113,3 +113,21 @@ def test_base_nll_equals_the_full_vocabulary_computation():
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
         ref = -logp[k - 1:].gather(-1, ids[0, k:, None])[:, 0].mean()
         assert abs(g - float(ref)) < 1e-4
+
+
+def test_base_nll_cache_is_used_and_checked(tmp_path, monkeypatch):
+    """A committed run's distances re-draw from base_nll.json without the model; changed texts are recomputed."""
+    import hashlib
+
+    from judgerl.study import analyze as an
+    from judgerl.study.config import StudyConfig
+
+    cfg = StudyConfig.model_validate({"device": "cpu"})
+    items = [("Say hi.", "Hi!"), ("Count to 2.", "1, 2")]
+    key = hashlib.sha256(json.dumps([cfg.base, items]).encode()).hexdigest()[:16]
+    (tmp_path / "base_nll.json").write_text(json.dumps({"5": {"key": key, "n": 2, "nll": [1.5, 2.5]}}))
+    calls = []
+    monkeypatch.setattr(an, "base_nll", lambda c, its: calls.append(its) or [9.0] * len(its))
+    assert an.cached_base_nll(cfg, tmp_path, 5, items) == [1.5, 2.5] and calls == []
+    assert an.cached_base_nll(cfg, tmp_path, 5, items[:1]) == [9.0] and len(calls) == 1  # other texts: recomputed
+    assert json.loads((tmp_path / "base_nll.json").read_text())["5"]["nll"] == [9.0]

@@ -68,6 +68,23 @@ def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) ->
     return out
 
 
+def cached_base_nll(cfg: StudyConfig, run: Path, step: int, items: list[tuple[str, str]]) -> list[float | None]:
+    """base_nll, kept in <run>/base_nll.json keyed by step and checked against a hash of the texts (the base model
+    is only needed once: a committed run re-draws its distances without it)."""
+    import hashlib
+
+    path = run / "base_nll.json"
+    cache = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    key = hashlib.sha256(json.dumps([cfg.base, items]).encode()).hexdigest()[:16]
+    hit = cache.get(str(step))
+    if hit and hit.get("key") == key:
+        return hit["nll"]
+    nll = base_nll(cfg, items)
+    cache[str(step)] = {"key": key, "n": len(items), "nll": nll}
+    path.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
+    return nll
+
+
 def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
     from judgerl.evaluation.monitor import read_monitor
     from judgerl.study.stats import cluster_bootstrap
@@ -102,7 +119,7 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
             pt["kl"] = rec_of[st]["kl"]
         if distance:
             k = cfg.distance_prompts or len(rows)  # the same first k monitor prompts at every point
-            nll = base_nll(cfg, list(zip(prompt_text, [r["response"] for r in rows]))[:k])
+            nll = cached_base_nll(cfg, run, st, list(zip(prompt_text, [r["response"] for r in rows]))[:k])
             pt["base_nll"] = _mean(nll)
             pt["distance_n"] = min(k, len(rows))
         points.append(pt)
