@@ -117,7 +117,11 @@ def gao_curves(res: dict, out: Path) -> str | None:
     for ax, (name, r) in zip(axes[0], runs.items()):
         ds, source = gao_distance(r["points"])
         pts = [(d, p["gold"]) for d, p in zip(ds, r["points"]) if d is not None and p["gold"]["value"] is not None]
-        _band(ax, [d for d, _ in pts], [g for _, g in pts], "tab:orange", "gold (95% CI)")
+        ys = [g["value"] for _, g in pts]  # d need not grow with the step: error bars, points joined in step order
+        err = [[y - (g["lo"] if g.get("lo") is not None else y) for y, (_, g) in zip(ys, pts)],
+               [(g["hi"] if g.get("hi") is not None else y) - y for y, (_, g) in zip(ys, pts)]]
+        ax.errorbar([d for d, _ in pts], ys, yerr=err, fmt="o-", ms=3, lw=0.6, elinewidth=0.6, capsize=0,
+                    color="tab:orange", ecolor="navajowhite", label="gold, step order (95% CI)")
         fit = (r.get("gao") or {}).get("final") or {}
         if fit.get("alpha") is not None and pts:
             hi = max(d for d, _ in pts) * 1.15
