@@ -177,7 +177,7 @@ def trained_judge(run: Path, judge: str, curve: list[dict], cfg: StudyConfig) ->
         alias = {"sft-best": f"sft-{counts[-1]}", "sft-weak": f"sft-{cfg.judges.weak}", "sft-mid": f"sft-{mid}"}
         cand = alias.get(judge, judge)
         name = cand if cand in rows or name is None else name
-    return {"name": name, "alpha": rows[name]["alpha_expected"] if name in rows else None}
+    return {"name": name, "alpha": rows[name].get("alpha_expected") if name in rows else None}
 
 
 def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool) -> dict:

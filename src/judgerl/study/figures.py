@@ -70,7 +70,7 @@ def distance(res: dict, out: Path) -> str | None:
 
 
 def alpha_curve(res: dict, out: Path) -> str | None:
-    rows = [r for r in res.get("judges", []) if r["labels"] > 0 and r["alpha_expected"]["value"] is not None
+    rows = [r for r in res.get("judges", []) if r["labels"] > 0 and (r.get("alpha_expected") or {}).get("value") is not None
             and not r.get("reasoning")]
     if not rows:
         return None
@@ -82,12 +82,12 @@ def alpha_curve(res: dict, out: Path) -> str | None:
                                                      for c in ci],
                                                     [(c["hi"] if c["hi"] is not None else c["value"]) - c["value"]
                                                      for c in ci]], fmt="o-", capsize=3, label="SFT judge")
-    pr = [r for r in res.get("judges", []) if r["labels"] == 0 and r["alpha_expected"]["value"] is not None]
+    pr = [r for r in res.get("judges", []) if r["labels"] == 0 and (r.get("alpha_expected") or {}).get("value") is not None]
     if pr:
         ax.axhline(pr[0]["alpha_expected"]["value"], color="gray", ls=":", label="prompted base")
     for r in res.get("judges", []):
-        c = r["alpha_expected"]
-        if r.get("reasoning") and c["value"] is not None:
+        c = r.get("alpha_expected") or {}
+        if r.get("reasoning") and c.get("value") is not None:
             err = [[c["value"] - c["lo"]], [c["hi"] - c["value"]]] if c.get("lo") is not None else None
             ax.errorbar([r["labels"]], [c["value"]], yerr=err, fmt="s", color="tab:red", capsize=3,
                         label=f"{r['judge']} (reasoning; x = labelled items)")

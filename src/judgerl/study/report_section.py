@@ -31,7 +31,8 @@ def study_section(root: Path, esc, table) -> str:
     if d.get("judges"):
         out.append("<h3>Judges: alpha (expected score) vs gold on judge-test answers</h3>" + table(
             ["judge", "gold labels", "alpha ×100 [95% CI]", "n", "invalid rate"],
-            [[r["judge"], r["labels"], _ci(r["alpha_expected"], 1), r["n"], r.get("invalid_rate")] for r in d["judges"]]))
+            [[r["judge"], r["labels"], _ci(r["alpha_expected"], 1), r["n"], r.get("invalid_rate")] for r in d["judges"]
+             if r.get("alpha_expected")]))
     rows = []
     for name, r in d.get("runs", {}).items():
         pts = r.get("points") or []

@@ -43,7 +43,8 @@ def judges_table(study: dict) -> str:
         return ""
     extra = [e for e in EXTRA if any(r.get(e[0]) is not None for r in rows)]
     head = ["judge", "gold labels", "alpha ×100 vs gold [95% CI]", "answers", "invalid rate"] + [e[1] for e in extra]
-    body = [[r["judge"] + (" (reasoning)" if r.get("reasoning") else ""), f"{r['labels']:,}", ci(r.get("alpha_expected"), 1), r.get("n"),
+    body = [[r["judge"] + (" (reasoning)" if r.get("reasoning") else ""), f"{r['labels']:,}",
+             ci(r.get("alpha_expected"), 1) if "missing" not in r else f"not measured: {r['missing']}", r.get("n"),
              num(r.get("invalid_rate"), 3)] + [num(r.get(k), nd) for k, _, nd in extra] for r in rows]
     return table(head, body)
 
