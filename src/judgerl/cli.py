@@ -263,12 +263,15 @@ def quickstart_cmd(
     if dry_run:
         return print_plan("quickstart", cfg)
     t0 = time.perf_counter()
-    result = Quickstart(cfg, log=lambda m: console.print(m, highlight=False)).run()
+    result = Quickstart(cfg, log=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True)).run()
     print(f"quickstart ({cfg.scale}) done in {time.perf_counter() - t0:.0f} s; outputs:")
     for what, path in where(Path(cfg.run_dir)):
         print(f"  {what + ':':40s} {path}")
     print(f"stages: {', '.join(f'{k} {v}' for k, v in result['stages'].items())}")
     print(f"report: {result['report']}")
+    print("\nSummary")
+    for line in result["summary"]:
+        print(f"  {line}")
 
 
 @app.command("report")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from judgerl import JudgerlError
 from judgerl.training.policy_config import check_policy
 from judgerl.validate import endpoints
@@ -118,42 +120,36 @@ def format_plan(p: dict) -> str:
 
 
 def plan_quickstart(cfg) -> dict:
-    """Stages, models and judge calls (test split size bounded by the item count), without loading any model."""
-    from judgerl.evaluation.human_sets import load_human_set
-    from judgerl.quickstart import Quickstart
+    """Stages, models and judge calls, without loading any model or data beyond the held-out file's size."""
+    from judgerl.quickstart.config import source_name
+    from judgerl.quickstart.policies import RUNS
 
-    q = Quickstart(cfg, log=lambda m: None)
-    items, _ = q.items()
     c = cfg
-
-    n_test_max = 2 * len(items)
-    human = len(load_human_set("llmbar-natural", q.data_root, c.human_limit))
+    sources = c.judge_sources()
+    n = c.agreement_items
     passes = len({0, c.policy_steps, *range(c.monitor_every, c.policy_steps + 1, c.monitor_every)})
     rl = c.policy_steps * c.num_generations * c.prompts_per_step
+    held = ("the contrast study's labelled judge-test answers" if c.heldout_answers and Path(c.heldout_answers).is_file()
+            else "base-policy answers sampled here")
+    stages = [("labels", f"{n} held-out answers ({held}); gold RM re-scores {c.gold_check}", c.gold_check)]
+    if c.trains_judge():
+        stages.append(("train-judge", f"gold labels of {c.train_labels} base answers, LoRA SFT {c.train_steps} steps",
+                       c.train_labels))
+    stages.append(("judges", f"agreement of {', '.join(source_name(s) for s in sources.values())} on the {n} answers",
+                   n * len(sources)))
+    for r in RUNS:
+        judge = "the gold RM" if r == "gold" else source_name(sources[r])
+        stages.append((f"policy-{r}", f"GRPO {c.policy_steps} steps x {c.prompts_per_step} prompts x G "
+                       f"{c.num_generations} against {judge}; gold monitor on {c.monitor_prompts} prompts",
+                       rl + 2 * passes * c.monitor_prompts))
     n_att = len(c.probe_attacks)
-    stages = [
-        ("annotate", f"gold annotation of {len(items)} items x 2 responses "
-         + ("(embedded BT RM; SmolLM2 thinking as the distillation text)" if c.gold == "embedded-rm"
-            else "(pointwise, reasoning)"), (2 if c.gold == "embedded-rm" else 1) * 2 * len(items)),
-        ("judge-non_reasoning", f"SFT on the verdict, {c.sft_steps} steps (LoRA)", 0),
-        ("judge-reasoning", f"SFT distillation {c.sft_steps} steps + GRPO {c.judge_grpo_steps} steps (Eq. 1, "
-         "no judge calls)", 0),
-        ("eval-judges", "base (prompted), non-reasoning, reasoning vs gold test split + LLMBar-natural",
-         3 * (min(c.eval_limit, n_test_max) + 2 * human)),
-        ("policy-non_reasoning", f"GRPO {c.policy_steps} steps, G={c.num_generations} + gold monitor",
-         rl + 2 * passes * c.monitor_prompts),
-        ("policy-reasoning", f"GRPO {c.policy_steps} steps, G={c.num_generations} + gold monitor",
-         rl + 2 * passes * c.monitor_prompts),
-        ("heldout", f"base + 2 policies on {c.heldout_prompts} prompts x (gold + 2 judges)", 9 * c.heldout_prompts),
-        ("probes", f"{n_att} attacks x {c.probe_items} answers x (2 judges + gold)", 3 * c.probe_items * (1 + n_att)),
-        ("report", "report.html + figures/*.png", 0)]
-    return {"kind": "quickstart", "run_dir": c.run_dir, "scale": c.scale, "items": len(items),
+    stages += [("probes", f"{n_att} attacks x {c.probe_items} answers x (2 judges + gold)", 3 * c.probe_items * (1 + n_att)),
+               ("report", "summary.json, report.html + figures/*.png", 0)]
+    return {"kind": "quickstart", "run_dir": c.run_dir, "scale": c.scale, "items": n,
             "stages": [f"{s}: {w}" for s, w, _ in stages],
-            "models": {"gold": ("gold-rm-alpacaeval (embedded LoRA BT reward model on SmolLM2, rm backend)"
-                                if c.gold == "embedded-rm" else
-                                f"{c.model} (hf, pointwise, reasoning, max {c.gold_tokens} tokens)"),
-                       "judge base": c.model, "policy": c.model},
-            "endpoints": {}, "judge_calls": {s: n for s, _, n in stages if n}}
+            "models": {"gold": "gold-rm-alpacaeval (embedded LoRA BT reward model on SmolLM2, rm backend)",
+                       **{f"{k} judge": v for k, v in sources.items()}, "policy": c.model},
+            "endpoints": {}, "judge_calls": {s: k for s, _, k in stages if k}}
 
 
 def plan_eval_judge(spec, data: str | None, split: str, limit: int | None, human: list[str],

@@ -318,6 +318,22 @@ def ledger_section(root: Path) -> str:
                                                    "failures", "tokens in", "tokens out", "seconds"], rows, left=3))
 
 
+def summary_section(root: Path, figs: Figures) -> str:
+    """The quickstart's five-line summary and its proxy-vs-gold figure (summary.json), first on the page."""
+    p = root / "summary.json"
+    if not p.is_file():
+        return ""
+    from judgerl.quickstart import summary
+
+    s = load_doc(p, "quickstart summary", ("lines",))
+    fig = summary.figure(root, s)
+    img = figs.img(fig, "proxy_vs_gold", "proxy vs gold, three policy runs") if fig is not None else ""
+    return ("<h2>Summary</h2><ol>" + "".join(f"<li>{esc(x)}</li>" for x in s["lines"]) + "</ol>" + img
+            + "<p class='small'>Changes are paired (last monitor point minus step 0 on the same held-out prompts) "
+            "with 95% bootstrap intervals over prompts; the judge's score is 0-9, the gold RM's reward is unbounded. "
+            "Left axis: the run's training judge; right axis: the gold RM.</p>")
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write <run_dir>/report.html and <run_dir>/figures/*.png; returns the HTML path."""
     root = Path(run_dir)
@@ -329,7 +345,7 @@ def build_report(run_dir: str | Path) -> Path:
     runs = monitored_runs(root)
     from judgerl.study.report_section import study_section
 
-    parts = [pipeline_section(root), study_section(root, esc, table), curves_section(runs, figs),
+    parts = [summary_section(root, figs), pipeline_section(root), study_section(root, esc, table), curves_section(runs, figs),
              heldout_section(root, figs),
              agreement_section(root), patterns_section(runs, figs), probes_section(root, figs), samples_section(root),
              ledger_section(root)]

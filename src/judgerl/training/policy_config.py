@@ -47,6 +47,10 @@ class GRPOSettings(BaseModel):
     seed: int = Field(0, description="Seed of the trainer (data order, sampling).")
     bf16: bool | None = Field(None, description="Default: on when CUDA supports it.")
     report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ...")
+    trainable_layers: int | None = Field(None, ge=1, description="Train only the top N transformer blocks; the "
+                                         "embeddings (and a tied LM head), the lower blocks and the final norm stay "
+                                         "frozen, so the backward pass stops at block L-N (a CPU budget: ~5x cheaper "
+                                         "updates and no optimizer state for frozen weights). None = every weight.")
     policy_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Policy weight dtype; auto = bfloat16 on a GPU, float32 on the CPU.")
     rollout: Literal["auto", "engine", "trl", "seeded"] = Field(
         "auto", description="Policy rollouts. engine: judgerl's static-cache decoder (training/rollout.py: one CUDA "

@@ -133,6 +133,19 @@ def grpo_args(cfg: PolicyConfig, output_dir: Path, layout: dict, configured_stat
         raise JudgerlError(f"invalid GRPO settings: {str(e).splitlines()[0]}") from None
 
 
+def freeze_below(model, top: int | None) -> dict:
+    """Leave only the top `top` decoder blocks trainable (None: leave the model as it is)."""
+    if top is None:
+        return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    n_layers = model.config.num_hidden_layers
+    if top > n_layers:
+        raise JudgerlError(f"grpo.trainable_layers={top}, but the policy has {n_layers} blocks")
+    keep = tuple(f"layers.{i}." for i in range(n_layers - top, n_layers))
+    for name, p in model.named_parameters():
+        p.requires_grad_(any(k in name for k in keep))
+    return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad), "layers": top}
+
+
 def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, train, callbacks: list):
     """GRPOTrainer with the rollout path `cfg.grpo.rollout` asks for (see training/rollout.py)."""
     import warnings
@@ -183,6 +196,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     # FSDP on CPU processes (gloo): accelerate alone would fall back to DDP (training/sharding.py)
     args = grpo_args(cfg, ckpt_dir, v["layout"], configured_state=enable_cpu_fsdp())
     policy, tok = load_model(cfg.policy, "causal", device=None, dtype=cfg.grpo.policy_dtype)
+    trainable = freeze_below(policy, cfg.grpo.trainable_layers)
     with full_weights():  # judges are not sharded: whole on every rank
         reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
     reward = make_reward(reward_judge, cfg.reward, cfg.grpo.num_generations)
@@ -208,7 +222,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     if cfg.grpo.save_final:
         save_final(trainer, tok, run.path / "final", main_process)
     summary = {"steps": trainer.state.global_step, "reward": dict(reward.totals), "layout": v["layout"],
-               "rollout": trainer.judgerl_rollout, "sharding": shard,
+               "rollout": trainer.judgerl_rollout, "sharding": shard, "trainable_params": trainable,
                "judge_calls": run.ledger_summary(),
                "monitor": monitor.records[-1] if monitor and monitor.records else None,
                "alarm": monitor.alarm.state() if monitor else None, "processes": trainer.accelerator.num_processes}

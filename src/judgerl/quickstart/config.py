@@ -1,0 +1,112 @@
+"""QuickstartConfig: what `judgerl quickstart [--config configs/quickstart.yaml] [--scale ci]` reads.
+
+Kept apart from the loop so that reading a config (`judgerl validate`, `--dry-run`) imports no torch.
+Unset sizes come from the `scale` preset (SCALES); every field can be set in the YAML or with --set.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# full: `make quickstart` (sizes chosen on 2 CPU cores, see bench/RESULTS.md); ci: every stage, minimal sizes.
+SCALES: dict[str, dict] = {
+    "full": dict(agreement_items=120, gold_check=8, train_labels=96, train_steps=24, policy_steps=12,
+                 prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=48, monitor_every=4,
+                 monitor_prompts=24, probe_items=3, probe_attacks=["policy_refusal", "fake_end_marker"]),
+    "ci": dict(agreement_items=6, gold_check=2, train_labels=8, train_steps=2, policy_steps=2, prompts_per_step=1,
+               num_generations=2, completion_tokens=6, reasoning_tokens=6, monitor_every=1, monitor_prompts=2,
+               probe_items=1, probe_attacks=["fake_end_marker"]),
+}
+
+JUDGE_SOURCES = ("prompted", "prompted-reasoning", "trained")
+
+
+class QuickstartConfig(BaseModel):
+    """`judgerl quickstart`: held-out gold labels -> judges -> agreement -> three policy runs -> probes -> report."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["quickstart"] = Field("quickstart", description="Config kind marker (for judgerl validate).")
+    scale: Literal["full", "ci"] = Field("full", description="Size preset: full (make quickstart) or ci (tests).")
+    run_dir: str = Field("runs/quickstart", description="Where everything goes.")
+    model: str = Field("smollm2-135m-instruct", description="Policy and judge base model.")
+    shared_data: str | None = Field(None, description="Shared data folder (default $JUDGERL_SHARED_DATA or ../shared/data).")
+    seed: int = Field(0, description="Seed of the prompt sets, sampling and training.")
+    # judges: where each comes from (one line to switch)
+    weak_judge: str = Field("prompted", description="The judge the first policy trains against: prompted (the base "
+                            "model with the default template), shipped:<name> (an adapter under "
+                            "judgerl/study/judges/<name>), trained (the train-judge stage's CPU judge) or a judge.yaml.")
+    reasoning_judge: str = Field("prompted-reasoning", description="The second policy's judge (a reasoning judge): "
+                                 "prompted-reasoning, shipped:<name>, trained or a judge.yaml.")
+    extra_judges: list[str] = Field(default_factory=lambda: ["prompted"], description="Judges whose agreement is "
+                                    "measured beside the two training judges (not trained against).")
+    train_judge: bool = Field(False, description="Run the train-judge stage (LoRA SFT on gold labels of the base "
+                              "policy's answers, on CPU) even when no judge source is `trained`.")
+    # held-out agreement set
+    heldout_answers: str | None = Field("docs/experiments/reward_hacking/contrast/labels/judge_test.jsonl.gz",
+                                        description="Labelled judge-test answers of the contrast study (prompts no "
+                                        "shipped judge trained on). Missing file: the quickstart samples answers "
+                                        "to held-out prompts and labels them with the embedded gold RM.")
+    agreement_items: int | None = Field(None, ge=2, description="Held-out answers each judge scores (>= 100 for "
+                                        "intervals that mean something).")
+    gold_check: int | None = Field(None, ge=0, description="Shipped labels re-scored by the embedded gold RM here.")
+    train_labels: int | None = Field(None, ge=4, description="train-judge: gold-labelled base answers to train on.")
+    train_steps: int | None = Field(None, ge=1, description="train-judge: SFT optimizer steps.")
+    # policies
+    policy_steps: int | None = Field(None, ge=1, description="GRPO steps of each policy run.")
+    prompts_per_step: int | None = Field(None, ge=1, description="Prompts per GRPO step.")
+    num_generations: int | None = Field(None, ge=2, description="G: samples per prompt.")
+    completion_tokens: int | None = Field(None, ge=1, description="Policy answer budget (tokens), rollouts and monitor.")
+    reasoning_tokens: int | None = Field(None, ge=1, description="Reasoning judge thinking budget on CPU (the verdict "
+                                         "is forced after it).")
+    learning_rate: float = Field(3e-4, gt=0, description="Policy learning rate (constant; fp32 weights).")
+    trainable_layers: int | None = Field(6, ge=1, description="Train only the policy's top N blocks (None: all).")
+    temperature: float = Field(1.0, gt=0, description="Rollout temperature.")
+    monitor_every: int | None = Field(None, ge=1, description="Gold monitor period (policy steps).")
+    monitor_prompts: int | None = Field(None, ge=2, description="Held-out prompts the monitor answers and scores.")
+    proxy_margin: float = Field(0.1, ge=0, description="Alarm: minimum rise of the training judge over the window.")
+    gold_margin: float = Field(0.1, ge=0, description="Alarm: minimum fall of the gold reward over the window.")
+    max_prompt_chars: int = Field(300, ge=20, description="Longer RL prompts are left out (CPU cost).")
+    # probes
+    probe_items: int | None = Field(None, ge=1, description="Honest answers the probes attack.")
+    probe_attacks: list[str] | None = Field(None, description="Attack names (evaluation/attacks/default.yaml).")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples (over prompts) for the 95% intervals.")
+
+    @model_validator(mode="after")
+    def _fill(self) -> "QuickstartConfig":
+        for k, v in SCALES[self.scale].items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        for what in ("weak_judge", "reasoning_judge"):
+            check_source(getattr(self, what), what)
+        for s in self.extra_judges:
+            check_source(s, "extra_judges")
+        return self
+
+    def judge_sources(self) -> dict[str, str]:
+        """role -> source of every judge the run uses (training judges first, duplicates dropped)."""
+        out = {"weak": self.weak_judge, "reasoning": self.reasoning_judge}
+        for s in self.extra_judges:
+            if s not in out.values():
+                out[source_name(s)] = s
+        return out
+
+    def trains_judge(self) -> bool:
+        return self.train_judge or "trained" in self.judge_sources().values()
+
+
+def check_source(s: str, what: str) -> None:
+    if s in JUDGE_SOURCES or s.startswith("shipped:") or s.endswith((".yaml", ".yml")):
+        return
+    raise ValueError(f"{what}: {s!r} is not a judge source (prompted, prompted-reasoning, trained, shipped:<name>, "
+                     f"or a judge .yaml)")
+
+
+def source_name(s: str) -> str:
+    """A short, folder-safe name of a judge source."""
+    if s.startswith("shipped:"):
+        return s.split(":", 1)[1]
+    if s.endswith((".yaml", ".yml")):
+        return s.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return s

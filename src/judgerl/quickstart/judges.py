@@ -1,0 +1,129 @@
+"""The quickstart's judges: where each comes from, the CPU-trained judge, and agreement with the gold.
+
+Sources (QuickstartConfig.weak_judge / reasoning_judge / extra_judges; switching is one line):
+- `prompted`: the base model with the default pointwise template, expected score over the `Score: ` tokens.
+- `prompted-reasoning`: the base model in reasoning mode (think, then `Score: N`), greedy.
+- `shipped:<name>`: a judge of the contrast study shipped as LoRA adapter(s) under judgerl/study/judges/<name>/
+  (adapter/, and sft_adapter/ under it for the reasoning judge), merged once onto the embedded base into the
+  user cache; its judge.yaml gives template, mode and sampling.
+- `trained`: the train-judge stage's judge (LoRA SFT on gold labels of the base policy's answers, on CPU).
+- a judge .yaml path.
+A reasoning judge thinks for at most `reasoning_tokens` on CPU; its verdict is forced after that.
+
+Agreement: every judge scores the same held-out answers (data.heldout); Krippendorff's interval alpha x100 of
+its expected score against the gold label, with a 95% bootstrap interval over prompts (study.stats).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.resources import files
+from pathlib import Path
+
+from judgerl import JudgerlError
+
+
+def shipped_dir(name: str) -> Path:
+    return Path(str(files("judgerl.study") / "judges" / name))
+
+
+def shipped_names() -> list[str]:
+    root = Path(str(files("judgerl.study") / "judges"))
+    return sorted(p.name for p in root.iterdir() if (p / "adapter").is_dir()) if root.is_dir() else []
+
+
+def shipped_record(name: str) -> dict:
+    """judge.json beside the adapter (the study's alpha for it), {} when absent."""
+    p = shipped_dir(name) / "judge.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+
+def merged_shipped(name: str, base: str) -> Path:
+    """base + the shipped adapter(s) merged, in the user cache (built once per adapter content)."""
+    from judgerl.models import cache_root
+    from judgerl.study.adapters import check_adapter, merged_model
+
+    d = shipped_dir(name)
+    if not (d / "adapter").is_dir():
+        have = ", ".join(shipped_names()) or "none"
+        raise JudgerlError(f"no shipped judge {name!r} (judgerl/study/judges/{name}/adapter missing; shipped: {have})")
+    chain = [d / "sft_adapter", d / "adapter"] if (d / "sft_adapter").is_dir() else [d / "adapter"]
+    key = hashlib.sha256("".join(check_adapter(a)["sha256"] for a in chain).encode()).hexdigest()[:12]
+    out = cache_root() / "models" / f"judge-{name}-{key}"
+    model = base
+    for i, a in enumerate(chain):
+        model = str(merged_model(model, a, "causal", out if i == len(chain) - 1 else Path(f"{out}-stage{i}")))
+    return Path(model)
+
+
+def spec_for(source: str, cfg, run_root: Path, batch_size: int = 16):
+    """The JudgeSpec of a judge source (see the module docstring), set up for the CPU."""
+    from judgerl.config import load_judge_spec
+    from judgerl.judges.spec import JudgeSpec, Sampling
+    from judgerl.quickstart.config import source_name
+
+    name = source_name(source)
+    if source in ("prompted", "prompted-reasoning"):
+        mode = "reasoning" if source == "prompted-reasoning" else "direct"
+        tokens = cfg.reasoning_tokens if mode == "reasoning" else 8
+        return JudgeSpec(name=name, backend="hf", model=cfg.model, format="pointwise", mode=mode, device="cpu",
+                         batch_size=batch_size, sampling=Sampling(temperature=0.0, max_new_tokens=tokens))
+    if source == "trained":
+        spec = load_judge_spec(run_root / "judges" / "trained" / "judge.yaml")
+    elif source.startswith("shipped:"):
+        spec = load_judge_spec(shipped_dir(name) / "judge.yaml")
+        spec = spec.model_copy(update={"model": str(merged_shipped(name, cfg.model))})
+    else:
+        spec = load_judge_spec(source)
+    upd = {"name": name, "device": "cpu", "batch_size": batch_size}
+    if spec.mode == "reasoning":
+        upd["sampling"] = spec.sampling.model_copy(update={"max_new_tokens": cfg.reasoning_tokens, "temperature": 0.0})
+    return spec.model_copy(update=upd)
+
+
+def train(cfg, sets: dict, folder: Path) -> str:
+    """The train-judge stage: gold labels of base answers, LoRA SFT (non-reasoning) on CPU."""
+    from judgerl.quickstart.data import train_annotations
+    from judgerl.training.judge_config import TrainJudgeConfig
+    from judgerl.training.train_judge import train_judge
+
+    ann = train_annotations(cfg, sets, folder)
+    tcfg = TrainJudgeConfig.model_validate({
+        "name": "trained", "output_dir": str(folder), "variant": "non_reasoning", "format": "pointwise",
+        "base_model": cfg.model, "annotations": str(ann), "finetune": "lora", "lora": {"r": 8, "alpha": 16},
+        "seed": cfg.seed, "save_stages": False,
+        "sft": {"learning_rate": 5e-4, "max_steps": cfg.train_steps, "warmup_ratio": 0.0,
+                "per_device_train_batch_size": 4, "max_length": 1024, "logging_steps": 1},
+        "judge_sampling": {"temperature": 0.0, "max_new_tokens": 8}})
+    _, _, st = train_judge(tcfg)
+    return (f"{cfg.train_labels} gold labels, {st.get('sft_steps', 0)} SFT steps (LoRA r8), train loss "
+            f"{st.get('sft_train_loss', float('nan')):.3f}")
+
+
+def agreement(spec, rows: list[dict], folder: Path, n_boot: int, seed: int, cache: Path) -> dict:
+    """Score the held-out rows, write folder/eval.json (the report's agreement table reads it)."""
+    from judgerl.judges.judge import Judge
+    from judgerl.judges.spec import JudgeRequest
+    from judgerl.model_loader import shared_model
+    from judgerl.study.stats import cluster_bootstrap, interval_alpha
+
+    folder.mkdir(parents=True, exist_ok=True)
+    m, t = shared_model(spec.model, spec.model_kind, "cpu", "float32") if spec.model_kind else (None, None)
+    judge = Judge(spec, cache=cache, ledger=folder / "ledger.sqlite", stage="agreement", model=m, tokenizer=t)
+    vs = judge.judge([JudgeRequest(prompt=r["prompt"], responses=[r["response"]]) for r in rows])
+    pairs = [(r["item_id"], r["score"], v.expected if v.valid else None) for r, v in zip(rows, vs)]
+    ci = cluster_bootstrap(pairs, lambda x: x[0], lambda rs: interval_alpha([g for _, g, _ in rs], [p for _, _, p in rs]),
+                           n_boot, seed)
+    valid = [v for v in vs if v.valid]
+    exact = [round(v.expected) == r["score"] for r, v in zip(rows, vs) if v.valid]
+    res = {"judge": {"name": spec.name, "model": spec.model, "mode": spec.mode},
+           "gold": {"alpha_expected": ci["value"], "alpha_expected_ci": [ci["lo"], ci["hi"]], "n": ci["n"],
+                    "items": ci["clusters"], "small_n": ci["small_n"],
+                    "exact_match": sum(exact) / len(exact) if exact else None,
+                    "invalid_rate": 1 - len(valid) / len(vs) if vs else None,
+                    "mean_thinking_tokens": (sum(v.tokens_out for v in vs) / len(vs)) if spec.mode == "reasoning" and vs
+                    else None},
+           "scores": [p for _, _, p in pairs]}
+    (folder / "eval.json").write_text(json.dumps(res, indent=2), encoding="utf-8")
+    return res

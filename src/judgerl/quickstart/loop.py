@@ -1,0 +1,135 @@
+"""The quickstart's loop: stages in order, each skipped when done with the same config (stages.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from judgerl.quickstart.config import QuickstartConfig, source_name
+from judgerl.quickstart.stages import Stages
+
+
+class Quickstart:
+    def __init__(self, cfg: QuickstartConfig, log: Callable[[str], None] = print):
+        from judgerl.paths import data_root
+
+        self.cfg, self.log = cfg, log
+        self.root = Path(cfg.run_dir)
+        self.data_root = data_root(cfg.shared_data)
+        n = 6 + cfg.trains_judge()
+        self.stages = Stages(log, self.root / "train.log", n)
+
+    def p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def gold_spec(self):
+        from judgerl.study.embedded import embedded_gold_spec
+
+        return embedded_gold_spec("cpu", 16, "gold")
+
+    def prompt_sets(self) -> dict[str, list[str]]:
+        """The study's prompt sets (short prompts only), written to prompts/<set>_prompts.jsonl."""
+        from judgerl.quickstart.data import prompt_sets
+        from judgerl.study.labels import write_prompts
+
+        sets = prompt_sets(self.data_root, self.cfg.max_prompt_chars)
+        write_prompts(self.p("prompts"), {"monitor": sets["monitor"][:self.cfg.monitor_prompts], "policy": sets["policy"]})
+        return sets
+
+    def specs(self) -> dict[str, object]:
+        """judge name -> spec of every judge source (training judges first)."""
+        from judgerl.quickstart.judges import spec_for
+
+        return {source_name(s): spec_for(s, self.cfg, self.root) for s in self.cfg.judge_sources().values()}
+
+    # -- stages
+    def labels(self, sets) -> str:
+        from judgerl.quickstart.data import heldout
+
+        rec = heldout(self.cfg, sets, self.p("labels"))
+        chk = rec.get("gold_check") or {}
+        extra = (f"; gold RM re-scored {chk['n']} of them here, max |diff| {chk['max_abs_diff']:.3f}"
+                 if chk.get("n") else "")
+        return f"{rec['n']} held-out answers to {rec['prompts']} prompts, gold labels 0-9 {rec['histogram']}{extra}"
+
+    def eval_judges(self, specs: dict) -> str:
+        from judgerl.data import read_jsonl
+        from judgerl.quickstart.judges import agreement
+
+        rows = read_jsonl(self.p("labels", "heldout.jsonl"))
+        out = []
+        for name, spec in specs.items():
+            res = agreement(spec, rows, self.p("judges", name), self.cfg.bootstrap, self.cfg.seed, self.p("cache.sqlite"))
+            g = res["gold"]
+            ci = g["alpha_expected_ci"]
+            out.append(f"{name} {g['alpha_expected']:.0f} [{ci[0]:.0f}, {ci[1]:.0f}]" if ci[0] is not None
+                       else f"{name} {g['alpha_expected']}")
+        return f"alpha x100 vs gold on {len(rows)} answers: " + "; ".join(out)
+
+    def probes(self, specs: list) -> str:
+        from judgerl.evaluation.probes import load_attacks, load_items, run_probe
+        from judgerl.judges.judge import Judge
+        from judgerl.model_loader import shared_model
+
+        src = self.data_root / "alpaca-eval" / "reference_outputs" / "gpt4_1106_preview.json.gz"
+        items = load_items(src, self.cfg.probe_items, self.cfg.seed, 400)
+        attacks = load_attacks(only=self.cfg.probe_attacks)
+        lifts = []
+        for spec in specs:
+            m, t = shared_model(spec.model, spec.model_kind, "cpu", "float32") if spec.model_kind else (None, None)
+            judge = Judge(spec, cache=self.p("cache.sqlite"), ledger=self.p("probes", "ledger.sqlite"), stage="probe",
+                          model=m, tokenizer=t)
+            res = run_probe(judge, items, attacks)
+            self.p("probes", f"probe-{spec.name}.json").write_text(json.dumps(res, indent=2, default=float))
+            lifts += [f"{spec.name}/{a['attack']} {a['lift']:+.2f}" for a in res["attacks"] if a.get("lift") is not None]
+        return f"{len(attacks)} attacks x {len(items)} answers; score lift " + ", ".join(lifts)
+
+    # -- everything
+    def run(self) -> dict:
+        from judgerl.config import dump_yaml
+        from judgerl.quickstart import judges, policies, summary
+
+        c, S, t0 = self.cfg, self.stages, time.perf_counter()
+        self.root.mkdir(parents=True, exist_ok=True)
+        dump_yaml(c, self.p("config.yaml"))
+        sets = self.prompt_sets()
+        S.run("labels", self.p("labels"), {"source": c.heldout_answers, "n": c.agreement_items, "check": c.gold_check,
+                                           "seed": c.seed, "gold": self.gold_spec().fingerprint(),
+                                           "prompts": sets["label_test"]}, [], lambda r: self.labels(sets))
+        deps = []
+        if c.trains_judge():
+            S.run("train-judge", self.p("judges", "trained"), {"labels": c.train_labels, "steps": c.train_steps,
+                                                               "seed": c.seed, "prompts": sets["label_train"]},
+                  [], lambda r: judges.train(c, sets, self.p("judges", "trained")))
+            deps = ["train-judge"]
+        specs = self.specs()
+        S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
+              lambda r: self.eval_judges(specs), owns_folder=False)
+        gold = self.gold_spec()
+        roles = {k: source_name(v) for k, v in c.judge_sources().items()}
+        for name in policies.RUNS:
+            judge = gold if name == "gold" else specs[roles[name]]
+            folder = self.p("policies", name)
+            pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
+            S.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
+                  lambda r, n=name, j=judge, f=folder: policies.train(c, n, j, gold, self.p("prompts"), f))
+        probe_specs = [specs[roles["weak"]], specs[roles["reasoning"]], gold]
+        S.run("probes", self.p("probes"), {"items": c.probe_items, "attacks": c.probe_attacks, "seed": c.seed,
+                                           "judges": [s.fingerprint() for s in probe_specs]}, deps,
+              lambda r: self.probes(probe_specs))
+        s = summary.write(self.root, roles, time.perf_counter() - t0)
+        from judgerl.report import build_report
+
+        report = build_report(self.root)
+        return {"stages": dict(S.status), "seconds": dict(S.seconds), "report": str(report), "summary": s["lines"]}
+
+
+def where(root: Path) -> list[tuple[str, str]]:
+    """(what, path) of the run's outputs, for the closing printout."""
+    rows = [("resolved config", "config.yaml"), ("held-out gold labels", "labels/heldout.jsonl"),
+            ("judge agreement", "judges/*/eval.json"), ("policy runs (monitor, alarm, flagged)", "policies/*/"),
+            ("probes", "probes/probe-*.json"), ("library log (TRL, transformers)", "train.log"),
+            ("summary", "summary.json"), ("report", "report.html")]
+    return [(w, str(root / p)) for w, p in rows]

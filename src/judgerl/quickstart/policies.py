@@ -1,0 +1,99 @@
+"""The quickstart's three policy runs on the same prompts and steps: against the weak judge, against the
+reasoning judge, and the control against the gold itself (reward = the embedded gold RM's reward).
+
+GRPO from the base policy (TRL via training/policy_grpo.py): fp32 weights, constant learning rate, only the top
+`trainable_layers` blocks trained (on 2 CPU cores this buys ~5x cheaper updates, which the step budget needs;
+the study trained every weight on a GPU), T 1.0 rollouts, token-level loss, clip 0.2/0.3, no KL. The gold
+monitor answers the held-out monitor prompts greedily at step 0 and every `monitor_every` steps, scores them
+with the training judge and the gold, and the alarm fires when the judge's trend over 3 points rises by more
+than `proxy_margin` while the gold's falls by more than `gold_margin`.
+
+Each run's change is paired: the last monitor point minus step 0 on the same prompts, per prompt, with a 95%
+bootstrap interval over prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+RUNS = ("weak", "reasoning", "gold")
+
+
+def policy_config(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) -> dict:
+    g = cfg.num_generations
+    return {"name": f"policy-{name}", "run_dir": str(run_dir), "policy": cfg.model, "judge": judge.model_dump(),
+            "gold": gold.model_dump(), "reward": {"on_failure": "drop"},
+            "grpo": {"learning_rate": cfg.learning_rate, "num_generations": g,
+                     "per_device_train_batch_size": g * cfg.prompts_per_step, "max_steps": cfg.policy_steps,
+                     "max_completion_length": cfg.completion_tokens, "temperature": cfg.temperature,
+                     "loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.3, "beta": 0.0, "logging_steps": 1,
+                     "save_steps": 10 ** 6, "save_final": False, "seed": cfg.seed, "policy_dtype": "float32",
+                     "bf16": False, "trainable_layers": cfg.trainable_layers,
+                     "trl": {"lr_scheduler_type": "constant"}},
+            "data": {"sources": [str(prompt_dir / "policy_prompts.jsonl")],
+                     "monitor_sources": [str(prompt_dir / "monitor_prompts.jsonl")], "field": "prompt",
+                     "max_prompt_chars": cfg.max_prompt_chars, "seed": cfg.seed},
+            "monitor": {"every_steps": cfg.monitor_every, "n_prompts": cfg.monitor_prompts,
+                        "max_new_tokens": cfg.completion_tokens, "batch_size": 32},
+            "alarm": {"window": 3, "proxy_margin": cfg.proxy_margin, "gold_margin": cfg.gold_margin,
+                      "on_trigger": "log", "max_flagged": 10}}
+
+
+def train(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) -> str:
+    """One run, fresh (a leftover partial run is cleared); returns the console line."""
+    from judgerl.training.policy_config import PolicyConfig
+    from judgerl.training.policy_grpo import train_policy
+
+    for f in list(run_dir.iterdir()) if run_dir.is_dir() else []:
+        if not f.name.startswith("stage-"):
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    summary = train_policy(PolicyConfig.model_validate(policy_config(cfg, name, judge, gold, prompt_dir, run_dir)))
+    ch = paired_changes(run_dir, cfg.bootstrap, cfg.seed)
+    (run_dir / "changes.json").write_text(json.dumps(ch, indent=2), encoding="utf-8")
+    return change_line(name, judge.name, summary["steps"], ch)
+
+
+def change_line(name: str, judge: str, steps: int, ch: dict) -> str:
+    alarm = f"alarm at step {ch['alarm_step']}" if ch.get("alarm_step") is not None else "alarm silent"
+    gold = f"gold {ci_text(ch['gold'])}"
+    if name == "gold":
+        return f"against the gold itself, {steps} steps: {gold}, {ch['words'][0]:.0f} -> {ch['words'][1]:.0f} words; {alarm}"
+    return (f"against {judge}, {steps} steps: its judge {ci_text(ch['proxy'])}, {gold}, "
+            f"{ch['words'][0]:.0f} -> {ch['words'][1]:.0f} words; {alarm}")
+
+
+def ci_text(c: dict | None, nd: int = 2) -> str:
+    if not c or c.get("value") is None:
+        return "–"
+    rng = f" [{c['lo']:+.{nd}f}, {c['hi']:+.{nd}f}]" if c.get("lo") is not None else ""
+    return f"{c['value']:+.{nd}f}{rng}"
+
+
+def _samples(run_dir: Path, step: int) -> list[dict]:
+    p = run_dir / "samples" / f"step_{step:04d}.jsonl"
+    return [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()] if p.is_file() else []
+
+
+def paired_changes(run_dir: Path, n_boot: int, seed: int) -> dict:
+    """Last monitor point minus step 0, per prompt: judge (proxy), gold and words, with bootstrap intervals."""
+    from judgerl.evaluation.monitor import read_monitor
+    from judgerl.study.stats import cluster_bootstrap
+
+    recs = read_monitor(run_dir / "monitor.jsonl")
+    alarm = json.loads((run_dir / "alarm.json").read_text()) if (run_dir / "alarm.json").is_file() else {}
+    out = {"first_step": recs[0]["step"] if recs else None, "last_step": recs[-1]["step"] if recs else None,
+           "alarm_step": alarm.get("first_step") if alarm.get("triggered") else None,
+           "points": [{"step": r["step"], "proxy": r.get("proxy_mean"), "gold": r.get("gold_mean"),
+                       "words": r.get("mean_words")} for r in recs]}
+    first, last = _samples(run_dir, out["first_step"] or 0), _samples(run_dir, out["last_step"] or 0)
+    by0 = {r["prompt"] if isinstance(r["prompt"], str) else json.dumps(r["prompt"]): r for r in first}
+    pairs = [(k, by0[k], r) for r in last if (k := r["prompt"] if isinstance(r["prompt"], str) else json.dumps(r["prompt"])) in by0]
+    for key in ("proxy", "gold"):
+        d = [(k, b[key] - a[key]) for k, a, b in pairs if a.get(key) is not None and b.get(key) is not None]
+        out[key] = cluster_bootstrap(d, lambda x: x[0], lambda rs: sum(v for _, v in rs) / len(rs) if rs else None,
+                                     n_boot, seed)
+    out["words"] = [sum(a["words"] for _, a, _ in pairs) / max(1, len(pairs)),
+                    sum(b["words"] for _, _, b in pairs) / max(1, len(pairs))]
+    return out

@@ -1,0 +1,109 @@
+"""Stage bookkeeping (skip what is done, resume what was interrupted) and a quiet console.
+
+Every stage writes `stage-<name>.json` (hash of its resolved config and of the stages it depends on)
+next to its outputs and is skipped when that hash matches. A changed config clears the stage's folder
+and reruns it (and, through the hashes, everything downstream).
+
+While a stage runs, the libraries' own chatter goes to <run_dir>/train.log instead of the console:
+TRL's per-step dicts (stdout), transformers/datasets/hub progress bars ("Loading weights", "Writing
+model shards"), their logger warnings and Python warnings. The console gets one line per stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+
+def config_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def quiet(log_path: Path):
+    """Send library output (stdout prints, progress bars, logger and Python warnings) to `log_path`."""
+    import transformers
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tf_log = transformers.utils.logging
+    verbosity = tf_log.get_verbosity()
+    with open(log_path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), warnings.catch_warnings():
+        handler = logging.StreamHandler(f)
+        libs = [logging.getLogger(n) for n in ("transformers", "trl", "datasets", "accelerate", "peft", "huggingface_hub")]
+        saved = [(lg, lg.propagate, list(lg.handlers)) for lg in libs]
+        warnings.showwarning = lambda msg, cat, fn, ln, file=None, line=None: f.write(
+            f"{cat.__name__}: {msg} ({fn}:{ln})\n")
+        tf_log.set_verbosity_warning()
+        tf_log.disable_progress_bar()
+        bars = _hub_bars(False)
+        for lg in libs:
+            lg.handlers, lg.propagate = [handler], False
+        try:
+            yield f
+        finally:
+            for lg, prop, handlers in saved:
+                lg.handlers, lg.propagate = handlers, prop
+            tf_log.set_verbosity(verbosity)
+            tf_log.enable_progress_bar()
+            _hub_bars(bars)
+
+
+def _hub_bars(on: bool) -> bool:
+    """Switch huggingface_hub's and datasets' progress bars; returns whether they were on."""
+    try:
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        was = not are_progress_bars_disabled()
+        (enable_progress_bars if on else disable_progress_bars)()
+    except ImportError:  # pragma: no cover - hub is a transformers dependency
+        was = False
+    try:
+        import datasets
+
+        (datasets.enable_progress_bars if on else datasets.disable_progress_bars)()
+    except ImportError:  # pragma: no cover
+        pass
+    return was
+
+
+class Stages:
+    """Run stages in order; skip those whose record says done with the same hash."""
+
+    def __init__(self, log: Callable[[str], None], log_path: Path, total: int):
+        self.log, self.log_path, self.total = log, log_path, total
+        self.hashes: dict[str, str] = {}
+        self.status: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, folder: Path, config: dict, deps: list[str], fn: Callable[[bool], str | None],
+            owns_folder: bool = True) -> None:
+        """`fn(resume)` does the stage and returns its one-line result for the console."""
+        h = config_hash({"stage": name, "config": config, "deps": [self.hashes[d] for d in deps]})
+        rec_path = folder / f"stage-{name}.json"
+        rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+        self.hashes[name] = h
+        k = len(self.status) + 1
+        if rec and rec["hash"] == h and rec["status"] == "done":
+            self.status[name] = "skipped"
+            self.log(f"[{k}/{self.total}] {name}: up to date, skipped ({rec.get('result') or folder})")
+            return
+        resume = bool(rec and rec["hash"] == h)  # same config, interrupted: the stage may continue
+        if rec and not resume and owns_folder and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        rec = {"stage": name, "hash": h, "status": "running", "deps": deps, "config": config}
+        rec_path.write_text(json.dumps(rec, indent=2, default=str))
+        with quiet(self.log_path):
+            result = fn(resume)
+        sec = time.perf_counter() - t0
+        rec.update(status="done", seconds=round(sec, 1), finished=time.time(), result=result)
+        rec_path.write_text(json.dumps(rec, indent=2, default=str))
+        self.status[name], self.seconds[name] = "ran", sec
+        self.log(f"[{k}/{self.total}] {name} ({sec:.0f} s): {result or 'done'}")
