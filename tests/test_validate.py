@@ -70,10 +70,9 @@ def test_train_judge_plan_counts_selection_calls():
 def test_quickstart_dry_run_prints_the_plan(tmp_path):
     r = CliRunner().invoke(app, ["quickstart", "--scale", "ci", "--run-dir", str(tmp_path / "qs"), "--dry-run"])
     assert r.exit_code == 0, r.output
-    for stage in ("annotate", "judge-non_reasoning", "judge-reasoning", "eval-judges", "policy-non_reasoning",
-                  "policy-reasoning", "heldout", "probes", "report"):
+    for stage in ("labels", "judges", "policy-weak", "policy-reasoning", "policy-gold", "probes", "report"):
         assert f"{stage}:" in r.output
-    assert "annotate: 12" in r.output and "endpoints: none" in r.output  # embedded RM + thinking, 6 each
+    assert "labels: 2" in r.output and "endpoints: none" in r.output  # gold re-check of 2 shipped/sampled labels
     assert not (tmp_path / "qs").exists()  # nothing ran
 
 

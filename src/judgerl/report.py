@@ -323,10 +323,10 @@ def summary_section(root: Path, figs: Figures) -> str:
     p = root / "summary.json"
     if not p.is_file():
         return ""
-    from judgerl.quickstart import summary
+    from judgerl.quickstart.summary import figure
 
     s = load_doc(p, "quickstart summary", ("lines",))
-    fig = summary.figure(root, s)
+    fig = figure(root, s)
     img = figs.img(fig, "proxy_vs_gold", "proxy vs gold, three policy runs") if fig is not None else ""
     return ("<h2>Summary</h2><ol>" + "".join(f"<li>{esc(x)}</li>" for x in s["lines"]) + "</ol>" + img
             + "<p class='small'>Changes are paired (last monitor point minus step 0 on the same held-out prompts) "

@@ -146,3 +146,22 @@ def test_bad_configs_fail_before_training(tmp_path, shared_data, smollm2_path):
     res = CliRunner().invoke(app, ["train-policy", "--config", str(tmp_path / "split.yaml"), "--set", "grpo.bogus=1"])
     assert isinstance(res.exception, JudgerlError) and "grpo.bogus" in str(res.exception)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_trainable_layers_freezes_everything_below_the_top_blocks():
+    """grpo.trainable_layers: only the top N blocks keep gradients; the backward pass stops below them."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from judgerl.training.policy_grpo import freeze_below
+
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                                     num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True))
+    assert freeze_below(m, None)["trainable"] == sum(p.numel() for p in m.parameters())
+    rec = freeze_below(m, 1)
+    names = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith("model.layers.3.") for n in names) and rec["layers"] == 1
+    m(torch.randint(0, 64, (2, 5)), labels=torch.randint(0, 64, (2, 5))).loss.backward()
+    assert all((p.grad is not None) == p.requires_grad for p in m.parameters())
+    with pytest.raises(JudgerlError, match="has 4 blocks"):
+        freeze_below(m, 5)

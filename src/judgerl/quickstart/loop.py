@@ -89,7 +89,9 @@ class Quickstart:
     # -- everything
     def run(self) -> dict:
         from judgerl.config import dump_yaml
-        from judgerl.quickstart import judges, policies, summary
+        import judgerl.quickstart.judges as judges
+        import judgerl.quickstart.policies as policies
+        import judgerl.quickstart.summary as summary
 
         c, S, t0 = self.cfg, self.stages, time.perf_counter()
         self.root.mkdir(parents=True, exist_ok=True)

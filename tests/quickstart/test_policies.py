@@ -1,0 +1,58 @@
+"""Paired changes of a policy run (last monitor point minus step 0, per prompt) and the summary built from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from judgerl.quickstart import summary
+from judgerl.quickstart.data import round_robin
+from judgerl.quickstart.policies import paired_changes
+
+
+def write_run(d: Path, proxy_up: float, gold_down: float, alarm_step: int | None) -> None:
+    (d / "samples").mkdir(parents=True)
+    recs = []
+    for step, k in ((0, 0), (4, 1), (8, 2)):
+        rows = [{"step": step, "prompt": f"p{i}", "response": "x " * (20 - 5 * k), "proxy": 5 + i % 3 + k * proxy_up,
+                 "gold": -i / 10 - k * gold_down + (0.05 if i % 2 else -0.05) * k, "words": 20 - 5 * k}
+                for i in range(12)]
+        (d / "samples" / f"step_{step:04d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        recs.append({"step": step, "proxy_mean": sum(r["proxy"] for r in rows) / 12,
+                     "gold_mean": sum(r["gold"] for r in rows) / 12, "mean_words": 20 - 5 * k})
+    (d / "monitor.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    if alarm_step is not None:
+        (d / "alarm.json").write_text(json.dumps({"triggered": True, "first_step": alarm_step, "events": []}))
+
+
+def test_paired_changes_and_summary(tmp_path):
+    write_run(tmp_path / "policies" / "weak", 0.1, 0.3, 8)
+    write_run(tmp_path / "policies" / "gold", 0.0, -0.2, None)
+    ch = paired_changes(tmp_path / "policies" / "weak", 200, 0)
+    assert ch["alarm_step"] == 8 and (ch["first_step"], ch["last_step"]) == (0, 8)
+    assert abs(ch["proxy"]["value"] - 0.2) < 1e-9 and abs(ch["gold"]["value"] + 0.6) < 1e-9
+    assert ch["gold"]["lo"] < -0.6 < ch["gold"]["hi"] < 0 and ch["gold"]["clusters"] == 12
+    assert ch["words"] == [20, 10]
+    for name in ("weak", "gold"):
+        d = tmp_path / "policies" / name
+        (d / "changes.json").write_text(json.dumps(paired_changes(d, 200, 0)))
+    (tmp_path / "judges" / "sft-500").mkdir(parents=True)
+    (tmp_path / "judges" / "sft-500" / "eval.json").write_text(json.dumps(
+        {"judge": {"name": "sft-500"}, "gold": {"alpha_expected": 21.4, "alpha_expected_ci": [9.8, 30.1], "n": 120,
+                                                "items": 30}}))
+    s = summary.build(tmp_path, {"weak": "sft-500", "reasoning": "reasoning"}, 290)
+    lines = s["lines"]
+    assert len(lines) == 5
+    assert lines[0].startswith("Judges vs the gold RM on 120 held-out answers (30 prompts)") and "21 [10, 30]" in lines[0]
+    assert "its judge +0.20" in lines[1] and "gold -0.60" in lines[1] and "alarm fired at step 8" in lines[1]
+    assert lines[2] == "Policy vs the reasoning judge: not run."
+    assert "gold +0.40" in lines[3] and "silent" in lines[3] and "4.8 min" in lines[4]
+    assert summary.figure(tmp_path, s) is not None
+
+
+def test_round_robin_spreads_over_prompts():
+    rows = [{"item_id": f"p{i % 5}", "k": i} for i in range(50)]
+    got = round_robin(rows, 12, 0)
+    ids = [r["item_id"] for r in got]
+    assert len(got) == 12 and len(set(ids[:5])) == 5 and all(ids.count(f"p{i}") in (2, 3) for i in range(5))
+    assert round_robin(rows, 12, 0) == got and round_robin(rows, 100, 0).__len__() == 50
