@@ -22,12 +22,22 @@ from pathlib import Path
 from judgerl import JudgerlError
 
 
-def prompt_sets(root: Path, max_chars: int) -> dict[str, list[str]]:
-    """{monitor, policy, label_test, label_train}: the study's disjoint prompt sets, short prompts only."""
-    from judgerl.study.config import StudyConfig
-    from judgerl.study.labels import split_prompts
+STUDY_PROMPTS = Path("docs/experiments/reward_hacking/contrast/prompts")
 
-    sets = split_prompts(StudyConfig(), root)
+
+def prompt_sets(root: Path, max_chars: int, study_prompts: Path = STUDY_PROMPTS) -> dict[str, list[str]]:
+    """{monitor, policy, label_test, label_train}: the study's disjoint prompt sets (its committed files when
+    present, else re-split with the study's defaults), short prompts only."""
+    names = ("monitor", "policy", "label_test", "label_train")
+    if all((study_prompts / f"{n}_prompts.jsonl").is_file() for n in names):
+        from judgerl.study.labels import read_prompts
+
+        sets = {n: read_prompts(study_prompts, n) for n in names}
+    else:
+        from judgerl.study.config import StudyConfig
+        from judgerl.study.labels import split_prompts
+
+        sets = split_prompts(StudyConfig(), root)
     return {k: [p for p in v if len(p) <= max_chars] for k, v in sets.items()}
 
 

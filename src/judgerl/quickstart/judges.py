@@ -30,7 +30,8 @@ def shipped_dir(name: str) -> Path:
 
 def shipped_names() -> list[str]:
     root = Path(str(files("judgerl.study") / "judges"))
-    return sorted(p.name for p in root.iterdir() if (p / "adapter").is_dir()) if root.is_dir() else []
+    return sorted(p.name for p in root.iterdir() if any((p / a).is_dir() for a in ("adapter", "sft_adapter"))) \
+        if root.is_dir() else []
 
 
 def shipped_record(name: str) -> dict:
@@ -40,21 +41,39 @@ def shipped_record(name: str) -> dict:
 
 
 def merged_shipped(name: str, base: str) -> Path:
-    """base + the shipped adapter(s) merged, in the user cache (built once per adapter content)."""
+    """base + the shipped adapter(s) merged, in the user cache (built once per adapter content): adapter/, or
+    sft_adapter/ then adapter/ for the reasoning judge (sft_adapter/ alone when its GRPO stage did not ship)."""
     from judgerl.models import cache_root
     from judgerl.study.adapters import check_adapter, merged_model
 
     d = shipped_dir(name)
-    if not (d / "adapter").is_dir():
+    chain = [a for a in (d / "sft_adapter", d / "adapter") if a.is_dir()]
+    if not chain:
         have = ", ".join(shipped_names()) or "none"
         raise JudgerlError(f"no shipped judge {name!r} (judgerl/study/judges/{name}/adapter missing; shipped: {have})")
-    chain = [d / "sft_adapter", d / "adapter"] if (d / "sft_adapter").is_dir() else [d / "adapter"]
     key = hashlib.sha256("".join(check_adapter(a)["sha256"] for a in chain).encode()).hexdigest()[:12]
     out = cache_root() / "models" / f"judge-{name}-{key}"
     model = base
     for i, a in enumerate(chain):
         model = str(merged_model(model, a, "causal", out if i == len(chain) - 1 else Path(f"{out}-stage{i}")))
     return Path(model)
+
+
+def shipped_spec(name: str, base: str):
+    """The shipped judge's spec (its judge.yaml; for an SFT-only reasoning judge, the study's reasoning spec)."""
+    from judgerl.config import load_judge_spec
+
+    d = shipped_dir(name)
+    if (d / "judge.yaml").is_file():
+        spec = load_judge_spec(d / "judge.yaml")
+    elif (d / "sft_adapter").is_dir():
+        from judgerl.study.config import StudyConfig
+        from judgerl.study.reasoning import reasoning_spec
+
+        spec = reasoning_spec(StudyConfig(), d)
+    else:
+        raise JudgerlError(f"shipped judge {name!r} has no judge.yaml")
+    return spec.model_copy(update={"model": str(merged_shipped(name, base))})
 
 
 def spec_for(source: str, cfg, run_root: Path, batch_size: int = 16):
@@ -72,8 +91,7 @@ def spec_for(source: str, cfg, run_root: Path, batch_size: int = 16):
     if source == "trained":
         spec = load_judge_spec(run_root / "judges" / "trained" / "judge.yaml")
     elif source.startswith("shipped:"):
-        spec = load_judge_spec(shipped_dir(name) / "judge.yaml")
-        spec = spec.model_copy(update={"model": str(merged_shipped(name, cfg.model))})
+        spec = shipped_spec(name, cfg.model)
     else:
         spec = load_judge_spec(source)
     upd = {"name": name, "device": "cpu", "batch_size": batch_size}

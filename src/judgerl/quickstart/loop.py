@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from judgerl.quickstart.config import QuickstartConfig, source_name
-from judgerl.quickstart.stages import Stages
+from judgerl.quickstart.stages import Stages, quiet
 
 
 class Quickstart:
@@ -106,7 +106,8 @@ class Quickstart:
                                                                "seed": c.seed, "prompts": sets["label_train"]},
                   [], lambda r: judges.train(c, sets, self.p("judges", "trained")))
             deps = ["train-judge"]
-        specs = self.specs()
+        with quiet(self.p("train.log")):  # a shipped judge is merged into the user cache on first use
+            specs = self.specs()
         S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
               lambda r: self.eval_judges(specs), owns_folder=False)
         gold = self.gold_spec()
