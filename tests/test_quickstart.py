@@ -41,8 +41,8 @@ def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, 
         assert noise not in r.output, noise
     assert "'loss'" in (root / "train.log").read_text()  # TRL's per-step dicts were kept, in the log
     for f in ["config.yaml", "labels/heldout.jsonl", "labels/labels.json", "judges/prompted/eval.json",
-              "judges/prompted-reasoning/eval.json", "policies/weak/monitor.jsonl", "policies/reasoning/changes.json",
-              "policies/gold/monitor.jsonl", "probes/probe-gold.json", "probes/probe-prompted-reasoning.json",
+              "judges/reasoning/eval.json", "policies/weak/monitor.jsonl", "policies/reasoning/changes.json",
+              "policies/gold/monitor.jsonl", "probes/probe-gold.json", "probes/probe-reasoning.json",
               "summary.json", "report.html", "figures/proxy_vs_gold.png"]:
         assert (root / f).exists(), f
     for s, folder in [("labels", "labels"), ("policy-reasoning", "policies/reasoning"), ("probes", "probes")]:

@@ -17,7 +17,7 @@ def test_presets_fill_sizes_and_full_agreement_is_at_least_100():
 
 def test_judge_source_switch_is_one_field():
     cfg = load_config(QuickstartConfig, None, ["weak_judge=shipped:sft-500", "extra_judges=[prompted,shipped:sft-20000]"])
-    assert cfg.judge_sources() == {"weak": "shipped:sft-500", "reasoning": "prompted-reasoning",
+    assert cfg.judge_sources() == {"weak": "shipped:sft-500", "reasoning": "shipped:reasoning",
                                    "prompted": "prompted", "sft-20000": "shipped:sft-20000"}
     assert source_name("configs/judges/mine.yaml") == "mine" and not cfg.trains_judge()
     assert QuickstartConfig(weak_judge="trained").trains_judge()

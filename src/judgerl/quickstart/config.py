@@ -12,12 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # full: `make quickstart` (sizes chosen on 2 CPU cores, see bench/RESULTS.md); ci: every stage, minimal sizes.
 SCALES: dict[str, dict] = {
-    "full": dict(agreement_items=120, gold_check=8, train_labels=96, train_steps=24, policy_steps=12,
-                 prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=48, monitor_every=4,
-                 monitor_prompts=24, probe_items=3, probe_attacks=["policy_refusal", "fake_end_marker"]),
+    "full": dict(agreement_items=100, gold_check=8, train_labels=96, train_steps=24, policy_steps=9,
+                 prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=32, monitor_every=3,
+                 monitor_prompts=16, probe_items=2, probe_attacks=["policy_refusal", "fake_end_marker"],
+                 weak_judge="prompted", reasoning_judge="shipped:reasoning",
+                 extra_judges=["shipped:sft-500", "shipped:sft-1500"]),
     "ci": dict(agreement_items=6, gold_check=2, train_labels=8, train_steps=2, policy_steps=2, prompts_per_step=1,
                num_generations=2, completion_tokens=6, reasoning_tokens=6, monitor_every=1, monitor_prompts=2,
-               probe_items=1, probe_attacks=["fake_end_marker"]),
+               probe_items=1, probe_attacks=["fake_end_marker"], weak_judge="prompted",
+               reasoning_judge="shipped:reasoning", extra_judges=[]),
 }
 
 JUDGE_SOURCES = ("prompted", "prompted-reasoning", "trained")
@@ -34,12 +37,12 @@ class QuickstartConfig(BaseModel):
     shared_data: str | None = Field(None, description="Shared data folder (default $JUDGERL_SHARED_DATA or ../shared/data).")
     seed: int = Field(0, description="Seed of the prompt sets, sampling and training.")
     # judges: where each comes from (one line to switch)
-    weak_judge: str = Field("prompted", description="The judge the first policy trains against: prompted (the base "
+    weak_judge: str | None = Field(None, description="The judge the first policy trains against: prompted (the base "
                             "model with the default template), shipped:<name> (an adapter under "
                             "judgerl/study/judges/<name>), trained (the train-judge stage's CPU judge) or a judge.yaml.")
-    reasoning_judge: str = Field("prompted-reasoning", description="The second policy's judge (a reasoning judge): "
+    reasoning_judge: str | None = Field(None, description="The second policy's judge (a reasoning judge): "
                                  "prompted-reasoning, shipped:<name>, trained or a judge.yaml.")
-    extra_judges: list[str] = Field(default_factory=lambda: ["prompted"], description="Judges whose agreement is "
+    extra_judges: list[str] | None = Field(None, description="Judges whose agreement is "
                                     "measured beside the two training judges (not trained against).")
     train_judge: bool = Field(False, description="Run the train-judge stage (LoRA SFT on gold labels of the base "
                               "policy's answers, on CPU) even when no judge source is `trained`.")
