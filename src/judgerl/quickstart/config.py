@@ -63,7 +63,7 @@ class QuickstartConfig(BaseModel):
     completion_tokens: int | None = Field(None, ge=1, description="Policy answer budget (tokens), rollouts and monitor.")
     reasoning_tokens: int | None = Field(None, ge=1, description="Reasoning judge thinking budget on CPU (the verdict "
                                          "is forced after it).")
-    learning_rate: float = Field(3e-4, gt=0, description="Policy learning rate (constant; fp32 weights).")
+    learning_rate: float = Field(5e-4, gt=0, description="Policy learning rate (constant; fp32 weights).")
     trainable_layers: int | None = Field(6, ge=1, description="Train only the policy's top N blocks (None: all).")
     temperature: float = Field(1.0, gt=0, description="Rollout temperature.")
     monitor_every: int | None = Field(None, ge=1, description="Gold monitor period (policy steps).")
