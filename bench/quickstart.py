@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench/quickstart_cpu.json")
     a = ap.parse_args()
     env = dict(os.environ)
+    if not a.make:  # this checkout's code, whatever the venv's editable install points at
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     runs = []
     for i in range(a.repeat):
         tmp = Path(tempfile.mkdtemp(prefix="qs-bench-"))
@@ -93,6 +95,9 @@ def main() -> None:
             r["console_lines"] = log.count("\n")
             runs.append(r)
             print(json.dumps(r, indent=2), flush=True)
+            if r["rc"] != 0:
+                print(log[-3000:], file=sys.stderr)
+                break
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     out = {"bench": "quickstart", "mode": "make quickstart (fresh clone)" if a.make else "judgerl quickstart",
