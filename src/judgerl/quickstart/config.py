@@ -16,7 +16,7 @@ SCALES: dict[str, dict] = {
                  prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=32, monitor_every=3,
                  monitor_prompts=16, probe_items=2, probe_attacks=["policy_refusal", "fake_end_marker"],
                  weak_judge="prompted", reasoning_judge="shipped:reasoning",
-                 extra_judges=["shipped:sft-500", "shipped:sft-1500"]),
+                 extra_judges=["shipped:sft-500"]),
     "ci": dict(agreement_items=6, gold_check=2, train_labels=8, train_steps=2, policy_steps=2, prompts_per_step=1,
                num_generations=2, completion_tokens=6, reasoning_tokens=6, monitor_every=1, monitor_prompts=2,
                probe_items=1, probe_attacks=["fake_end_marker"], weak_judge="prompted",

@@ -5,7 +5,8 @@
   were trained or tested on. Long prompts (> max_prompt_chars) are left out for the CPU's sake.
 - Held-out answers: the study's labelled judge-test answers (base-policy answers to the 33 judge-test prompts,
   gold label 0-9 = the embedded gold RM's reward against the study's decile cuts), when the file is there:
-  `agreement_items` of them, spread round-robin over the prompts. `gold_check` of them are re-scored here by
+  `agreement_items` of them to prompts of at most max_prompt_chars (the CPU's cost is in the prompt tokens),
+  spread round-robin over the prompts. `gold_check` of them are re-scored here by
   the embedded gold RM to show the labels are that RM's. Without the file, the base policy answers the
   judge-test prompts here (T 1.0) and the embedded gold RM labels the answers (deciles of their own rewards).
 - Train labels (train-judge stage only): base answers to the study's judge-train prompts, labelled the same way.
@@ -110,8 +111,8 @@ def heldout(cfg, sets: dict, folder: Path) -> dict:
     cache, ledger = folder / "cache.sqlite", folder / "ledger.sqlite"
     shipped = Path(cfg.heldout_answers) if cfg.heldout_answers else None
     if shipped is not None and shipped.is_file():
-        rows = round_robin([r for r in read_shipped(shipped) if r.get("split", "test") == "test"],
-                           cfg.agreement_items, cfg.seed)
+        rows = round_robin([r for r in read_shipped(shipped) if r.get("split", "test") == "test"
+                            and len(r["prompt"]) <= cfg.max_prompt_chars], cfg.agreement_items, cfg.seed)
         check = rows[:cfg.gold_check]
         got = gold_rewards([r["prompt"] for r in check], [r["response"] for r in check], cache, ledger)
         diffs = [abs(g - r["gold_reward"]) for g, r in zip(got, check) if g is not None]
