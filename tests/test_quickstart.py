@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from judgerl.cli import app
 from judgerl.quickstart import Quickstart, QuickstartConfig
 
-STAGES = ["labels", "judges", "policy-weak", "policy-reasoning", "policy-gold", "probes"]
+STAGES = ["labels", "policy-weak", "policy-reasoning", "policy-gold", "judges", "probes"]
 NOISE = ("Loading weights", "Writing model shards", "{'loss'", "'monitor/n'", "it/s]", "Warning", "WARNING")
 
 

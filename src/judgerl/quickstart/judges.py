@@ -76,7 +76,7 @@ def shipped_spec(name: str, base: str):
     return spec.model_copy(update={"model": str(merged_shipped(name, base))})
 
 
-def spec_for(source: str, cfg, run_root: Path, batch_size: int = 16):
+def spec_for(source: str, cfg, run_root: Path, batch_size: int = 32):
     """The JudgeSpec of a judge source (see the module docstring), set up for the CPU."""
     from judgerl.config import load_judge_spec
     from judgerl.judges.spec import JudgeSpec, Sampling

@@ -108,8 +108,6 @@ class Quickstart:
             deps = ["train-judge"]
         with quiet(self.p("train.log")):  # a shipped judge is merged into the user cache on first use
             specs = self.specs()
-        S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
-              lambda r: self.eval_judges(specs), owns_folder=False)
         gold = self.gold_spec()
         roles = {k: source_name(v) for k, v in c.judge_sources().items()}
         for name in policies.RUNS:
@@ -118,6 +116,8 @@ class Quickstart:
             pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
             S.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
                   lambda r, n=name, j=judge, f=folder: policies.train(c, n, j, gold, self.p("prompts"), f))
+        S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
+              lambda r: self.eval_judges(specs), owns_folder=False)
         probe_specs = [specs[roles["weak"]], specs[roles["reasoning"]], gold]
         S.run("probes", self.p("probes"), {"items": c.probe_items, "attacks": c.probe_attacks, "seed": c.seed,
                                            "judges": [s.fingerprint() for s in probe_specs]}, deps,
