@@ -218,8 +218,9 @@ def agreement_section(root: Path) -> str:
 
 def heldout_section(root: Path, figs: Figures) -> str:
     p = root / "heldout" / "scores.json"
-    if not p.is_file():
-        return "<h2>Held-out policy scores</h2>" + not_run("no held-out evaluation (heldout/scores.json)")
+    if not p.is_file():  # a quickstart's held-out scores are its monitor's (the summary's paired changes)
+        return "" if (root / "summary.json").is_file() else \
+            "<h2>Held-out policy scores</h2>" + not_run("no held-out evaluation (heldout/scores.json)")
     d = load_doc(p, "held-out scores", ("policies", "prompts"))
     if not isinstance(d["policies"], dict) or not all(isinstance(v, dict) for v in d["policies"].values()):
         raise JudgerlError(f"{p}: 'policies' must map policy names to {{judge: score}} objects")
