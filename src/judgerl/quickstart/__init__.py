@@ -1,7 +1,7 @@
 """`judgerl quickstart`: the paper's loop offline on two CPU cores, with numbers that carry signal.
 
-    labels (held-out gold) -> [train-judge] -> judges (agreement, n >= 100, 95% CIs) -> policy runs against the
-    weak judge, the reasoning judge and the gold itself (gold monitor + hacking alarm) -> probes -> summary, report
+    labels (held-out gold) -> [train-judge] -> policy runs against the weak judge, the reasoning judge and the
+    gold itself (gold monitor + hacking alarm) -> judges (agreement, n >= 100, 95% CIs) -> probes -> summary, report
 
 Modules: config (QuickstartConfig, size presets), data (prompt sets, held-out answers and labels), judges (judge
 sources, the CPU-trained judge, agreement), policies (the three GRPO runs, paired changes), summary (the five
