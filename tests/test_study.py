@@ -252,3 +252,12 @@ def test_policy_run_pauses_on_budget_and_resumes(tmp_path, capsys):
     assert rec["status"] == "done" and rec["result"]["steps"] == 4
     steps = [json.loads(x)["step"] for x in (run / "monitor.jsonl").read_text().splitlines()]
     assert steps == [0, 2, 4]
+
+
+def test_verdict_cost_only_from_backend_calls():
+    from judgerl.study.judges import verdict_cost
+
+    assert verdict_cost(2.0, 4, {"backend_calls": 4, "tokens_in": 400, "tokens_out": 40}) == {
+        "seconds_per_verdict": 0.5, "tokens_in_per_verdict": 100.0, "tokens_out_per_verdict": 10.0}
+    assert verdict_cost(0.01, 4, {"backend_calls": 1, "tokens_in": 100, "tokens_out": 10}) == {
+        "cost_note": "not measured: 3 of 4 verdicts came from the cache"}

@@ -89,10 +89,12 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path, limit: 
     folder.mkdir(parents=True, exist_ok=True)
     judge = Judge(spec, cache=folder / "cache.sqlite", ledger=folder / "ledger.sqlite", stage="eval-judge")
     limit = limit or cfg.judges.eval_limit
+    before = Ledger(folder / "ledger.sqlite").summary("eval-judge")
     t0 = time.perf_counter()
     res = evaluate_judge(spec, folder, str(annotations), "test", limit, [], cfg.shared_data, judge=judge)
     wall = time.perf_counter() - t0
-    led = Ledger(folder / "ledger.sqlite").summary("eval-judge")
+    after = Ledger(folder / "ledger.sqlite").summary("eval-judge")
+    led = {k: after[k] - before[k] for k in ("backend_calls", "tokens_in", "tokens_out")}  # this evaluation's calls
     rows = load_annotations(annotations, "pointwise", "test")
     rows = rows[:limit] if limit else rows
     vs = judge.judge([JudgeRequest(prompt=r["prompt"], responses=[r["response"]]) for r in rows])  # cache hits
@@ -103,7 +105,14 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path, limit: 
     return {"judge": spec.name, "alpha_expected": ci, "alpha_label": gold.get("alpha"),
             "exact_match": gold.get("exact_match"), "pairwise_accuracy": gold.get("pairwise_accuracy"),
             "invalid_rate": gold.get("invalid_rate"), "n": len(rows),
-            # cost: wall seconds of the (batched, uncached) evaluation per verdict, and tokens per backend call
-            "seconds_per_verdict": round(wall / max(1, len(rows)), 5),
-            "tokens_in_per_verdict": round(led["tokens_in"] / max(1, led["backend_calls"]), 1),
-            "tokens_out_per_verdict": round(led["tokens_out"] / max(1, led["backend_calls"]), 1)}
+            **verdict_cost(wall, len(rows), led)}
+
+
+def verdict_cost(wall: float, n: int, calls: dict) -> dict:
+    """Cost per verdict of one evaluation: its wall seconds per verdict and tokens per backend call, only when every
+    verdict was a backend call (verdicts from the cache of an earlier run cost nothing here and would hide it)."""
+    if n == 0 or calls["backend_calls"] < n:
+        return {"cost_note": f"not measured: {n - calls['backend_calls']} of {n} verdicts came from the cache"}
+    return {"seconds_per_verdict": round(wall / n, 5),
+            "tokens_in_per_verdict": round(calls["tokens_in"] / calls["backend_calls"], 1),
+            "tokens_out_per_verdict": round(calls["tokens_out"] / calls["backend_calls"], 1)}

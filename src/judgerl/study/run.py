@@ -99,15 +99,16 @@ class Study:
         counts = self.sft_counts()
         return self.cfg.judges.mid or counts[(len(counts) - 1) // 2]
 
+    def judge_name(self, judge: str) -> str:
+        """A policy run's `judge` with the aliases resolved: prompted, gold, reasoning or sft-<N>."""
+        n = {"sft-best": max(self.sft_counts()), "sft-weak": self.cfg.judges.weak,
+             "sft-mid": self.mid_count()}.get(judge)
+        return f"sft-{n}" if n else judge
+
     def judge_stage(self, judge: str) -> str | None:
         """The stage a policy run's training judge comes from (None: the prompted base model)."""
-        if judge in ("gold", "prompted"):
-            return "gold" if judge == "gold" else None
-        if judge == "reasoning":
-            return "judge-reasoning"
-        n = {"sft-best": max(self.sft_counts()), "sft-weak": self.cfg.judges.weak,
-             "sft-mid": self.mid_count()}.get(judge) or int(judge[4:])
-        return f"judge-sft-{n}"
+        name = self.judge_name(judge)
+        return {"gold": "gold", "prompted": None}.get(name, f"judge-{name}")
 
     def judge_for(self, judge: str):
         """The JudgeSpec of a policy run's training judge (its stage must be done)."""
@@ -145,21 +146,23 @@ class Study:
 
             merged_reasoning(self.cfg, self.p("judges", "reasoning"))
 
-    def trained_judges(self) -> dict:
-        """{name: JudgeSpec} of every judge that exists in this run dir: prompted, SFT judges, reasoning, gold."""
+    def trained_judges(self, gold: bool = True) -> dict:
+        """{name: JudgeSpec or None} of every judge of the config: prompted, SFT judges, reasoning (None: not trained
+        in this run dir), and the gold."""
         from judgerl.study.judges import prompted_spec, sft_spec
 
         self.ensure_merged()
         out = {"prompted": prompted_spec(self.cfg)}
         for n in self.sft_counts():
             f = self.p("judges", f"sft-{n}")
-            if (f / "adapter").is_dir():
-                out[f"sft-{n}"] = sft_spec(f, f"sft-{n}", self.cfg.device)
-        if (self.p("judges", "reasoning", "sft_adapter")).is_dir():
+            out[f"sft-{n}"] = sft_spec(f, f"sft-{n}", self.cfg.device) if (f / "adapter").is_dir() else None
+        if self.cfg.reasoning.enabled:
             from judgerl.study.reasoning import reasoning_spec
 
-            out["reasoning"] = reasoning_spec(self.cfg, self.p("judges", "reasoning"))
-        out["gold"] = self.gold_spec()
+            f = self.p("judges", "reasoning")
+            out["reasoning"] = reasoning_spec(self.cfg, f) if (f / "sft_adapter").is_dir() else None
+        if gold:
+            out["gold"] = self.gold_spec()
         return out
 
     def cross_judge(self) -> dict:
@@ -169,10 +172,8 @@ class Study:
 
         runs = {r.name: self.p("policies", r.name) for r in self.cfg.policy.runs
                 if (self.p("policies", r.name, "monitor.jsonl")).is_file()}
-        judges = self.trained_judges()
-        names = {"sft-best": f"sft-{max(self.sft_counts())}", "sft-mid": f"sft-{self.mid_count()}",
-                 "sft-weak": f"sft-{self.cfg.judges.weak}"}
-        trained_on = {r.name: names.get(r.judge, r.judge) for r in self.cfg.policy.runs if r.name in runs}
+        judges = {k: v for k, v in self.trained_judges().items() if v is not None}
+        trained_on = {r.name: self.judge_name(r.judge) for r in self.cfg.policy.runs if r.name in runs}
         return cross_judge_matrix(runs, judges, self.p("analysis", "cross_judge.json"), arena="default",
                                   nb=self.cfg.gold.bootstrap, limit=self.cfg.cross_judge_prompts,
                                   cache_dir=self.p("analysis", "cross_judge_cache"), log=self.log,
@@ -263,26 +264,22 @@ class Study:
                   ["reasoning-traces"], reasoning_judge)
 
         def judges_eval():
-            from judgerl.study.judges import judge_alpha, prompted_spec, sft_spec
+            from judgerl.study.judges import judge_alpha
             from judgerl.study.stats import fmt_ci
 
-            self.ensure_merged()
-            rows = [{**judge_alpha(c, prompted_spec(c), ann, self.p("judges", "prompted")), "labels": 0}]
-            for n in self.sft_counts():
-                f = self.p("judges", f"sft-{n}")
-                if not (f / "adapter").is_dir():  # not trained (yet): said so in the curve, not skipped silently
-                    rows.append({"judge": f"sft-{n}", "labels": n, "missing": "not trained"})
+            rows = []
+            for name, spec in self.trained_judges(gold=False).items():
+                row = {"judge": name, "labels": 0 if name == "prompted" else int(name[4:]) if name.startswith("sft-")
+                       else c.reasoning.items}
+                if name == "reasoning":
+                    row.update(reasoning=True, stages="sft+grpo" if self.p("judges", name, "adapter").is_dir()
+                               else "sft only")
+                if spec is None:  # not trained (yet): said so in the curve, not skipped silently
+                    rows.append({**row, "missing": "not trained"})
                     continue
-                rows.append({**judge_alpha(c, sft_spec(f, f"sft-{n}", c.device), ann, f / "eval"), "labels": n})
-            f = self.p("judges", "reasoning")
-            if c.reasoning.enabled and (f / "sft_adapter").is_dir():
-                from judgerl.study.reasoning import reasoning_spec
-
-                rows.append({**judge_alpha(c, reasoning_spec(c, f), ann, f / "eval", c.reasoning.eval_limit),
-                             "labels": c.reasoning.items, "reasoning": True,
-                             "stages": "sft+grpo" if (f / "adapter").is_dir() else "sft only"})
-            elif c.reasoning.enabled:
-                rows.append({"judge": "reasoning", "labels": c.reasoning.items, "missing": "not trained"})
+                folder = self.p("judges", name) / ("" if name == "prompted" else "eval")
+                limit = c.reasoning.eval_limit if name == "reasoning" else None
+                rows.append({**judge_alpha(c, spec, ann, folder, limit), **row, "judge": spec.name})
             for r in [r for r in rows if "missing" not in r]:
                 self.log(f"judge {r['judge']}: alpha (expected score) vs gold {fmt_ci(r['alpha_expected'])}, "
                          f"invalid {r['invalid_rate']}, {r.get('seconds_per_verdict')} s and "
