@@ -16,6 +16,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, out: Path, name: str) -> str:
+    """Lay out, write out/name at 110 dpi, close; returns the file name (what draw_all lists)."""
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
 def _band(ax, xs, cis, color, label):
     ys = [c["value"] for c in cis]
     ax.plot(xs, ys, "o-", color=color, label=label, ms=3)
@@ -43,11 +51,7 @@ def curves(res: dict, out: Path) -> str | None:
             ax.axvline(r["alarm"]["first_step"], color="red", ls="--", lw=1)
             ax.text(r["alarm"]["first_step"], ax.get_ylim()[1], " alarm", color="red", va="top", fontsize=8)
         ax.set_title(f"{name} (judge: {r['judge']})", fontsize=9)
-    fig.tight_layout()
-    p = out / "proxy_vs_gold.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p.name
+    return _save(plt, fig, out, "proxy_vs_gold.png")
 
 
 def distance(res: dict, out: Path) -> str | None:
@@ -62,11 +66,7 @@ def distance(res: dict, out: Path) -> str | None:
     ax.set_xlabel("distance from base (base NLL/token of the answers, minus step 0)")
     ax.set_ylabel("gold RM reward (held-out)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out / "gold_vs_distance.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p.name
+    return _save(plt, fig, out, "gold_vs_distance.png")
 
 
 def alpha_curve(res: dict, out: Path) -> str | None:
@@ -95,11 +95,7 @@ def alpha_curve(res: dict, out: Path) -> str | None:
     ax.set_xlabel("gold labels used for SFT")
     ax.set_ylabel("Krippendorff alpha x100 vs gold")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out / "alpha_vs_labels.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p.name
+    return _save(plt, fig, out, "alpha_vs_labels.png")
 
 
 def gao_curves(res: dict, out: Path) -> str | None:
@@ -134,11 +130,7 @@ def gao_curves(res: dict, out: Path) -> str | None:
                       "d = sqrt(max(0, base NLL shift/token))", fontsize=8)
         ax.set_ylabel("gold RM reward (held-out)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = out / "gold_vs_sqrt_kl.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p.name
+    return _save(plt, fig, out, "gold_vs_sqrt_kl.png")
 
 
 def peak_vs_alpha(res: dict, out: Path) -> str | None:
@@ -164,11 +156,7 @@ def peak_vs_alpha(res: dict, out: Path) -> str | None:
     a2.set_xlabel("training judge alpha x100 vs gold")
     a2.set_ylabel("step of the gold peak")
     a1.legend(fontsize=7)
-    fig.tight_layout()
-    p = out / "gold_peak_vs_alpha.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p.name
+    return _save(plt, fig, out, "gold_peak_vs_alpha.png")
 
 
 def draw_all(res: dict, out: Path) -> list[str]:
