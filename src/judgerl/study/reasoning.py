@@ -124,7 +124,7 @@ def train_reasoning_judge(cfg: StudyConfig, labels: Path, traces: Path, folder: 
     grpo_adapter = None
     if r.grpo_steps > 0:
         g_cfg = _train_config(cfg, folder, labels, "full")  # the LoRA is applied here, so that it can be kept
-        model = get_peft_model(model, peft_config(_train_config(cfg, folder, labels, "lora")))
+        model = get_peft_model(model, peft_config(sft_cfg))  # the same LoRA settings as the SFT stage
         log(f"judge reasoning: GRPO (Eq. 1 reward, gold labels) for {r.grpo_steps} steps")
         with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
             model, st = run_grpo(g_cfg, spec, model, tok, str(folder / "checkpoints-grpo"))
