@@ -213,6 +213,15 @@ def test_study_end_to_end_toy(tmp_path, capsys):
     # a second run skips every stage
     assert main(["--config", str(cfg_path)]) == 0
     assert "gold: done earlier, skipped" in capsys.readouterr().out
+    # a reasoning judge whose GRPO stage was cut off: the re-run keeps the SFT adapter and trains GRPO again
+    rj = root / "judges" / "reasoning"
+    sft_sha = json.loads((rj / "sft_adapter" / "adapter.json").read_text())["sha256"]
+    shutil.rmtree(rj / "adapter")
+    (rj / "stage-judge-reasoning.json").unlink()
+    assert main(["--config", str(cfg_path), "--stage", "judge-reasoning"]) == 0
+    assert "SFT adapter of an earlier run kept" in capsys.readouterr().out
+    assert json.loads((rj / "sft_adapter" / "adapter.json").read_text())["sha256"] == sft_sha
+    assert (rj / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_gold_pairs_keep_a_held_out_split():

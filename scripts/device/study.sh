@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The contrast study (issues 15, 23) on one lent GPU, as back-to-back calls on one warm machine (state in /tmp).
-# Here first:  bash scripts/device/prepare_carry.sh           (wheels, the GGUF in two halves)
-#              python scripts/hacking_study.py --config configs/study/hacking.yaml --stage prompts \
-#                  --set run_dir=device_carry/study/run        (the prompt split needs the shared data: made here)
-# Then on the device, each call run from the repo root:
-#   1. carry [device_carry/p0, .whl]:        bash scripts/device/study.sh part0
-#   2. carry [device_carry/p1, device_carry/study]:  bash scripts/device/study.sh judges
-#        embedded gold, answers, labels; the SFT judges in parallel with the reasoning traces
-#   3. carry [device_carry/study]:           bash scripts/device/study.sh reasoning
-#        the reasoning judge (SFT on the kept traces, GRPO) alone on the GPU, then every judge's alpha
-#   4. carry [device_carry/study]:           bash scripts/device/study.sh policies   (again, back to back, to continue)
-#        the five arms at once (RUNS= picks); each call stops its runs on a monitor step before DEADLINE s
-#        (checkpoints stay in /tmp: a 200-step arm needs its calls on ONE warm machine) and packs.
-# A machine that went cold loses /tmp: unpack the returned tarballs into device_carry/study/run (what must
-# survive is committed under docs/experiments/reward_hacking/ and src/judgerl/study/judges/) and start at 1.
+# A call carries at most 64 MiB with the tree (~26 MiB), so the GGUF travels in three parts and the run dir as
+# xz tarballs without the adapters the repo already ships. Here first:
+#   bash scripts/device/prepare_carry.sh      (wheels)
+#   bash scripts/device/study_carry.sh        (device_carry/g/{a,b,c}: the GGUF in thirds; device_carry/st/: the
+#                                              run dir's labels, stage records, traces, earlier policy runs)
+# Then on the device, each call run from the repo root, each within ~30 s of the last:
+#   1. carry [.whl, device_carry/g/a]:                 bash scripts/device/study.sh stash
+#   2. carry [device_carry/g/b]:                       bash scripts/device/study.sh stash
+#   3. carry [device_carry/g/c, device_carry/st]:      bash scripts/device/study.sh judges
+#        the GGUF assembled, the run dir unpacked, the SFT judges in two lanes beside the reasoning judge
+#        (SFT kept when its adapter is there, then GRPO), then every judge's alpha (judges-eval)
+#   4. carry []:                                       bash scripts/device/study.sh policies   (again, to continue)
+#        RUNS= picks arms; each call stops its runs on a monitor step before DEADLINE s (checkpoints stay in
+#        /tmp: an arm's calls must all be on ONE warm machine) and packs; FINISH=1 adds the cross-judge matrix.
+# A machine that went cold loses /tmp: unpack the returned tarballs (scripts/device/unpack_study.sh) and start at 1.
 set -u
 CFG=${CFG:-configs/study/hacking.yaml}
 RUN=/tmp/study
@@ -35,7 +36,7 @@ pack() {  # $1 = tar name, rest = paths under $RUN (missing ones skipped)
 bg() {  # bg NAME SECONDS stage args...: a stage in the background with a hard time limit, log in logs/NAME.log
   local name=$1 secs=$2; shift 2
   ( timeout -s INT "$secs" python3 -m judgerl.study.run --config $CFG --set run_dir=$RUN ${STUDY_SET:-} "$@" \
-      > $RUN/logs/$name.log 2>&1; echo "$name rc $?" ) &
+      >> $RUN/logs/$name.log 2>&1; echo "$name rc $?" ) &
 }
 case "$1" in
 _stage)  # internal: one stage, logged to logs/$2.log
@@ -47,40 +48,53 @@ reasoning)  # the reasoning judge (SFT on the traces, GRPO) alone on the GPU (be
   timeout $(left) $0 _stage judges-eval --stage judges-eval
   grep "^\[" $RUN/logs/reasoning.log $RUN/logs/judges-eval.log | tail -12
   pack reasoning.tgz judges/reasoning judges/curve.json 'judges/*/eval' judges/prompted judges/stage-judges-eval.json logs ;;
-part0)
-  cp device_carry/p0/part00 /tmp/part00
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; ls /tmp ;;
+stash)  # a GGUF part (and the wheels, when carried) into /tmp for the next call
+  [ -d .whl ] && [ ! -d /tmp/site/trl ] && python3 -m pip install -q --no-index --no-deps --no-compile \
+    --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  cp device_carry/g/*/gpart* /tmp/ 2>/dev/null; ls -la /tmp/gpart* ;;
 judges)
   env_setup
-  python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_PART0: no wheels in /tmp/site"; exit 3; }
+  python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_STASH: no wheels in /tmp/site"; exit 3; }
   G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf; mkdir -p $(dirname $G)
   if [ ! -f $G ]; then
-    [ -f /tmp/part00 ] || { echo "NEED_PART0: no /tmp/part00"; exit 3; }
-    cat /tmp/part00 device_carry/p1/part01 > $G
-    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/p1/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; exit 3; }
+    cp device_carry/g/c/gpart02 /tmp/ && cat /tmp/gpart00 /tmp/gpart01 /tmp/gpart02 > $G
+    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/g/c/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; exit 3; }
   fi
-  cp -rn device_carry/study/run/. $RUN/
+  [ -f $RUN/labels/stage-labels.json ] || for t in device_carry/st/*.txz; do tar -C $RUN -xJf $t; done
+  # the adapters the repo ships (left out of the tarballs)
+  mkdir -p $RUN/gold $RUN/judges/reasoning; cp -rn src/judgerl/study/gold_rm $RUN/gold/adapter
+  for a in sft-500 sft-1500; do mkdir -p $RUN/judges/$a; cp -rn src/judgerl/study/judges/$a/adapter $RUN/judges/$a/; done
+  cp -rn src/judgerl/study/judges/reasoning/sft_adapter $RUN/judges/reasoning/
   python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || exit 1
-  study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -6
-  # 2026-12-06: five SFT judges + the traces at once ran ~19 examples/s each; sft-5000/10000/20000 did not finish in
-  # 540 s. Two lanes: the small judges then the traces, and the large judges one after another (LANES=1: serial).
-  COUNTS=$(python3 -c "import yaml;print(' '.join(map(str,sorted(yaml.safe_load(open('$CFG'))['judges']['label_counts']))))")
-  ( for n in $COUNTS; do [ $n -le 1500 ] && timeout $(left) $0 _stage sft-$n --stage judge-sft-$n; done
-    timeout $(left) $0 _stage traces --stage reasoning-traces ) &
-  ( for n in $COUNTS; do [ $n -gt 1500 ] && timeout $(left) $0 _stage sft-$n --stage judge-sft-$n; done ) &
+  study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -4
+  TRAIN_S=${TRAIN_S:-400}  # then every judge's alpha in what is left
+  ( timeout $TRAIN_S $0 _stage reasoning --stage judge-reasoning ) &
+  ( for n in ${LANE_A:-5000 10000}; do timeout $(( TRAIN_S - ($(date +%s) - T0) )) $0 _stage sft-$n --stage judge-sft-$n; done ) &
+  ( for n in ${LANE_B:-20000}; do timeout $(( TRAIN_S - ($(date +%s) - T0) )) $0 _stage sft-$n --stage judge-sft-$n; done ) &
+  [ -n "${GUARDS:-}" ] && ( timeout 150 python3 -m pytest -q -p no:cacheprovider tests/judges/test_static_decode.py \
+      -k gpu > $OUT/gpu_guards.log 2>&1; echo "gpu guards rc $?" ) &
   wait
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
-  for f in $RUN/logs/sft-*.log $RUN/logs/traces.log; do grep "^\[\|Error" $f | tail -2; done
-  pack labels.tgz gold/gold.json gold/stage-gold.json answers/stage-answers.json labels logs
-  pack judges_a.tgz judges/sft-500 judges/sft-1500 judges/sft-5000 judges/reasoning-traces
-  pack judges_b.tgz judges/sft-10000 judges/sft-20000 ;;
-policies)
+  for f in $RUN/logs/sft-*.log $RUN/logs/reasoning.log; do echo "== $f"; grep "^\[\|Error" $f | tail -3; done
+  timeout $(left) $0 _stage judges-eval --stage judges-eval
+  grep "^\[" $RUN/logs/judges-eval.log | tail -8
+  pack judges_a.tgz judges/sft-5000 judges/sft-10000   # <= 16 MiB a file comes back: the adapters split in two
+  pack judges_b.tgz judges/sft-20000 judges/reasoning judges/curve.json judges/prompted judges/stage-judges-eval.json \
+    'judges/sft-*/eval' logs ;;
+policies)  # FINISH=1: the cross-judge matrix and the analysis after the runs (FINISH_S seconds kept for them)
   env_setup
   RUNS=${RUNS:-prompted mid best reasoning gold_control}
-  for r in $RUNS; do bg policy-$r $(left) --stage policy:$r --set policy.max_seconds=$(( $(left) - 90 )); sleep 3; done
+  keep=$(( ${FINISH:+${FINISH_S:-150}} + 0 ))
+  grep -q '"status": "done"' $RUN/judges/stage-judges-eval.json 2>/dev/null || \
+    ( timeout $(( $(left) - keep )) $0 _stage judges-eval --stage judges-eval ) &
+  for r in $RUNS; do bg policy-$r $(( $(left) - keep )) --stage policy:$r --set policy.max_seconds=$(( $(left) - keep - 90 )); sleep 3; done
   wait
   for r in $RUNS; do echo "== $r"; grep "^\[\|Error\|error" $RUN/logs/policy-$r.log | tail -3; done
-  for r in $RUNS; do pack policy_$r.tgz policies/$r; done ;;
+  if [ -n "${FINISH:-}" ]; then
+    timeout $(( $(left) - 20 )) $0 _stage cross-judge --stage cross-judge
+    grep "^\[\|Error" $RUN/logs/cross-judge.log | tail -6
+  fi
+  for r in $RUNS; do pack policy_$r.tgz policies/$r; done
+  pack eval.tgz judges/curve.json judges/stage-judges-eval.json 'judges/*/eval' judges/prompted analysis logs ;;
 esac
 nvidia-smi --query-gpu=memory.used --format=csv,noheader

@@ -103,7 +103,7 @@ def train_reasoning_judge(cfg: StudyConfig, labels: Path, traces: Path, folder: 
     from peft import get_peft_model
 
     from judgerl.config import dump_yaml
-    from judgerl.study.adapters import save_adapter
+    from judgerl.study.adapters import check_adapter, merged_model, save_adapter
     from judgerl.training.checkpoints import load_causal, peft_config
     from judgerl.training.judge_grpo import run_grpo
     from judgerl.training.judge_sft import run_sft
@@ -113,14 +113,24 @@ def train_reasoning_judge(cfg: StudyConfig, labels: Path, traces: Path, folder: 
     folder.mkdir(parents=True, exist_ok=True)
     sft_cfg = _train_config(cfg, folder, traces, "lora")
     spec = judge_spec(sft_cfg, str((folder / "merged").resolve()))
-    model, tok = load_causal(cfg.base, sft_cfg.dtype)
     stats: dict = {}
-    log(f"judge reasoning: SFT (LoRA r{r.lora.r}) on the kept traces")
-    with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
-        model, st = run_sft(sft_cfg, spec, model, tok, str(folder / "checkpoints-sft"))
-    stats.update(st)
-    sft_adapter = save_adapter(model, folder / "sft_adapter", {"base": cfg.base, "kind": "causal", "stage": "sft"})
-    model = model.merge_and_unload()
+    done = folder / "sft_adapter"
+    if (done / "adapter.json").is_file():  # a re-run (e.g. its GRPO stage was cut off): the SFT stage is kept
+        log("judge reasoning: SFT adapter of an earlier run kept, merged")
+        sft_adapter = check_adapter(done)
+        if (folder / "sft.json").is_file():
+            stats.update(json.loads((folder / "sft.json").read_text(encoding="utf-8")))
+        model, tok = load_causal(str(merged_model(cfg.base, done, "causal", folder / "merged_sft").resolve()),
+                                 sft_cfg.dtype)
+    else:
+        model, tok = load_causal(cfg.base, sft_cfg.dtype)
+        log(f"judge reasoning: SFT (LoRA r{r.lora.r}) on the kept traces")
+        with open(folder / "train.log", "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+            model, st = run_sft(sft_cfg, spec, model, tok, str(folder / "checkpoints-sft"))
+        stats.update(st)
+        sft_adapter = save_adapter(model, done, {"base": cfg.base, "kind": "causal", "stage": "sft"})
+        (folder / "sft.json").write_text(json.dumps(st, indent=2, default=float), encoding="utf-8")
+        model = model.merge_and_unload()
     grpo_adapter = None
     if r.grpo_steps > 0:
         g_cfg = _train_config(cfg, folder, labels, "full")  # the LoRA is applied here, so that it can be kept
