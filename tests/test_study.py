@@ -4,6 +4,7 @@ whole command end to end at toy size on the CPU (real SmolLM2, real TRL steps; m
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
