@@ -23,7 +23,7 @@ T0=$(date +%s)
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 env_setup() {
   export PYTHONPATH=/tmp/site:$PWD/src JUDGERL_CACHE=/tmp/jc JUDGERL_SHARED_DATA=/tmp/sdata PYTHONUNBUFFERED=1
-  export TOKENIZERS_PARALLELISM=false
+  export TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
   mkdir -p /tmp/sdata $RUN/logs
 }
 study() { python3 -m judgerl.study.run --config $CFG --set run_dir=$RUN ${STUDY_SET:-} "$@"; }
@@ -92,9 +92,11 @@ policies)  # FINISH=1: the cross-judge matrix and the analysis after the runs (F
   for r in $RUNS; do echo "== $r"; grep "^\[\|Error\|error" $RUN/logs/policy-$r.log | tail -3; done
   if [ -n "${FINISH:-}" ]; then
     timeout $(( $(left) - 20 )) $0 _stage cross-judge --stage cross-judge
-    grep "^\[\|Error" $RUN/logs/cross-judge.log | tail -6
+    timeout $(( $(left) - 15 )) $0 _stage analyze --stage analyze   # distances (base NLL) for every run, cached
+    grep "^\[\|Error" $RUN/logs/cross-judge.log $RUN/logs/analyze.log | tail -8
   fi
   for r in $RUNS; do pack policy_$r.tgz policies/$r; done
-  pack eval.tgz judges/curve.json judges/stage-judges-eval.json 'judges/*/eval' judges/prompted analysis logs ;;
+  pack eval.tgz judges/curve.json judges/stage-judges-eval.json 'judges/*/eval' judges/prompted analysis \
+    'policies/*/base_nll.json' logs ;;
 esac
 nvidia-smi --query-gpu=memory.used --format=csv,noheader
