@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,14 @@ def merged_model(base: str, adapter: str | Path, kind: str, out: str | Path) -> 
     model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     if kind == "reward":
         model.config.pad_token_id = tok.pad_token_id
-    save_hf(model, tok, out)
-    stamp.write_text(json.dumps({"adapter": str(adapter), "sha256": rec["sha256"], "base": base}), encoding="utf-8")
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")  # parallel stage processes may merge the same adapter:
+    save_hf(model, tok, tmp)                                # a reader sees the old folder or the whole new one
+    (tmp / "merged_from.json").write_text(json.dumps({"adapter": str(adapter), "sha256": rec["sha256"], "base": base}),
+                                          encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out, ignore_errors=True)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process renamed its copy first: theirs stands
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
