@@ -10,7 +10,8 @@
 #   2. carry [device_carry/g/b]:                       bash scripts/device/study.sh stash
 #   3. carry [device_carry/g/c, device_carry/st]:      bash scripts/device/study.sh judges
 #        the GGUF assembled, the run dir unpacked, the SFT judges in two lanes beside the reasoning judge
-#        (SFT kept when its adapter is there, then GRPO), then every judge's alpha (judges-eval)
+#        (SFT kept when its adapter is there, then GRPO), then every judge's alpha (judges-eval); with SKIP_EVAL=1
+#        and `; DEADLINE=<rest> bash scripts/device/study.sh policies` the policy runs start in the same call
 #   4. carry []:                                       bash scripts/device/study.sh policies   (again, to continue)
 #        RUNS= picks arms; each call stops its runs on a monitor step before DEADLINE s (checkpoints stay in
 #        /tmp: an arm's calls must all be on ONE warm machine) and packs; FINISH=1 adds the cross-judge matrix.
@@ -76,8 +77,10 @@ judges)
   wait
   nvidia-smi --query-gpu=memory.used --format=csv,noheader
   for f in $RUN/logs/sft-*.log $RUN/logs/reasoning.log; do echo "== $f"; grep "^\[\|Error" $f | tail -3; done
-  timeout $(left) $0 _stage judges-eval --stage judges-eval
-  grep "^\[" $RUN/logs/judges-eval.log | tail -8
+  if [ -z "${SKIP_EVAL:-}" ]; then  # SKIP_EVAL=1: a policies call right after runs it beside the policy runs
+    timeout $(left) $0 _stage judges-eval --stage judges-eval
+    grep "^\[" $RUN/logs/judges-eval.log | tail -8
+  fi
   pack judges_a.tgz judges/sft-5000 judges/sft-10000   # <= 16 MiB a file comes back: the adapters split in two
   pack judges_b.tgz judges/sft-20000 judges/reasoning judges/curve.json judges/prompted judges/stage-judges-eval.json \
     'judges/sft-*/eval' logs ;;
