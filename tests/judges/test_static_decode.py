@@ -128,9 +128,11 @@ def _smollm2_cuda(path, dtype="float32"):
 
 
 def _chat_batch(tok, prompts):
-    enc = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True)
-           for p in prompts]
-    enc = [e["input_ids"] if isinstance(e, dict) else e for e in enc]
+    # the chat text, then the tokenizer: apply_chat_template(tokenize=True) returns a list, a BatchEncoding or (on
+    # the device image's transformers, 2026-12-06) a tokenizers.Encoding, depending on the version
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+             for p in prompts]
+    enc = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     width = max(map(len, enc))
     ids = torch.full((len(enc), width), tok.pad_token_id)
     mask = torch.zeros_like(ids)
