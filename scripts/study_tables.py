@@ -2,8 +2,8 @@
 
     python scripts/study_tables.py docs/experiments/reward_hacking/contrast [--distance-prompts 16] [--no-distance]
 
-Runs the study's own `analyze` (study.json, figures under <folder>/analysis/) with configs/study/hacking.yaml
-pointed at the folder, renders the tables (judgerl.study.writeup) to <folder>/analysis/tables.md, and puts them
+Runs the study's own `analyze` (study.json, figures under <folder>/analysis/) with the folder's own config.yaml (the
+config its last stage ran with; configs/study/hacking.yaml when there is none) pointed at the folder, renders the tables (judgerl.study.writeup) to <folder>/analysis/tables.md, and puts them
 between the `<!-- tables ... -->` markers of docs/experiments/reward_hacking.md.
 """
 
@@ -31,7 +31,8 @@ def main() -> int:
     ap.add_argument("--no-distance", action="store_true", help="Skip the distance (no model needed).")
     a = ap.parse_args()
     overrides = [f"run_dir={a.folder}", "device=cpu", f"distance_prompts={a.distance_prompts}"]
-    cfg = load_config(str(ROOT / "configs/study/hacking.yaml"), overrides)
+    own = a.folder / "config.yaml"  # the config the study's last stage ran with (aliases such as sft-best resolve
+    cfg = load_config(str(own if own.is_file() else ROOT / "configs/study/hacking.yaml"), overrides)  # as they ran)
     analyze(cfg, a.folder, print, distance=not a.no_distance)
     tables = render_file(a.folder / "analysis" / "study.json", a.folder / "analysis" / "tables.md", level=2)
     rel = a.folder.resolve().relative_to(DOC.parent.resolve())

@@ -11,8 +11,8 @@ RUN=device_carry/study/run
 DOC=docs/experiments/reward_hacking/contrast
 mkdir -p $RUN $DOC
 for t in "$SRC"/*.tgz; do [ -f "$t" ] && tar -C $RUN -xzf "$t"; done
-# committed copy: everything but answers/annotations (large; labels.json and the label histogram are kept)
-tar -C $RUN --exclude='annotations' --exclude='answers.jsonl' --exclude='*.sqlite*' --exclude='adapter' \
+# committed copy (its config.yaml is the study config as the device calls ran it, kept): everything but answers/annotations (large; labels.json and the label histogram are kept)
+tar -C $RUN --exclude='./config.yaml' --exclude='annotations' --exclude='answers.jsonl' --exclude='*.sqlite*' --exclude='adapter' \
   --exclude='sft_adapter' --exclude='checkpoints*' --exclude='merged*' -cf - . | tar -C $DOC -xf -
 find $DOC -path '*/samples/*.jsonl' -o -path '*/flagged/*.jsonl' | while read -r f; do gzip -f -9 "$f"; done
 # the judge-test labels the judges were scored on (the quickstart's held-out agreement set reuses them)
