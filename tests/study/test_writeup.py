@@ -23,7 +23,7 @@ def test_committed_study_json_renders_its_run_table():
     text = render(json.loads((ROOT / "docs/experiments/reward_hacking/study.json").read_text()))
     row = next(line for line in text.splitlines() if line.startswith("| prompted |"))
     assert "+0.12 [+0.05, +0.18]" in row and "−0.56 [−0.78, −0.33]" in row and "step 10" in row
-    assert "(Not in this study.json: Judges: alpha vs gold; How good the alarm is;" in text
+    assert "(Not in this study.json: Judges: alpha vs gold; Reward cost in the policy loop; How good the alarm is;" in text
     assert not BAD.search(text)
 
 
@@ -47,6 +47,10 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
         "judges": ["sft-5000", "gold"], "trained_on": {"best": "sft-5000"}, "arena_judge": "arena-smollm2",
         "runs": {"best": {"final_step": 200, "base_step": 0, "n": 24, "scores": {"sft-5000": cell, "gold": cell},
                           "arena": {"win_rate": {"value": 0.41, "lo": 0.3, "hi": 0.52}, "games": 48, "invalid_games": 0}}}}))
+    summ = root / "policies" / "best" / "summary.json"  # the run's judge-call ledger, as run_policy writes it
+    summ.write_text(json.dumps({**(json.loads(summ.read_text()) if summ.is_file() else {}), "steps": 200, "wall_s": 1000.0,
+                                "judge_calls": {"backend_calls": 6400, "tokens_in": 3200000, "tokens_out": 1280000,
+                                                "seconds": 200.0, "invalid": 3}}))
     cfg = StudyConfig.model_validate({"policy": {"runs": [{"name": "best", "judge": "sft-best"},
                                                           {"name": "gold_control", "judge": "gold"}]},
                                       "judges": {"label_counts": [5000], "weak": 5000}, "gold": {"bootstrap": 200}})
@@ -54,12 +58,14 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
     out = tmp_path / "tables.md"
     text = render_file(root / "analysis" / "study.json", out)
     assert out.read_text() == text and not BAD.search(text) and "Not in this study.json" not in text
-    for title in ("Judges: alpha vs gold", "Policy runs", "How good the alarm is", "Gold vs distance: Gao's RL form", "Cross-judge matrix"):
+    for title in ("Judges: alpha vs gold", "Policy runs", "Reward cost in the policy loop", "How good the alarm is",
+                  "Gold vs distance: Gao's RL form", "Cross-judge matrix"):
         assert f"### {title}" in text
     assert "| reasoning (reasoning) | 5,000 | 20.5 [10.0, 30.1] | 1000 | 0.040 | 141.2 | 0.0312 |" in text
     assert "| best | held out | step 105 |" in text and "of 1 without one, 0 false alarms" in text
     assert "| best (200) | 24 | 6.10 [5.90, 6.30]; Δ +1.10 [+0.90, +1.30] (own) |" in text
     assert "0.41 [0.30, 0.52] (0 invalid of 48)" in text
+    assert "| best | sft-5000 | 6,400 | 500 | 200.0 | 31.2 | 3 | 20% |" in text  # gold_control has no ledger: no row
     gao_row = next(line for line in text.splitlines() if line.startswith("| best | 40 |"))
     assert "d* " in gao_row and "step 100" in gao_row
 

@@ -163,7 +163,28 @@ def cross_judge_table(study: dict) -> str:
     return note + "\n\n" + table(head, body)
 
 
+def reward_cost_table(study: dict) -> str:
+    """Per run: its training judge's calls inside the GRPO loop (the run's ledger, summary.json's judge_calls)."""
+    body = []
+    for name, r in (study.get("runs") or {}).items():
+        c = r.get("judge_calls") or {}
+        n = c.get("backend_calls")
+        if not n:
+            continue
+        body.append([name, r.get("judge_name") or r["judge"], f"{n:,}", num(c["tokens_in"] / n, 0),
+                     num(c["tokens_out"] / n, 1), num(1000 * c["seconds"] / n, 1), c.get("invalid", 0),
+                     num(c["seconds"] / r["wall_s"] * 100, 0) + "%" if r.get("wall_s") else None])
+    if not body:
+        return ""
+    note = ("The reward's cost as the policy runs paid it (their judge-call ledgers): verdicts the backend computed "
+            "(cache hits excluded), tokens per verdict, judge milliseconds per verdict in batches on the run's GPU "
+            "(shared with the other arms of its call), and the judge's share of the run's wall time.")
+    return note + "\n\n" + table(["run", "training judge", "verdicts", "input tokens / verdict",
+                                    "output tokens / verdict", "judge ms / verdict", "invalid", "share of wall"], body)
+
+
 SECTIONS = (("Judges: alpha vs gold", judges_table), ("Policy runs", runs_table),
+            ("Reward cost in the policy loop", reward_cost_table),
             ("How good the alarm is", alarm_table), ("Gold vs distance: Gao's RL form, fitted online", gao_table),
             ("Cross-judge matrix", cross_judge_table))
 
