@@ -180,6 +180,16 @@ def trained_judge(run: Path, judge: str, curve: list[dict], cfg: StudyConfig) ->
     return {"name": name, "alpha": rows[name].get("alpha_expected") if name in rows else None}
 
 
+def with_thinking_tokens(root: Path, curve: list[dict]) -> list[dict]:
+    """Curve rows with the mean thinking tokens of a reasoning judge's evaluation (judges/<name>/eval/eval.json)
+    when the row lacks it (curves written before judges-eval recorded it)."""
+    for r in curve:
+        ev = root / "judges" / ("reasoning" if r.get("reasoning") else r["judge"]) / "eval" / "eval.json"
+        if r.get("mean_thinking_tokens") is None and ev.is_file():
+            r["mean_thinking_tokens"] = json.loads(ev.read_text()).get("gold", {}).get("mean_thinking_tokens")
+    return curve
+
+
 def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool) -> dict:
     """One run's entry of study.json: points, training curve, alarm as run, gold peak and fall, exploit table,
     the trained judge and its alpha, and the online Gao fit."""
@@ -211,7 +221,8 @@ def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: 
     out = root / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     curve_p = root / "judges" / "curve.json"
-    res: dict = {"judges": json.loads(curve_p.read_text()) if curve_p.is_file() else [], "runs": {}}
+    res: dict = {"judges": with_thinking_tokens(root, json.loads(curve_p.read_text()) if curve_p.is_file() else []),
+                 "runs": {}}
     gold_p = root / "gold" / "gold.json"
     if gold_p.is_file():
         g = json.loads(gold_p.read_text())

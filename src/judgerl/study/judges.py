@@ -104,7 +104,8 @@ def judge_alpha(cfg: StudyConfig, spec, annotations: Path, folder: Path, limit: 
     gold = res.get("gold", {})
     return {"judge": spec.name, "alpha_expected": ci, "alpha_label": gold.get("alpha"),
             "exact_match": gold.get("exact_match"), "pairwise_accuracy": gold.get("pairwise_accuracy"),
-            "invalid_rate": gold.get("invalid_rate"), "n": len(rows),
+            "invalid_rate": gold.get("invalid_rate"), "mean_thinking_tokens": gold.get("mean_thinking_tokens"),
+            "n": len(rows),
             **verdict_cost(wall, len(rows), led)}
 
 

@@ -43,7 +43,7 @@ def judges_table(study: dict) -> str:
         return ""
     extra = [e for e in EXTRA if any(r.get(e[0]) is not None for r in rows)]
     head = ["judge", "gold labels", "alpha ×100 vs gold [95% CI]", "answers", "invalid rate"] + [e[1] for e in extra]
-    body = [[r["judge"] + (" (reasoning)" if r.get("reasoning") else ""), f"{r['labels']:,}",
+    body = [[r["judge"] + (" (reasoning)" if r.get("reasoning") and "reasoning" not in r["judge"] else ""), f"{r['labels']:,}",
              ci(r.get("alpha_expected"), 1) if "missing" not in r else f"not measured: {r['missing']}", r.get("n"),
              num(r.get("invalid_rate"), 3)] + [num(r.get(k), nd) for k, _, nd in extra] for r in rows]
     return table(head, body)
@@ -172,15 +172,14 @@ def reward_cost_table(study: dict) -> str:
         if not n:
             continue
         body.append([name, r.get("judge_name") or r["judge"], f"{n:,}", num(c["tokens_in"] / n, 0),
-                     num(c["tokens_out"] / n, 1), num(1000 * c["seconds"] / n, 1), c.get("invalid", 0),
-                     num(c["seconds"] / r["wall_s"] * 100, 0) + "%" if r.get("wall_s") else None])
+                     num(c["tokens_out"] / n, 1), num(1000 * c["seconds"] / n, 1), c.get("invalid", 0)])
     if not body:
         return ""
     note = ("The reward's cost as the policy runs paid it (their judge-call ledgers): verdicts the backend computed "
             "(cache hits excluded), tokens per verdict, judge milliseconds per verdict in batches on the run's GPU "
-            "(shared with the other arms of its call), and the judge's share of the run's wall time.")
+            "(shared with the other arms of its call).")
     return note + "\n\n" + table(["run", "training judge", "verdicts", "input tokens / verdict",
-                                    "output tokens / verdict", "judge ms / verdict", "invalid", "share of wall"], body)
+                                    "output tokens / verdict", "judge ms / verdict", "invalid"], body)
 
 
 SECTIONS = (("Judges: alpha vs gold", judges_table), ("Policy runs", runs_table),
