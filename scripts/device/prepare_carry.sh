@@ -16,7 +16,7 @@ grep -qx '/.whl/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo '/
 # httpx, typer, rich, pyyaml, fsspec, xxhash are there); openai is imported lazily and not carried.
 WHEELS=(trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0 fsspec==2026.9.0 gguf==0.19.0
         pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.7.0 typing-inspection==0.4.4
-        typing-extensions==4.16.0 krippendorff==0.9.0)
+        typing-extensions==4.16.0 krippendorff==0.9.0 confusable-homoglyphs==3.3.1)
 PLAT=()
 for n in 2_17 2_24 2_27 2_28 2_31 2_34 2_35; do PLAT+=(--platform "manylinux_${n}_x86_64"); done
 PLAT+=(--platform manylinux2014_x86_64 --platform manylinux1_x86_64)
