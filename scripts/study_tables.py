@@ -1,6 +1,6 @@
 """Re-draw the contrast study's analysis, figures and write-up tables from a committed study folder.
 
-    python scripts/study_tables.py docs/experiments/reward_hacking/contrast [--distance-prompts 16] [--no-distance]
+    python scripts/study_tables.py docs/experiments/reward_hacking/contrast [--distance-prompts 16] [--no-distance | --cached-distance]
 
 Runs the study's own `analyze` (study.json, figures under <folder>/analysis/) with the folder's own config.yaml (the
 config its last stage ran with; configs/study/hacking.yaml when there is none) pointed at the folder, renders the tables (judgerl.study.writeup) to <folder>/analysis/tables.md, and puts them
@@ -29,11 +29,13 @@ def main() -> int:
     ap.add_argument("--distance-prompts", type=int, default=16, help="Monitor prompts per point re-read by the base "
                     "model for the distance (NLL shift); 16 keeps a 2-core CPU run to minutes.")
     ap.add_argument("--no-distance", action="store_true", help="Skip the distance (no model needed).")
+    ap.add_argument("--cached-distance", action="store_true", help="Distances only where base_nll.json already has "
+                    "them (no model needed; the other points have none).")
     a = ap.parse_args()
     overrides = [f"run_dir={a.folder}", "device=cpu", f"distance_prompts={a.distance_prompts}"]
     own = a.folder / "config.yaml"  # the config the study's last stage ran with (aliases such as sft-best resolve
     cfg = load_config(str(own if own.is_file() else ROOT / "configs/study/hacking.yaml"), overrides)  # as they ran)
-    analyze(cfg, a.folder, print, distance=not a.no_distance)
+    analyze(cfg, a.folder, print, distance="cached" if a.cached_distance else not a.no_distance)
     tables = render_file(a.folder / "analysis" / "study.json", a.folder / "analysis" / "tables.md", level=2)
     rel = a.folder.resolve().relative_to(DOC.parent.resolve())
     figs = "".join(f"![{p.stem}]({rel}/analysis/{p.name})\n\n" for p in sorted((a.folder / "analysis").glob("*.png")))

@@ -131,3 +131,22 @@ def test_base_nll_cache_is_used_and_checked(tmp_path, monkeypatch):
     assert an.cached_base_nll(cfg, tmp_path, 5, items) == [1.5, 2.5] and calls == []
     assert an.cached_base_nll(cfg, tmp_path, 5, items[:1]) == [9.0] and len(calls) == 1  # other texts: recomputed
     assert json.loads((tmp_path / "base_nll.json").read_text())["5"]["nll"] == [9.0]
+
+
+def test_cached_distance_uses_only_what_base_nll_json_holds(tmp_path, monkeypatch):
+    """distance="cached": points whose base NLL is in base_nll.json get a distance, the others none, and the base
+    model is never run (a CPU re-draw of a committed study whose distances were computed for some points only)."""
+    from judgerl.study import analyze as an
+
+    run = write_run(tmp_path / "run", [0.0, 0.2, 0.4, 0.3], [5.0, 5.2, 5.4, 5.6])
+    cfg = StudyConfig.model_validate({"device": "cpu", "distance_prompts": 4})
+    monkeypatch.setattr(an, "base_nll", lambda c, its: [1.0 + 0.1 * len(its[0][1]) % 1] * len(its))
+    full = run_points(cfg, run, True)  # fills the cache
+    assert all(p["distance"] is not None for p in full)
+    cache = json.loads((run / "base_nll.json").read_text())
+    del cache["10"]
+    (run / "base_nll.json").write_text(json.dumps(cache))
+    monkeypatch.setattr(an, "base_nll", lambda c, its: pytest.fail("the base model ran in cached mode"))
+    pts = {p["step"]: p for p in run_points(cfg, run, "cached")}
+    assert pts[10]["distance"] is None and "base_nll" not in pts[10]
+    assert [pts[s]["distance"] for s in (0, 5, 15)] == [p["distance"] for p in full if p["step"] in (0, 5, 15)]

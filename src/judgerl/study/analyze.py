@@ -68,9 +68,10 @@ def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) ->
     return out
 
 
-def cached_base_nll(cfg: StudyConfig, run: Path, step: int, items: list[tuple[str, str]]) -> list[float | None]:
+def cached_base_nll(cfg: StudyConfig, run: Path, step: int, items: list[tuple[str, str]],
+                    compute: bool = True) -> list[float | None] | None:
     """base_nll, kept in <run>/base_nll.json keyed by step and checked against a hash of the texts (the base model
-    is only needed once: a committed run re-draws its distances without it)."""
+    is only needed once: a committed run re-draws its distances without it). compute=False: None on a miss."""
     import hashlib
 
     path = run / "base_nll.json"
@@ -79,13 +80,17 @@ def cached_base_nll(cfg: StudyConfig, run: Path, step: int, items: list[tuple[st
     hit = cache.get(str(step))
     if hit and hit.get("key") == key:
         return hit["nll"]
+    if not compute:
+        return None
     nll = base_nll(cfg, items)
     cache[str(step)] = {"key": key, "n": len(items), "nll": nll}
     path.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
     return nll
 
 
-def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
+def run_points(cfg: StudyConfig, run: Path, distance: bool | str) -> list[dict]:
+    """Per monitor point with samples: judge, gold, their paired changes vs step 0, length, patterns and (distance:
+    True computes missing base NLLs, "cached" uses only those already in base_nll.json) the distance from the base."""
     from judgerl.evaluation.monitor import read_monitor
     from judgerl.study.stats import cluster_bootstrap
 
@@ -119,9 +124,11 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool) -> list[dict]:
             pt["kl"] = rec_of[st]["kl"]
         if distance:
             k = cfg.distance_prompts or len(rows)  # the same first k monitor prompts at every point
-            nll = cached_base_nll(cfg, run, st, list(zip(prompt_text, [r["response"] for r in rows]))[:k])
-            pt["base_nll"] = _mean(nll)
-            pt["distance_n"] = min(k, len(rows))
+            nll = cached_base_nll(cfg, run, st, list(zip(prompt_text, [r["response"] for r in rows]))[:k],
+                                  compute=distance != "cached")
+            if nll is not None:
+                pt["base_nll"] = _mean(nll)
+                pt["distance_n"] = min(k, len(rows))
         points.append(pt)
     if distance and points[0].get("base_nll") is not None:
         for pt in points:
@@ -190,7 +197,7 @@ def with_thinking_tokens(root: Path, curve: list[dict]) -> list[dict]:
     return curve
 
 
-def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool) -> dict:
+def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool | str) -> dict:
     """One run's entry of study.json: points, training curve, alarm as run, gold peak and fall, exploit table,
     the trained judge and its alpha, and the online Gao fit."""
     from judgerl.study.exploit import exploit_table
@@ -210,7 +217,7 @@ def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool
     return rec
 
 
-def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: bool = True,
+def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: bool | str = True,
             alarm_settings: Path | None = None) -> dict:
     """analysis/study.json and the figures from a study run_dir. `alarm_settings`: the tuned alarm settings file
     (alarm_quality.tune_on_runs; default: docs/experiments/reward_hacking/alarm_tuned.json when present);
