@@ -65,3 +65,15 @@ def test_committed_runs_have_too_few_points_for_a_fit():
     for name, run in study["runs"].items():
         fits = online_fits(run["points"])
         assert len(fits) == 2 and fits[-1]["alpha"] is None, name  # two sampled points, one with d > 0
+
+
+def test_a_peak_far_beyond_the_data_is_not_reported():
+    """Nearly straight points (the gold still rising linearly): the least-squares curve bends only at a d many times
+    the observed range, which the data cannot speak for."""
+    from judgerl.study.gao_fit import EXTRAPOLATE, fit_gao
+
+    ds = [0.1, 0.2, 0.3, 0.4, 0.5]
+    f = fit_gao(ds, [0.0 + 2.0 * d - 0.01 * d * __import__("math").log(d) for d in ds], 0.0)
+    assert f["beta"] > 0 and f["peak"] is None and f["peak_beyond"]
+    g = fit_gao(ds, [d * (1.0 - 1.0 * __import__("math").log(d)) for d in ds], 0.0)  # d* = exp(0) = 1.0, in range
+    assert g["peak"] is not None and abs(g["peak"]["d"] - 1.0) < 1e-6 and 1.0 <= EXTRAPOLATE * max(ds)

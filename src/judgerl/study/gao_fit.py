@@ -36,6 +36,10 @@ def gao_distance(points: list[dict]) -> tuple[list[float | None], str]:
     return ds, "sqrt(max(0, NLL shift)): base NLL/token of the answers minus that of the base's step-0 answers"
 
 
+# A fitted peak further than this many times the largest observed distance is reported as none in range.
+EXTRAPOLATE = 3.0
+
+
 def fit_gao(ds: list[float], golds: list[float], g0: float) -> dict:
     """Least squares of gold - g0 = alpha d - beta d ln d over the points with d > 0; the peak when beta > 0."""
     import numpy as np
@@ -49,11 +53,16 @@ def fit_gao(ds: list[float], golds: list[float], g0: float) -> dict:
     pred = X @ np.array([alpha, beta])
     ss = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else None
-    peak = None
-    if beta > 0 and alpha / beta - 1 < 700:  # exp overflow guard: a peak that far out is no peak in range
+    peak, beyond = None, False
+    reach = EXTRAPOLATE * max(d for d, _ in use)
+    if beta > 0 and alpha / beta - 1 < 700:  # exp overflow guard
         d_star = math.exp(alpha / beta - 1)
-        peak = {"d": d_star, "gold": g0 + beta * d_star}
-    return {"n": len(use), "alpha": float(alpha), "beta": float(beta), "g0": g0, "r2": r2, "peak": peak}
+        if d_star <= reach:
+            peak = {"d": d_star, "gold": g0 + beta * d_star}
+        else:  # a curve that bends only far beyond the data: no peak the data can speak for
+            beyond = True
+    return {"n": len(use), "alpha": float(alpha), "beta": float(beta), "g0": g0, "r2": r2, "peak": peak,
+            "peak_beyond": beyond}
 
 
 def curve(fit: dict, d: float) -> float | None:
@@ -74,7 +83,8 @@ def online_fits(points: list[dict]) -> list[dict]:
         f = fit_gao(ds[:k + 1], golds[:k + 1], golds[0])
         passed = f["peak"] is not None and ds[k] is not None and ds[k] >= f["peak"]["d"]
         out.append({"step": p["step"], "d": ds[k], "gold": golds[k], "g0": golds[0], "alpha": f["alpha"],
-                    "beta": f["beta"], "r2": f["r2"], "n_fit": f["n"], "peak": f["peak"], "peak_passed": passed})
+                    "beta": f["beta"], "r2": f["r2"], "n_fit": f["n"], "peak": f["peak"],
+                    "peak_beyond": f.get("peak_beyond", False), "peak_passed": passed})
     return out
 
 

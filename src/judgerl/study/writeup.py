@@ -126,8 +126,9 @@ def gao_table(study: dict) -> str:
         pk = f.get("peak")
         h = g.get("happened")
         body.append([name, f.get("n_fit"), num(f.get("alpha")), num(f.get("beta")), num(f.get("r2")),
-                     f"d* {num(pk['d'])}, gold* {num(pk['gold'])}" if pk else "no peak (beta ≤ 0)" if f.get("beta") is not None
-                     else "too few points", f"step {h['step']}: d {num(h['d'])}, gold {num(h['gold'])}" if h else
+                     f"d* {num(pk['d'])}, gold* {num(pk['gold'])}" if pk else
+                     "none within 3x the observed d" if f.get("peak_beyond") else
+                     "no peak (beta ≤ 0)" if f.get("beta") is not None else "too few points", f"step {h['step']}: d {num(h['d'])}, gold {num(h['gold'])}" if h else
                      "not yet (highest gold at the last point)", g.get("predicted_step"), g.get("called_step")])
     if not body:
         return ""
