@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The contrast study (issues 15, 23) on one lent GPU, as back-to-back calls on one warm machine (state in /tmp).
-# A call carries at most 64 MiB with the tree (~26 MiB), so the GGUF travels in three parts and the run dir as
-# xz tarballs without the adapters the repo already ships. Here first:
+# A call carries at most 64 MiB with the tree (26-37 MiB), so the GGUF travels in parts and the run dir as xz
+# tarballs without the adapters the repo already ships. Here first:
 #   bash scripts/device/prepare_carry.sh      (wheels)
-#   bash scripts/device/study_carry.sh        (device_carry/g/{a,b,c}: the GGUF in thirds; device_carry/st/: the
-#                                              run dir's labels, stage records, traces, earlier policy runs)
+#   bash scripts/device/study_carry.sh        (device_carry/g/<i>: the GGUF in parts; device_carry/st/: the run
+#                                              dir's labels, stage records, traces, earlier policy runs)
 # Then on the device, each call run from the repo root, each within ~30 s of the last:
-#   1. carry [.whl, device_carry/g/a]:                 bash scripts/device/study.sh stash
-#   2. carry [device_carry/g/b]:                       bash scripts/device/study.sh stash
-#   3. carry [device_carry/g/c, device_carry/st]:      bash scripts/device/study.sh judges
+#   1. carry [.whl, device_carry/g/0]:                 bash scripts/device/study.sh stash
+#   2. carry [device_carry/g/<i>], each part but the last: bash scripts/device/study.sh stash
+#   3. carry [device_carry/g/<last>, device_carry/st]: bash scripts/device/study.sh judges
 #        the GGUF assembled, the run dir unpacked, the SFT judges in two lanes beside the reasoning judge
 #        (SFT kept when its adapter is there, then GRPO), then every judge's alpha (judges-eval); with SKIP_EVAL=1
 #        and `; DEADLINE=<rest> bash scripts/device/study.sh policies` the policy runs start in the same call
@@ -58,8 +58,8 @@ judges)
   python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_STASH: no wheels in /tmp/site"; exit 3; }
   G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf; mkdir -p $(dirname $G)
   if [ ! -f $G ]; then
-    cp device_carry/g/c/gpart02 /tmp/ && cat /tmp/gpart00 /tmp/gpart01 /tmp/gpart02 > $G
-    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/g/c/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; exit 3; }
+    cp device_carry/g/*/gpart* /tmp/ && cat $(ls /tmp/gpart* | sort -V) > $G   # the last part travels with this call
+    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/g/*/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; exit 3; }
   fi
   [ -f $RUN/labels/stage-labels.json ] || for t in device_carry/st/*.txz; do tar -C $RUN -xJf $t; done
   # the adapters the repo ships (left out of the tarballs)
