@@ -81,6 +81,9 @@ class HFBackend:
     # decode path (decode.generate_ids): None = the graph engine on CUDA, plain generate() on CPU; False = plain;
     # "compile" = transformers' compiled static-cache path. Set per instance, or on the class (benches).
     fast: bool | str | None = None
+    # a judgerl.judges.prefix_memo.PrefixMemo: the prompt head's KV kept across batches (direct mode); opt-in,
+    # for a judge whose weights do not change under it (the reward server sets it)
+    prefix_memo = None
 
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
@@ -130,8 +133,11 @@ class HFBackend:
         bs = self.spec.batch_size
         for s in range(0, len(texts), bs):
             enc = self._batch(texts[s:s + bs])
-            logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"],
-                                       self.spec.reuse_prefix).float()
+            if self.prefix_memo is not None and self.spec.reuse_prefix:
+                logits = self.prefix_memo.logits(self.model, enc["input_ids"], enc["attention_mask"]).float()
+            else:
+                logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"],
+                                           self.spec.reuse_prefix).float()
             probs.extend(torch.softmax(logits, dim=-1).cpu())
         return probs
 

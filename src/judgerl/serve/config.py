@@ -50,6 +50,10 @@ class ServeConfig(BaseModel):
         "request is judged alone). The backend still chunks by the judge's batch_size."))
     max_wait_ms: float = Field(5.0, ge=0.0, le=10000.0, description=(
         "How long the first request of a batch waits for others to join it."))
+    prefix_memo: bool = Field(True, description=(
+        "In-process judges (direct mode): keep the judge prompt's head (template, shared text) computed by one "
+        "batch and reuse it in the next, so small batches (few clients, one item each) skip most of each "
+        "prompt. Rewards equal the plain forward up to float rounding."))
     max_in_flight: int = Field(256, ge=1, le=100000, description=(
         "Requests accepted at once; more get HTTP 503 with Retry-After (back-pressure)."))
     max_items_per_request: int = Field(1024, ge=1, description="Larger requests get HTTP 413.")

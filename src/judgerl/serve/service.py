@@ -99,7 +99,17 @@ class RewardService:
                 self._seen.popitem(last=False)
         return n
 
+    def _use_prefix_memo(self) -> None:
+        """The server's own judge keeps its prompt head across micro-batches (config `prefix_memo`)."""
+        from judgerl.judges.hf import HFBackend
+        from judgerl.judges.prefix_memo import PrefixMemo
+
+        backend = getattr(self.judge, "backend", None)
+        if self.cfg.prefix_memo and isinstance(backend, HFBackend) and backend.prefix_memo is None:
+            backend.prefix_memo = PrefixMemo()
+
     async def _score_batch(self, groups: list[Group]) -> None:
+        self._use_prefix_memo()
         t0 = time.perf_counter()
         try:
             counts = await asyncio.wait_for(self.scorer.score(groups), self.cfg.batch_timeout_s)

@@ -1,0 +1,66 @@
+"""PrefixMemo: batches that start with the head of an earlier batch skip it, with the plain logits; a weight
+change (an optimizer step) or a different head is never served from a stale memo."""
+
+import torch
+
+from judgerl.judges.decode import PREFIX_MIN, last_token_logits
+from judgerl.judges.prefix_memo import PrefixMemo
+
+from test_decode import tiny_gqa_model
+
+
+def left_padded(rows: list[list[int]]):
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):], mask[i, width - len(r):] = torch.tensor(r), 1
+    return ids, mask
+
+
+def prompts(head: list[int], tails: list[int], seed: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [head + torch.randint(1, 101, (n,), generator=g).tolist() for n in tails]
+
+
+def same_as_plain(memo, model, rows, atol=1e-5) -> bool:
+    ids, mask = left_padded(rows)
+    return torch.allclose(memo.logits(model, ids, mask), last_token_logits(model, ids, mask), atol=atol, rtol=1e-4)
+
+
+def test_lone_rows_and_batches_reuse_the_head_with_the_plain_logits():
+    model = tiny_gqa_model(3)
+    head = torch.randint(1, 101, (80,), generator=torch.Generator().manual_seed(0)).tolist()
+    memo = PrefixMemo()
+    first, second, third = prompts(head, [7], 1), prompts(head, [4], 2), prompts(head, [5, 9, 2], 3)
+    assert same_as_plain(memo, model, first) and memo.tokens_reused == 0  # nothing to reuse yet
+    assert memo.ids == first[0]  # a lone row: its whole prompt is kept
+    assert same_as_plain(memo, model, second) and memo.tokens_reused >= 80  # the shared head was not recomputed
+    before = memo.tokens_reused
+    assert same_as_plain(memo, model, third) and memo.tokens_reused - before >= 80
+    assert same_as_plain(memo, model, prompts(head, [3, 6], 4))  # a head shorter than the memo: kept
+    before = memo.tokens_reused
+    assert same_as_plain(memo, model, first) and memo.tokens_reused - before >= 80  # the same prompt again
+
+
+def test_a_weight_update_or_another_head_is_recomputed():
+    model = tiny_gqa_model(4)
+    gen = torch.Generator().manual_seed(5)
+    head = torch.randint(1, 101, (70,), generator=gen).tolist()
+    memo = PrefixMemo()
+    assert same_as_plain(memo, model, prompts(head, [5], 6))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ids, mask = left_padded(prompts(head, [6], 7))
+    model(input_ids=ids, attention_mask=mask).logits.sum().backward()
+    opt.step()  # the weights move in place: the memo's keys and values are stale
+    reused = memo.tokens_reused
+    assert same_as_plain(memo, model, prompts(head, [5], 8)) and memo.tokens_reused == reused
+    other = torch.randint(1, 101, (PREFIX_MIN + 10,), generator=gen).tolist()
+    assert same_as_plain(memo, model, prompts(other, [3], 9)) and memo.tokens_reused == reused
+
+
+def test_short_shared_heads_take_the_plain_path():
+    model = tiny_gqa_model(5)
+    memo = PrefixMemo()
+    rows = prompts([1, 2, 3], [PREFIX_MIN + 5, PREFIX_MIN + 2], 10)  # 3 shared tokens: too few to reuse
+    assert same_as_plain(memo, model, rows) and memo.ids == [] and memo.tokens_reused == 0
