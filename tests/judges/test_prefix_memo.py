@@ -41,6 +41,9 @@ def test_lone_rows_and_batches_reuse_the_head_with_the_plain_logits():
     assert same_as_plain(memo, model, prompts(head, [3, 6], 4))  # a head shorter than the memo: kept
     before = memo.tokens_reused
     assert same_as_plain(memo, model, first) and memo.tokens_reused - before >= 80  # the same prompt again
+    before = memo.tokens_reused
+    longer = prompts(head + [7] * 12, [4, 6], 5)  # shares more than the memo holds: the rest goes with the suffixes
+    assert same_as_plain(memo, model, longer) and memo.tokens_reused - before >= 80
 
 
 def test_a_weight_update_or_another_head_is_recomputed():

@@ -79,10 +79,11 @@ class PrefixMemo:
         with torch.inference_mode():
             if b == 1:  # a lone row: one forward over what the memo lacks, and it becomes the memo
                 return self._extend(model, row)
-            if _common(self.ids, row[:p]) < p or _weights_key(model) != self.key:
-                self._extend(model, row[:p])
+            k = _common(self.ids, row[:p]) if _weights_key(model) == self.key else 0
+            if k >= PREFIX_MIN:  # the memo's part of the head; the rest goes with the suffixes (no extra forward)
+                p, self.tokens_reused = k, self.tokens_reused + k
             else:
-                self.tokens_reused += p
+                self._extend(model, row[:p])
             cache = DynamicCache(config=model.config)
             for i, (keys, values) in enumerate(self.layers):
                 cache.update(keys[:, :, :p].expand(b, -1, -1, -1), values[:, :, :p].expand(b, -1, -1, -1), i)
