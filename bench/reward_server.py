@@ -104,10 +104,14 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=400, help="instructions and outputs cut to this many characters")
     ap.add_argument("--skip-overhead", action="store_true", help="only part B")
     ap.add_argument("--clients", default="1,8,64")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default); the "
+                    "in-process baseline and the server share them")
     ap.add_argument("--no-prefix-memo", action="store_true", help="serve with prefix_memo off (the before figures)")
     ap.add_argument("--data", default=os.environ.get("JUDGERL_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared/data")))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     model, tok = load_model(str(fetch(MODEL, progress=lambda m: None)), "causal", device="cpu", dtype="float32")
@@ -121,6 +125,7 @@ def main() -> None:
     service = RewardService(cfg, model=model, tokenizer=tok)
     res: dict = {"n": a.n, "chars": a.chars, "repeats": a.repeats, "repeats_b": a.repeats_b, "per_request": a.per_request, "judge_batch_size": spec.batch_size,
                  "prefix_memo": not a.no_prefix_memo, "max_batch_items": a.max_batch_items, "max_wait_ms": a.max_wait_ms,
+                 "torch_threads": torch.get_num_threads(),
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared), no GPU",
                  "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                               "python": platform.python_version()},

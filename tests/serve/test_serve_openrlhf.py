@@ -132,6 +132,7 @@ def test_openrlhf_client_rewards_equal_in_process_judging(rm_server, n_urls, cas
     got = [r for i in infos for r in i["rewards"]]
     assert all(c == 0.0 for i in infos for c in i["extra_logs"]["judge_cached"])  # judged now, not from the cache
     assert got == pytest.approx(in_process(service, twin, instructions, answers), abs=1e-4)  # padding differs
+    assert service.live()["prefix_memo_tokens_reused"] > 0  # the server read the judge template's head from its memo
 
 
 def test_without_the_key_openrlhf_gets_401_and_no_rewards(rm_server, caplog):

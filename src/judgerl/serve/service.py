@@ -71,7 +71,11 @@ class RewardService:
         return {"in_flight": self.in_flight, "queued": self.batcher.queued, "pending_items": self.pending_items,
                 "batch_items_max": self.batcher.batch_items_max, "draining": self.draining,
                 "max_in_flight": self.cfg.max_in_flight, "judge_backend_calls": self.judge.backend_calls,
-                "reward_totals": self.scorer.totals()}
+                "reward_totals": self.scorer.totals(), "prefix_memo_tokens_reused": self._memo_tokens()}
+
+    def _memo_tokens(self) -> int:
+        memo = getattr(getattr(self.judge, "_backend", None), "prefix_memo", None)  # never builds the backend
+        return memo.tokens_reused if memo is not None else 0
 
     def check(self, groups: list[Group]) -> int:
         """Refuse malformed groups (422) and groups already seen in an earlier request (409); count items."""
