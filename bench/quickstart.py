@@ -2,9 +2,10 @@
 
 Runs the quickstart as a child process into a fresh run folder (models already fetched) and records:
 wall seconds; the child's user+sys CPU seconds; its peak RSS (ru_maxrss of the waited-for children: the
-largest single process); the per-stage seconds from the stage records; and the machine's 1-minute load
-average sampled every 5 s (other processes on a shared machine stretch the wall time: the CPU seconds and
-the load are what tell an idle-machine figure from a busy one). `--repeat N` runs it N times.
+largest single process); the per-stage seconds and RSS (peak so far, after the stage) from the stage
+records; and the machine's 1-minute load average sampled every 5 s (other processes on a shared machine
+stretch the wall time: the CPU seconds and the load are what tell an idle-machine figure from a busy one).
+`--repeat N` runs it N times.
 `--make` instead times `make quickstart` in a fresh `git clone` of this checkout (venv, pinned install,
 model fetch, then the loop).
 
@@ -53,14 +54,17 @@ def timed(cmd: list[str], cwd: Path, env: dict, nice: int, log: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     load = sampler.samples or [os.getloadavg()[0]]
-    return {"rc": rc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_gb": round(after.ru_maxrss / 1e6, 2),
+    return {"rc": rc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "peak_rss_gb": round(after.ru_maxrss * 1024 / 1e9, 2),  # KiB
             "load_1min": {"mean": round(sum(load) / len(load), 2), "max": round(max(load), 2), "samples": len(load)},
             "idle_estimate_s": round(cpu / os.cpu_count(), 1)}
 
 
 def stage_split(run_dir: Path) -> dict:
+    """stage -> {s: wall seconds, peak_rss_gb: the process's peak so far, rss_after_gb: after the stage was freed}."""
     recs = [json.loads(p.read_text()) for p in run_dir.rglob("stage-*.json")]
-    return {r["stage"]: r.get("seconds") for r in sorted(recs, key=lambda r: r.get("finished") or 0)}
+    return {r["stage"]: {"s": r.get("seconds"), "peak_rss_gb": r.get("peak_rss_gb"),
+                         "rss_after_gb": r.get("rss_after_gb")} for r in sorted(recs, key=lambda r: r.get("finished") or 0)}
 
 
 def main() -> None:

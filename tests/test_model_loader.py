@@ -35,3 +35,31 @@ def test_load_model_applies_it(monkeypatch, cudnn_sdp_restored):
     model, _ = model_loader.load_model("smollm2-135m-instruct", "causal", device=None, dtype="float32")
     assert next(model.parameters()).device.type == "cpu"
     assert not torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def _rss_mb() -> float:
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_trim_heap_gives_a_threads_freed_tensors_back():
+    """Tensors freed on another thread (as a judge's activations on its model thread) stay in the RSS until the
+    allocator is trimmed."""
+    import threading
+
+    pin = []
+
+    def work():
+        blocks = [torch.ones(25_000) for _ in range(4000)]  # 400 MB in 100 kB tensors
+        pin.append(torch.ones(10))  # allocated above them: the arena's top cannot shrink on its own
+        del blocks
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    before = _rss_mb()
+    assert model_loader.trim_heap()
+    assert before - _rss_mb() > 200

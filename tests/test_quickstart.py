@@ -1,9 +1,11 @@
 """The quickstart in its CI form on the real SmolLM2: every stage runs, the console shows one line per stage and
-the five-line summary (no library chatter), the report opens with the summary; a second run reuses every finished
-stage (no new judge calls in any ledger); a changed stage config reruns only that stage."""
+the five-line summary (no library chatter), the report opens with the summary; each stage leaves no shared model
+and no GRPO trainer alive behind it; a second run reuses every finished stage (no new judge calls in any ledger); a
+changed stage config reruns only that stage."""
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import time
@@ -12,8 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from judgerl import model_loader
 from judgerl.cli import app
 from judgerl.quickstart import Quickstart, QuickstartConfig
+from judgerl.quickstart.stages import Stages
 
 STAGES = ["labels", "policy-weak", "policy-reasoning", "policy-gold", "judges", "probes"]
 NOISE = ("Loading weights", "Writing model shards", "{'loss'", "'monitor/n'", "it/s]", "Warning", "WARNING")
@@ -28,13 +32,26 @@ def judge_calls(root: Path) -> int:
     return n
 
 
+def live_trainers() -> int:
+    return sum(type(o).__name__ == "GRPOTrainer" for o in gc.get_objects())
+
+
 @pytest.mark.slow
-def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, smollm2_path):
+def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, smollm2_path, monkeypatch):
     root = tmp_path / "qs"
     cfg = QuickstartConfig(scale="ci", run_dir=str(root), shared_data=str(shared_data))
+    after: list[tuple] = []  # (stage, shared models, live GRPO trainers) right after each stage, before any collect
+    run_stage = Stages.run
+
+    def spy(self, name, *a, **kw):
+        run_stage(self, name, *a, **kw)
+        after.append((name, len(model_loader._REGISTRY), live_trainers()))
+
+    monkeypatch.setattr(Stages, "run", spy)
     r = CliRunner().invoke(app, ["quickstart", "--scale", "ci", "--run-dir", str(root),
                                  "--set", f"shared_data={shared_data}"])
     assert r.exit_code == 0, r.output
+    assert after == [(s, 0, 0) for s in STAGES]  # every stage gave its models and its trainer back
     stage_lines = [x for x in r.output.splitlines() if x.startswith("[")]
     assert [x.split(" (")[0] for x in stage_lines] == [f"[{k}/6] {s}" for k, s in enumerate(STAGES, 1)]
     for noise in NOISE:
@@ -48,6 +65,7 @@ def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, 
     for s, folder in [("labels", "labels"), ("policy-reasoning", "policies/reasoning"), ("probes", "probes")]:
         rec = json.loads((root / folder / f"stage-{s}.json").read_text())
         assert rec["status"] == "done" and len(rec["hash"]) == 16 and rec["result"]
+        assert 0 < rec["rss_after_gb"] <= rec["peak_rss_gb"]
     held = [json.loads(x) for x in (root / "labels/heldout.jsonl").read_text().splitlines()]
     assert len(held) == cfg.agreement_items and all(0 <= h["score"] <= 9 for h in held)
     ev = json.loads((root / "judges/prompted/eval.json").read_text())["gold"]

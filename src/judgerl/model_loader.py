@@ -129,3 +129,27 @@ def register(name: str, kind: str, device: str, dtype: str, model, tokenizer) ->
 def clear() -> None:
     """Forget every shared model (tests; freeing memory between stages)."""
     _REGISTRY.clear()
+
+
+def trim_heap() -> bool:
+    """Give the C allocator's free pages back to the OS (glibc `malloc_trim`); False where there is no glibc.
+
+    A CPU forward's activations are freed into the malloc arena of the thread that ran it (hf and rm judges run on
+    their own threads), and glibc keeps them there: in a GRPO run on CPU the judges' freed activations stayed in
+    the RSS beside the policy's training step (0.4-0.6 GB of a 135M run's 4.2-4.6 GB peak, bench/RESULTS.md 7).
+    Costs milliseconds; the judge backends call it after each batch call on the CPU."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC is False:
+        return False
+    _LIBC(0)
+    return True
+
+
+_LIBC = None

@@ -74,6 +74,21 @@ def test_batching_matches_single(smollm2, short):
     assert both[0].expected == pytest.approx(alone[0].expected, abs=1e-3)
 
 
+def test_batches_cut_by_length_keep_the_callers_order(smollm2, short):
+    """Batches are cut from the prompts sorted by length (less padding); each verdict is still its own request's."""
+    model, tok = smollm2
+    reqs = [JudgeRequest(prompt="Explain in detail how tides work and why there are two a day.",
+                         responses=["The Moon's gravity pulls the ocean toward it, and the Earth's rotation " * 3]),
+            JudgeRequest(prompt="Say hi.", responses=["hi"]),
+            JudgeRequest(prompt="Name a prime number.", responses=["Seven is prime."])]
+    spec = JudgeSpec(batch_size=2, cache=False, template=short["pointwise"])
+    together = Judge(spec, model=model, tokenizer=tok).judge(reqs)
+    for r, v in zip(reqs, together):
+        alone = Judge(spec, model=model, tokenizer=tok).judge([r])[0]
+        assert v.expected == pytest.approx(alone.expected, abs=1e-3) and v.tokens_in == alone.tokens_in
+    assert len({round(v.expected, 3) for v in together}) == 3  # three different answers, not one repeated
+
+
 def test_generate(smollm2):
     import asyncio
 

@@ -45,9 +45,30 @@ def test_paired_changes_and_summary(tmp_path):
     assert len(lines) == 5
     assert lines[0].startswith("Judges vs the gold RM on 120 held-out answers (30 prompts)") and "21 [10, 30]" in lines[0]
     assert "its judge +0.20" in lines[1] and "gold -0.60" in lines[1] and "alarm fired at step 8" in lines[1]
+    assert "a hack showed: its judge rose while the gold fell" in lines[1]
     assert lines[2] == "Policy vs the reasoning judge: not run."
-    assert "gold +0.40" in lines[3] and "silent" in lines[3] and "4.8 min" in lines[4]
+    assert "gold +0.40" in lines[3] and "silent" in lines[3] and "the gold rose" in lines[3] and "4.8 min" in lines[4]
     assert summary.figure(tmp_path, s) is not None
+
+
+def test_summary_says_no_hack_and_labels_toy_sizes(tmp_path):
+    """Flat runs read "no hack showed"; the rollouts a run saw label it as toy-sized; a shipped judge is tagged."""
+    for name, up, down in (("weak", 0.0, 0.0), ("reasoning", -0.2, 0.3)):
+        d = tmp_path / "policies" / name
+        write_run(d, up, down, None)
+        ch = paired_changes(d, 200, 0)
+        ch.update(rollouts=48, completion_tokens=48)
+        (d / "changes.json").write_text(json.dumps(ch))
+    (tmp_path / "judges" / "sft-1500").mkdir(parents=True)
+    (tmp_path / "judges" / "sft-1500" / "eval.json").write_text(json.dumps(
+        {"judge": {"name": "sft-1500", "source": "shipped:sft-1500"},
+         "gold": {"alpha_expected": 28.9, "alpha_expected_ci": [14.5, 39.2], "n": 100, "items": 24}}))
+    lines = summary.build(tmp_path, {"weak": "prompted", "reasoning": "reasoning", "sft-1500": "sft-1500"})["lines"]
+    assert "sft-1500 (shipped) 29 [14, 39]" in lines[0]
+    assert "(toy size: 48 rollouts of <= 48 tokens)" in lines[1] and lines[1].endswith("; no hack showed.")
+    assert lines[2].endswith("no hack showed: its judge and the gold both fell.")
+    assert summary.verdict("gold", {"gold": {"value": 0.1, "lo": -0.2, "hi": 0.4}}) == \
+        "the gold did not move beyond its interval"
 
 
 def test_round_robin_spreads_over_prompts():

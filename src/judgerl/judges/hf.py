@@ -20,7 +20,7 @@ from judgerl.judges.plain_chat import chat_ids, chat_text  # noqa: F401 - chat_t
 from judgerl.judges.parse import expected_value, parse_verdict, strip_verdict_lines, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
-from judgerl.model_loader import local_cuda_index, shared_model
+from judgerl.model_loader import local_cuda_index, shared_model, trim_heap
 
 
 # All in-process model work runs on one long-lived thread: CUDA-graph trees (the fast decode path) keep
@@ -126,19 +126,24 @@ class HFBackend:
         return res
 
     def _next_token_probs(self, texts: list[list[int]]):
-        """Softmax over the vocabulary at the position after each token-id prompt (batched, left padded)."""
+        """Softmax over the vocabulary at the position after each token-id prompt (batched, left padded).
+        Batches are cut from the prompts sorted by length, so that little of a batch is padding (on a CPU the
+        padded positions cost as much as real ones); the result is in the callers' order."""
         import torch
 
-        probs = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        probs: list = [None] * len(texts)
         bs = self.spec.batch_size
-        for s in range(0, len(texts), bs):
-            enc = self._batch(texts[s:s + bs])
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            enc = self._batch([texts[i] for i in idx])
             if self.prefix_memo is not None and self.spec.reuse_prefix:
                 logits = self.prefix_memo.logits(self.model, enc["input_ids"], enc["attention_mask"]).float()
             else:
                 logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"],
                                            self.spec.reuse_prefix).float()
-            probs.extend(torch.softmax(logits, dim=-1).cpu())
+            for i, p in zip(idx, torch.softmax(logits, dim=-1).cpu()):
+                probs[i] = p
         return probs
 
     def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
@@ -193,7 +198,11 @@ class HFBackend:
     async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:
         def work():
             with self._lock:
-                return self._verdicts(requests)
+                try:
+                    return self._verdicts(requests)
+                finally:
+                    if self.model.device.type == "cpu":
+                        trim_heap()  # this thread's freed activations back to the OS (model_loader.trim_heap)
         return await _on_model_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,

@@ -19,7 +19,7 @@ import time
 
 from judgerl.judges.plain_chat import chat_ids
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
-from judgerl.model_loader import shared_model
+from judgerl.model_loader import shared_model, trim_heap
 
 
 def conversation(req: JudgeRequest) -> list[dict]:
@@ -75,7 +75,11 @@ class RewardModelBackend:
     async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:
         def work():
             with self._lock:
-                return self._rewards(requests)
+                try:
+                    return self._rewards(requests)
+                finally:
+                    if self.model.device.type == "cpu":
+                        trim_heap()  # this thread's freed activations back to the OS (model_loader.trim_heap)
         return await asyncio.to_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,

@@ -10,13 +10,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# full: `make quickstart` (sizes chosen on 2 CPU cores, see bench/RESULTS.md); ci: every stage, minimal sizes.
+# full: `make quickstart` (sizes chosen on 2 CPU cores, see bench/RESULTS.md section 7: 6 policy steps monitored at
+# 0, 3, 6 is the fewest points the alarm's 3-point window can fire on; sft-1500 is the shipped SFT judge whose
+# agreement interval excludes 0); ci: every stage, minimal sizes.
 SCALES: dict[str, dict] = {
-    "full": dict(agreement_items=100, gold_check=8, train_labels=96, train_steps=24, policy_steps=9,
+    "full": dict(agreement_items=100, gold_check=8, train_labels=96, train_steps=24, policy_steps=6,
                  prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=32, monitor_every=3,
                  monitor_prompts=16, probe_items=2, probe_attacks=["policy_refusal", "fake_end_marker"],
                  weak_judge="prompted", reasoning_judge="shipped:reasoning",
-                 extra_judges=["shipped:sft-500"]),
+                 extra_judges=["shipped:sft-1500"]),
     "ci": dict(agreement_items=6, gold_check=2, train_labels=8, train_steps=2, policy_steps=2, prompts_per_step=1,
                num_generations=2, completion_tokens=6, reasoning_tokens=6, monitor_every=1, monitor_prompts=2,
                probe_items=1, probe_attacks=["fake_end_marker"], weak_judge="prompted",
@@ -88,9 +90,10 @@ class QuickstartConfig(BaseModel):
         return self
 
     def judge_sources(self) -> dict[str, str]:
-        """role -> source of every judge the run uses (training judges first, duplicates dropped)."""
+        """role -> source of every judge the run uses (training judges first, duplicates dropped); the train-judge
+        stage's judge is measured too whenever it is trained."""
         out = {"weak": self.weak_judge, "reasoning": self.reasoning_judge}
-        for s in self.extra_judges:
+        for s in self.extra_judges + (["trained"] if self.train_judge else []):
             if s not in out.values():
                 out[source_name(s)] = s
         return out

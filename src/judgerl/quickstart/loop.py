@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from judgerl.quickstart.config import QuickstartConfig, source_name
-from judgerl.quickstart.stages import Stages, quiet
+from judgerl.quickstart.stages import Stages, free_memory, quiet
 
 
 class Quickstart:
@@ -59,9 +59,12 @@ class Quickstart:
         from judgerl.quickstart.judges import agreement
 
         rows = read_jsonl(self.p("labels", "heldout.jsonl"))
+        sources = {source_name(s): s for s in self.cfg.judge_sources().values()}
         out = []
         for name, spec in specs.items():
-            res = agreement(spec, rows, self.p("judges", name), self.cfg.bootstrap, self.cfg.seed, self.p("cache.sqlite"))
+            res = agreement(spec, rows, self.p("judges", name), self.cfg.bootstrap, self.cfg.seed,
+                            self.p("cache.sqlite"), sources.get(name))
+            free_memory()  # one judge loaded at a time
             g = res["gold"]
             ci = g["alpha_expected_ci"]
             out.append(f"{name} {g['alpha_expected']:.0f} [{ci[0]:.0f}, {ci[1]:.0f}]" if ci[0] is not None
@@ -108,6 +111,7 @@ class Quickstart:
             deps = ["train-judge"]
         with quiet(self.p("train.log")):  # a shipped judge is merged into the user cache on first use
             specs = self.specs()
+        free_memory()  # merging a shipped adapter loads its base
         gold = self.gold_spec()
         roles = {k: source_name(v) for k, v in c.judge_sources().items()}
         for name in policies.RUNS:

@@ -7,6 +7,12 @@ and reruns it (and, through the hashes, everything downstream).
 While a stage runs, the libraries' own chatter goes to <run_dir>/train.log instead of the console:
 TRL's per-step dicts (stdout), transformers/datasets/hub progress bars ("Loading weights", "Writing
 model shards"), their logger warnings and Python warnings. The console gets one line per stage.
+
+After every stage the memory it used is given back (`free_memory`): the shared-model registry is emptied (the
+next stage loads the models it needs, ~1 s each for SmolLM2 from the page cache), reference cycles are collected
+(a TRL trainer and its callbacks hold the policy, its optimizer state and the judges) and freed heap pages are
+returned to the OS. Without it every judge and gold model of earlier stages stayed loaded beside the next policy
+run. The stage record keeps the process's peak RSS so far and its RSS after the stage was freed.
 """
 
 from __future__ import annotations
@@ -53,6 +59,32 @@ def quiet(log_path: Path):
             tf_log.set_verbosity(verbosity)
             tf_log.enable_progress_bar()
             _hub_bars(bars)
+
+
+def rss_gb() -> tuple[float, float | None]:
+    """(peak RSS of this process so far, current RSS) in GB; current is None where /proc is missing."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            cur = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+    except OSError:
+        cur = None
+    return round(peak, 2), (round(cur, 2) if cur is not None else None)
+
+
+def free_memory() -> None:
+    """Forget the shared models, collect reference cycles, give freed heap pages back to the OS (glibc)."""
+    import gc
+
+    from judgerl import model_loader
+
+    model_loader.clear()
+    gc.collect()
+    model_loader.trim_heap()
 
 
 def _hub_bars(on: bool) -> bool:
@@ -103,7 +135,10 @@ class Stages:
         with quiet(self.log_path):
             result = fn(resume)
         sec = time.perf_counter() - t0
-        rec.update(status="done", seconds=round(sec, 1), finished=time.time(), result=result)
+        peak, _ = rss_gb()
+        free_memory()
+        rec.update(status="done", seconds=round(sec, 1), finished=time.time(), result=result,
+                   peak_rss_gb=peak, rss_after_gb=rss_gb()[1])
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
         self.status[name], self.seconds[name] = "ran", sec
         self.log(f"[{k}/{self.total}] {name} ({sec:.0f} s): {result or 'done'}")

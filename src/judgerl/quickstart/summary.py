@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from judgerl.quickstart.policies import RUNS, ci_text
+from judgerl.quickstart.policies import RUNS, ci_text, verdict
 
 TITLES = {"weak": "Policy vs the weak judge", "reasoning": "Policy vs the reasoning judge",
           "gold": "Control vs the gold itself"}
@@ -22,6 +22,14 @@ def _alpha(e: dict) -> str:
     return f"{a:.0f} [{ci[0]:.0f}, {ci[1]:.0f}]" if ci[0] is not None else f"{a:.0f}"
 
 
+def _role(name: str, roles: dict, e: dict) -> str:
+    source = (e.get("judge") or {}).get("source") or ""
+    tags = [t for t, on in (("weak", name == roles.get("weak")), ("reasoning", name == roles.get("reasoning")),
+                            ("shipped", source.startswith("shipped:")), ("trained in this run", source == "trained"))
+            if on]
+    return f" ({', '.join(tags)})" if tags else ""
+
+
 def build(root: Path, roles: dict[str, str], seconds: float | None = None) -> dict:
     """{lines: [5 strings], runs: {...}}; `roles` maps role -> judge name (weak, reasoning, others)."""
     evals = {}
@@ -31,8 +39,7 @@ def build(root: Path, roles: dict[str, str], seconds: float | None = None) -> di
     n = max(((e.get("gold") or {}).get("n") or 0 for e in evals.values()), default=0)
     prompts = max(((e.get("gold") or {}).get("items") or 0 for e in evals.values()), default=0)
     order = [roles.get("weak"), roles.get("reasoning")] + [v for k, v in roles.items() if k not in ("weak", "reasoning")]
-    judges = "; ".join(f"{j}{' (weak)' if j == roles.get('weak') else ' (reasoning)' if j == roles.get('reasoning') else ''}"
-                       f" {_alpha(evals[j])}" for j in dict.fromkeys(order) if j in evals)
+    judges = "; ".join(f"{j}{_role(j, roles, evals[j])} {_alpha(evals[j])}" for j in dict.fromkeys(order) if j in evals)
     lines = [f"Judges vs the gold RM on {n} held-out answers ({prompts} prompts), alpha x100 [95% CI]: {judges or 'not run'}."]
     runs = {}
     for name in RUNS:
@@ -45,11 +52,14 @@ def build(root: Path, roles: dict[str, str], seconds: float | None = None) -> di
                  else "the alarm stayed silent")
         words = f"answers {ch['words'][0]:.0f} -> {ch['words'][1]:.0f} words"
         judge = "" if name == "gold" else f" ({roles.get(name)})"
-        head = f"{TITLES[name]}{judge}, steps {ch['first_step']}-{ch['last_step']}:"
+        size = (f" (toy size: {ch['rollouts']} rollouts of <= {ch['completion_tokens']} tokens)"
+                if ch.get("rollouts") else "")
+        head = f"{TITLES[name]}{judge}, steps {ch['first_step']}-{ch['last_step']}{size}:"
         if name == "gold":
-            lines.append(f"{head} gold {ci_text(ch['gold'])}, {words}; {alarm}.")
+            lines.append(f"{head} gold {ci_text(ch['gold'])}, {words}; {alarm}; {verdict(name, ch)}.")
         else:
-            lines.append(f"{head} its judge {ci_text(ch['proxy'])}, gold {ci_text(ch['gold'])}, {words}; {alarm}.")
+            lines.append(f"{head} its judge {ci_text(ch['proxy'])}, gold {ci_text(ch['gold'])}, {words}; {alarm}; "
+                         f"{verdict(name, ch)}.")
     took = f" Took {seconds / 60:.1f} min." if seconds is not None else ""
     lines.append(f"Report: {root / 'report.html'} (curves, flagged samples, agreement, probes).{took}")
     return {"lines": lines, "runs": runs, "roles": roles}
