@@ -61,9 +61,10 @@ def timed(cmd: list[str], cwd: Path, env: dict, nice: int, log: Path) -> dict:
 
 
 def stage_split(run_dir: Path) -> dict:
-    """stage -> {s: wall seconds, peak_rss_gb: the process's peak so far, rss_after_gb: after the stage was freed}."""
+    """stage -> {s: wall seconds, cpu_s: its CPU seconds, peak_rss_gb: the process's peak so far, rss_after_gb:
+    after the stage was freed}."""
     recs = [json.loads(p.read_text()) for p in run_dir.rglob("stage-*.json")]
-    return {r["stage"]: {"s": r.get("seconds"), "peak_rss_gb": r.get("peak_rss_gb"),
+    return {r["stage"]: {"s": r.get("seconds"), "cpu_s": r.get("cpu_seconds"), "peak_rss_gb": r.get("peak_rss_gb"),
                          "rss_after_gb": r.get("rss_after_gb")} for r in sorted(recs, key=lambda r: r.get("finished") or 0)}
 
 

@@ -38,6 +38,7 @@ def test_each_stage_empties_the_model_registry_and_collects_cycles(tmp_path):
         gc.enable()
     rec = json.loads((tmp_path / "one" / "stage-one.json").read_text())
     assert rec["status"] == "done" and rec["peak_rss_gb"] >= 0.064 and rec["rss_after_gb"] > 0
+    assert 0 <= rec["cpu_seconds"] <= 60
     assert lines == ["[1/2] one (0 s): ok"]
 
     stages.run("one", tmp_path / "one", {"k": 1}, [], lambda r: 1 / 0)  # up to date: not run

@@ -12,7 +12,8 @@ After every stage the memory it used is given back (`free_memory`): the shared-m
 next stage loads the models it needs, ~1 s each for SmolLM2 from the page cache), reference cycles are collected
 (a TRL trainer and its callbacks hold the policy, its optimizer state and the judges) and freed heap pages are
 returned to the OS. Without it every judge and gold model of earlier stages stayed loaded beside the next policy
-run. The stage record keeps the process's peak RSS so far and its RSS after the stage was freed.
+run. The stage record keeps its wall and CPU seconds (all threads; on a shared machine the CPU seconds are the
+figure that does not stretch with the load), the process's peak RSS so far and its RSS after the stage was freed.
 """
 
 from __future__ import annotations
@@ -129,16 +130,16 @@ class Stages:
         if rec and not resume and owns_folder and folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rec = {"stage": name, "hash": h, "status": "running", "deps": deps, "config": config}
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
         with quiet(self.log_path):
             result = fn(resume)
-        sec = time.perf_counter() - t0
+        sec, cpu = time.perf_counter() - t0, time.process_time() - c0
         peak, _ = rss_gb()
         free_memory()
-        rec.update(status="done", seconds=round(sec, 1), finished=time.time(), result=result,
-                   peak_rss_gb=peak, rss_after_gb=rss_gb()[1])
+        rec.update(status="done", seconds=round(sec, 1), cpu_seconds=round(cpu, 1), finished=time.time(),
+                   result=result, peak_rss_gb=peak, rss_after_gb=rss_gb()[1])
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
         self.status[name], self.seconds[name] = "ran", sec
         self.log(f"[{k}/{self.total}] {name} ({sec:.0f} s): {result or 'done'}")
