@@ -9,7 +9,7 @@ stretch the wall time: the CPU seconds and the load are what tell an idle-machin
 `--make` instead times `make quickstart` in a fresh `git clone` of this checkout (venv, pinned install,
 model fetch, then the loop).
 
-    python bench/quickstart.py [--scale full] [--repeat 1] [--nice 0] [--out bench/quickstart_cpu.json] [--set k=v]
+    python bench/quickstart.py [--scale full] [--repeat 1] [--nice 0] [--out bench/quickstart_cpu.json] [--set k=v] [--keep]
     python bench/quickstart.py --make --out bench/quickstart_make_cpu.json
 """
 
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--make", action="store_true", help="time `make quickstart` in a fresh clone")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--out", default="bench/quickstart_cpu.json")
+    ap.add_argument("--keep", action="store_true", help="keep the run folder (its ledgers time every judge)")
     a = ap.parse_args()
     env = dict(os.environ)
     if not a.make:  # this checkout's code, whatever the venv's editable install points at
@@ -104,7 +105,10 @@ def main() -> None:
                 print(log[-3000:], file=sys.stderr)
                 break
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if a.keep:
+                print(f"kept {tmp}", flush=True)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
     out = {"bench": "quickstart", "mode": "make quickstart (fresh clone)" if a.make else "judgerl quickstart",
            "scale": a.scale, "sets": a.sets, "nice": a.nice, "date": time.strftime("%Y-%m-%d %H:%M"),
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},

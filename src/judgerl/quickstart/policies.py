@@ -3,7 +3,9 @@ reasoning judge, and the control against the gold itself (reward = the embedded 
 
 GRPO from the base policy (TRL via training/policy_grpo.py): fp32 weights, constant learning rate, only the top
 `trainable_layers` blocks trained (on 2 CPU cores this buys ~5x cheaper updates, which the step budget needs;
-the study trained every weight on a GPU), T 1.0 rollouts, token-level loss, clip 0.2/0.3, no KL. The gold
+the study trained every weight on a GPU), T 1.0 rollouts, token-level loss, clip 0.2/0.3, no KL; the step's
+rollouts are generated and scored together and trained one group per micro-batch (gradient accumulation: on a
+2-step reasoning-judge run the peak RSS fell from 4.19 to 3.73 GB with the same changes to two decimals). The gold
 monitor answers the held-out monitor prompts greedily at step 0 and every `monitor_every` steps, scores them
 with the training judge and the gold, and the alarm fires when the judge's trend over 3 points rises by more
 than `proxy_margin` while the gold's falls by more than `gold_margin`.
@@ -26,7 +28,10 @@ def policy_config(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) 
     return {"name": f"policy-{name}", "run_dir": str(run_dir), "policy": cfg.model, "judge": judge.model_dump(),
             "gold": gold.model_dump(), "reward": {"on_failure": "drop"},
             "grpo": {"learning_rate": cfg.learning_rate, "num_generations": g,
-                     "per_device_train_batch_size": g * cfg.prompts_per_step, "max_steps": cfg.policy_steps,
+                     # one group per micro-batch, the step's groups accumulated: the same update (token-level loss
+                     # over the accumulated batch) with half the training step's transient memory at 2 prompts
+                     "per_device_train_batch_size": g, "gradient_accumulation_steps": cfg.prompts_per_step,
+                     "max_steps": cfg.policy_steps,
                      "max_completion_length": cfg.completion_tokens, "temperature": cfg.temperature,
                      "loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.3, "beta": 0.0, "logging_steps": 1,
                      "save_steps": 10 ** 6, "save_final": False, "seed": cfg.seed, "policy_dtype": "float32",
