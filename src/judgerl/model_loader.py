@@ -137,7 +137,7 @@ def trim_heap() -> bool:
     A CPU forward's activations are freed into the malloc arena of the thread that ran it (hf and rm judges run on
     their own threads), and glibc keeps them there: in a GRPO run on CPU the judges' freed activations stayed in
     the RSS beside the policy's training step (0.4-0.6 GB of a 135M run's 4.2-4.6 GB peak, bench/RESULTS.md 7).
-    Costs milliseconds; the judge backends call it after each batch call on the CPU."""
+    Costs milliseconds; the hf and rm backends call it after each call on the CPU while `trim_cpu_judges` is on."""
     global _LIBC
     if _LIBC is None:
         import ctypes
@@ -153,3 +153,7 @@ def trim_heap() -> bool:
 
 
 _LIBC = None
+# On: CPU judge backends trim the heap after each call (the quickstart turns it on for its run: one long CPU process
+# whose judges' freed activations would sit beside the policy's training step). Off by default: under a steady load
+# (the reward server's batches of one) the freed pages are reused, and a trim would only make them fault in again.
+trim_cpu_judges = False

@@ -14,13 +14,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from judgerl import model_loader
 from judgerl.judges.decode import generate_ids, last_token_logits
 from judgerl.judges.limits import TOO_LONG, refused
 from judgerl.judges.plain_chat import chat_ids, chat_text  # noqa: F401 - chat_text re-exported
 from judgerl.judges.parse import expected_value, parse_verdict, strip_verdict_lines, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
-from judgerl.model_loader import local_cuda_index, shared_model, trim_heap
+from judgerl.model_loader import local_cuda_index, shared_model
 
 
 # All in-process model work runs on one long-lived thread: CUDA-graph trees (the fast decode path) keep
@@ -201,8 +202,8 @@ class HFBackend:
                 try:
                     return self._verdicts(requests)
                 finally:
-                    if self.model.device.type == "cpu":
-                        trim_heap()  # this thread's freed activations back to the OS (model_loader.trim_heap)
+                    if model_loader.trim_cpu_judges and self.model.device.type == "cpu":
+                        model_loader.trim_heap()  # this thread's freed activations back to the OS
         return await _on_model_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,

@@ -17,9 +17,10 @@ import math
 import threading
 import time
 
+from judgerl import model_loader
 from judgerl.judges.plain_chat import chat_ids
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
-from judgerl.model_loader import shared_model, trim_heap
+from judgerl.model_loader import shared_model
 
 
 def conversation(req: JudgeRequest) -> list[dict]:
@@ -78,8 +79,8 @@ class RewardModelBackend:
                 try:
                     return self._rewards(requests)
                 finally:
-                    if self.model.device.type == "cpu":
-                        trim_heap()  # this thread's freed activations back to the OS (model_loader.trim_heap)
+                    if model_loader.trim_cpu_judges and self.model.device.type == "cpu":
+                        model_loader.trim_heap()  # this thread's freed activations back to the OS
         return await asyncio.to_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,

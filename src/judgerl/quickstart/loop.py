@@ -91,6 +91,15 @@ class Quickstart:
 
     # -- everything
     def run(self) -> dict:
+        from judgerl import model_loader
+
+        was, model_loader.trim_cpu_judges = model_loader.trim_cpu_judges, True  # model_loader.trim_heap
+        try:
+            return self._run()
+        finally:
+            model_loader.trim_cpu_judges = was
+
+    def _run(self) -> dict:
         from judgerl.config import dump_yaml
         import judgerl.quickstart.judges as judges
         import judgerl.quickstart.policies as policies
