@@ -48,7 +48,7 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
         "runs": {"best": {"final_step": 200, "base_step": 0, "n": 24, "scores": {"sft-5000": cell, "gold": cell},
                           "arena": {"win_rate": {"value": 0.41, "lo": 0.3, "hi": 0.52}, "games": 48, "invalid_games": 0}}}}))
     summ = root / "policies" / "best" / "summary.json"  # the run's judge-call ledger, as run_policy writes it
-    summ.write_text(json.dumps({**(json.loads(summ.read_text()) if summ.is_file() else {}), "steps": 200, "wall_s": 1000.0,
+    summ.write_text(json.dumps({**(json.loads(summ.read_text()) if summ.is_file() else {}), "steps": 200,
                                 "judge_calls": {"backend_calls": 6400, "tokens_in": 3200000, "tokens_out": 1280000,
                                                 "seconds": 200.0, "invalid": 3}}))
     cfg = StudyConfig.model_validate({"policy": {"runs": [{"name": "best", "judge": "sft-best"},

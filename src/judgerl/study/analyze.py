@@ -209,7 +209,7 @@ def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool
     tj = trained_judge(run, r.judge, curve, cfg)
     rec = {"judge": r.judge, "judge_name": tj["name"], "alpha": tj["alpha"], "points": pts, "train": train_curve(run),
            "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
-           "steps": summ.get("steps"), "wall_s": summ.get("wall_s"), "judge_calls": summ.get("judge_calls"),
+           "steps": summ.get("steps"), "judge_calls": summ.get("judge_calls"),
            **peak_and_fall(pts, run, cfg.gold.bootstrap)}
     if pts:
         rec["exploit"] = exploit_table(run, pts[-1]["step"])

@@ -54,10 +54,9 @@ def fit_gao(ds: list[float], golds: list[float], g0: float) -> dict:
     ss = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else None
     peak, beyond = None, False
-    reach = EXTRAPOLATE * max(d for d, _ in use)
-    if beta > 0 and alpha / beta - 1 < 700:  # exp overflow guard
-        d_star = math.exp(alpha / beta - 1)
-        if d_star <= reach:
+    if beta > 0:  # compared in log space: exp of a far-out peak would overflow
+        if alpha / beta - 1 <= math.log(EXTRAPOLATE * max(d for d, _ in use)):
+            d_star = math.exp(alpha / beta - 1)
             peak = {"d": d_star, "gold": g0 + beta * d_star}
         else:  # a curve that bends only far beyond the data: no peak the data can speak for
             beyond = True
