@@ -27,11 +27,11 @@ part1() {
   { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
     python3 -c "import torch, transformers; print(torch.__version__, transformers.__version__)"; } >> "$OUT/issue25.log" 2>&1
   fits 120 "bench 1 rollout shape" && {
-    PYTHONPATH=$E/src timeout 150 python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 \
+    PYTHONPATH=/tmp/site:$E/src timeout 150 python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 \
       --new 256 --profile --tag _rollout --out "$OUT" > "$OUT/bench1.log" 2>&1
     log "bench 1 rollout shape rc=$?"; tail -4 "$OUT/bench1.log"; }
   [ -n "${JUDGE_SHAPE:-}" ] && fits 60 "bench 1 judge shape" && {
-    PYTHONPATH=$E/src timeout 90 python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 512 \
+    PYTHONPATH=/tmp/site:$E/src timeout 90 python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 512 \
       --new 256 --variants plain,fused --tag _judge --out "$OUT" >> "$OUT/bench1.log" 2>&1
     log "bench 1 judge shape rc=$?"; tail -3 "$OUT/bench1.log"; }
 }

@@ -39,7 +39,23 @@ bg() {  # bg NAME SECONDS stage args...: a stage in the background with a hard t
   ( timeout -s INT "$secs" python3 -m judgerl.study.run --config $CFG --set run_dir=$RUN ${STUDY_SET:-} "$@" \
       >> $RUN/logs/$name.log 2>&1; echo "$name rc $?" ) &
 }
+prep_run() {  # the GGUF assembled from its parts, the run dir unpacked, the adapters the repo ships put back
+  python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_STASH: no wheels in /tmp/site"; return 3; }
+  G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf; mkdir -p $(dirname $G)
+  if [ ! -f $G ]; then
+    cp device_carry/g/*/gpart* /tmp/ && cat $(ls /tmp/gpart* | sort -V) > $G   # the last part travels with this call
+    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/g/*/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; return 3; }
+  fi
+  [ -f $RUN/labels/stage-labels.json ] || for t in device_carry/st/*.txz; do tar -C $RUN -xJf $t; done
+  # the adapters the repo ships (left out of the tarballs)
+  mkdir -p $RUN/gold $RUN/judges/reasoning; cp -rn src/judgerl/study/gold_rm $RUN/gold/adapter
+  for a in sft-500 sft-1500 sft-5000; do mkdir -p $RUN/judges/$a; cp -rn src/judgerl/study/judges/$a/adapter $RUN/judges/$a/; done
+  cp -rn src/judgerl/study/judges/reasoning/sft_adapter src/judgerl/study/judges/reasoning/adapter $RUN/judges/reasoning/
+  python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || return 1
+}
 case "$1" in
+prep)  # only the set-up of `judges` (the judges are shipped): the policies call can follow
+  env_setup; prep_run || exit $?; ls $RUN/judges/*/ ;;
 _stage)  # internal: one stage, logged to logs/$2.log
   env_setup; name=$2; shift 2; study "$@" > $RUN/logs/$name.log 2>&1; echo "$name rc $?" ;;
 reasoning)  # the reasoning judge (SFT on the traces, GRPO) alone on the GPU (beside four policy runs its GRPO
@@ -54,19 +70,7 @@ stash)  # a GGUF part (and the wheels, when carried) into /tmp for the next call
     --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   cp device_carry/g/*/gpart* /tmp/ 2>/dev/null; ls -la /tmp/gpart* ;;
 judges)
-  env_setup
-  python3 -c "import trl, pydantic, krippendorff" 2>/dev/null || { echo "NEED_STASH: no wheels in /tmp/site"; exit 3; }
-  G=$JUDGERL_CACHE/gguf/SmolLM2-135M-Instruct.Q4_1.gguf; mkdir -p $(dirname $G)
-  if [ ! -f $G ]; then
-    cp device_carry/g/*/gpart* /tmp/ && cat $(ls /tmp/gpart* | sort -V) > $G   # the last part travels with this call
-    [ "$(sha256sum $G | cut -d' ' -f1)" = "$(cat device_carry/g/*/gguf.sha256)" ] || { echo "GGUF sha256 mismatch"; exit 3; }
-  fi
-  [ -f $RUN/labels/stage-labels.json ] || for t in device_carry/st/*.txz; do tar -C $RUN -xJf $t; done
-  # the adapters the repo ships (left out of the tarballs)
-  mkdir -p $RUN/gold $RUN/judges/reasoning; cp -rn src/judgerl/study/gold_rm $RUN/gold/adapter
-  for a in sft-500 sft-1500; do mkdir -p $RUN/judges/$a; cp -rn src/judgerl/study/judges/$a/adapter $RUN/judges/$a/; done
-  cp -rn src/judgerl/study/judges/reasoning/sft_adapter $RUN/judges/reasoning/
-  python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || exit 1
+  env_setup; prep_run || exit $?
   study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -4
   TRAIN_S=${TRAIN_S:-400}  # then every judge's alpha in what is left
   ( timeout $TRAIN_S $0 _stage reasoning --stage judge-reasoning ) &
