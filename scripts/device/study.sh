@@ -48,9 +48,10 @@ prep_run() {  # the GGUF assembled from its parts, the run dir unpacked, the ada
   fi
   [ -f $RUN/labels/stage-labels.json ] || for t in device_carry/st/*.txz; do tar -C $RUN -xJf $t; done
   # the adapters the repo ships (left out of the tarballs)
-  mkdir -p $RUN/gold $RUN/judges/reasoning; cp -rn src/judgerl/study/gold_rm $RUN/gold/adapter
-  for a in sft-500 sft-1500 sft-5000; do mkdir -p $RUN/judges/$a; cp -rn src/judgerl/study/judges/$a/adapter $RUN/judges/$a/; done
-  cp -rn src/judgerl/study/judges/reasoning/sft_adapter src/judgerl/study/judges/reasoning/adapter $RUN/judges/reasoning/
+  # (into the folders the tarballs made: they hold the adapters' configs, not their weights)
+  mkdir -p $RUN/gold/adapter && cp -rn src/judgerl/study/gold_rm/. $RUN/gold/adapter/
+  for a in sft-500/adapter sft-1500/adapter sft-5000/adapter reasoning/adapter reasoning/sft_adapter; do
+    mkdir -p $RUN/judges/$a && cp -rn src/judgerl/study/judges/$a/. $RUN/judges/$a/; done
   python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || return 1
 }
 case "$1" in
