@@ -219,13 +219,14 @@ def test_gpu_judge_scores_equal_the_plain_generate_judge(smollm2_path, monkeypat
     assert max(abs(x.expected - y.expected) for x, y in zip(a, b)) < 1e-3
 
 
-def test_fused_step_default_is_on_for_the_cpu_and_the_flag_turns_it_off(monkeypatch):
+def test_fused_step_default_is_on_for_cpu_and_cuda_and_the_flag_turns_it_off(monkeypatch):
     from judgerl.judges import fused_step
 
     model = tiny("llama")
     monkeypatch.delenv("JUDGERL_FUSED_STEP", raising=False)
-    assert fused_step.ON_BY_DEFAULT["cpu"] and fused_step.fused_step_for(model) is not None
-    monkeypatch.setattr(fused_step, "ON_BY_DEFAULT", {"cpu": False})  # as CUDA is until its GPU guards have run
+    assert fused_step.ON_BY_DEFAULT == {"cpu": True, "cuda": True}  # CUDA since its GPU guards passed (H100)
+    assert fused_step.fused_step_for(model) is not None
+    monkeypatch.setattr(fused_step, "ON_BY_DEFAULT", {"cpu": False})  # a device where it is not the default
     assert fused_step.fused_step_for(model) is None
     monkeypatch.setenv("JUDGERL_FUSED_STEP", "1")
     assert fused_step.fused_step_for(model) is not None

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 FUSED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 MAX_EXTRA_BYTES = 1 << 30  # weight copies up to this size always; larger ones only within a quarter of free memory
-# Where the fused step is the default: the CPU (tests/judges/test_static_decode.py, tests/training/test_rollout.py).
-# On CUDA it waits for the GPU guards of scripts/device/issue25_bench.sh (greedy == generate through captured graphs,
-# sampled chi-square, judge scores), which no device run has passed yet: JUDGERL_FUSED_STEP=1 turns it on there.
-ON_BY_DEFAULT = {"cpu": True, "cuda": False}
+# Where the fused step is the default: the CPU (tests/judges/test_static_decode.py, tests/training/test_rollout.py)
+# and CUDA, whose GPU guards (greedy rollouts == generate through captured graphs, sampled chi-square, judge scores
+# == the plain-generate judge within 1e-3, replays read in-place weight updates) passed on one H100 on 2026-12-06
+# (bench/issue25_h100/gpu_guards.log: 5 passed). JUDGERL_FUSED_STEP=0 turns it off (the issue-14 engine).
+ON_BY_DEFAULT = {"cpu": True, "cuda": True}
 
 
 def _text_config(model):

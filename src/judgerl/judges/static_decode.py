@@ -12,7 +12,7 @@ transformers' warpers do, pick a token and its log-probability, store both, and 
 The forward is `fused_step.FusedStep` for Llama-family models (fused q/k/v and gate/up GEMMs, residual adds
 fused into the projections, one-kernel RMSNorm, rotary from a table: ~15 kernels a layer instead of ~43), else
 transformers' own forward through a `StaticCache` with a 4-D boolean mask. The fused step is the default on the CPU;
-on CUDA it is opt-in (`JUDGERL_FUSED_STEP=1`) until its GPU guards have passed on a device (fused_step.ON_BY_DEFAULT).
+on CUDA too since its GPU guards passed on an H100 (fused_step.ON_BY_DEFAULT; `JUDGERL_FUSED_STEP=0` turns it off).
 Randomness comes from Exponential(1) noise that the host writes into a static buffer before each
 replay with the caller's own `torch.Generator` (argmax p_i / E_i is an exact draw from p), so the
 global RNG is never touched. The host syncs once every `CHECK_EVERY` steps: to stop when every row ended and,
