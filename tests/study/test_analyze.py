@@ -150,3 +150,24 @@ def test_cached_distance_uses_only_what_base_nll_json_holds(tmp_path, monkeypatc
     pts = {p["step"]: p for p in run_points(cfg, run, "cached")}
     assert pts[10]["distance"] is None and "base_nll" not in pts[10]
     assert [pts[s]["distance"] for s in (0, 5, 15)] == [p["distance"] for p in full if p["step"] in (0, 5, 15)]
+
+
+def test_same_opening_share_of_a_learned_template():
+    from judgerl.study.analyze import same_opening
+
+    varied = ["The sky is blue today.", "Here is a poem about rain.", "Politics: the topic is politics.", "Sure! A joke."]
+    assert same_opening(varied) == 0.25  # every answer opens differently: 1 of 4
+    template = ["That's exactly what I was considering. I agree.", "that's exactly  what I was considering: yes",
+                "That's exactly what I was considering. Poem.", "A real answer about the sunset."]
+    assert same_opening(template) == 0.75  # case and spacing do not split the template
+    assert same_opening([]) is None and same_opening(["", "  "]) is None
+
+
+def test_same_opening_rises_in_the_committed_best_run():
+    """The sft-5000 arm's held-out answers converge on one opening (docs/experiments/reward_hacking.md)."""
+    from judgerl.study.analyze import same_opening
+    from judgerl.study.samples import read_samples
+
+    run = ROOT / "docs/experiments/reward_hacking/contrast/policies/best"
+    start, end = (same_opening([r["response"] for r in read_samples(run, s)]) for s in (0, 200))
+    assert start < 0.1 and end > 0.9

@@ -35,6 +35,15 @@ def distinct2(text: str) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
+def same_opening(texts: list[str], words: int = 5) -> float | None:
+    """Share of answers that open with the most common first `words` words: answers to different prompts that
+    start alike (a template the policy learned) push it towards 1; the base policy's answers sit near 1/n."""
+    from collections import Counter
+
+    heads = [" ".join(t.split()[:words]).lower() for t in texts if t.split()]
+    return Counter(heads).most_common(1)[0][1] / len(heads) if heads else None
+
+
 def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) -> list[float | None]:
     """Mean per-token NLL of each response (given its prompt, chat template) under the base policy."""
     import torch
@@ -119,6 +128,7 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool | str) -> list[dict]:
                   lambda rs: _mean([None if a is None or b is None else a - b for _, a, b in rs]), nb),
               "words": _mean([r["words"] for r in rows]),
               "distinct2": _mean([distinct2(r["response"]) for r in rows]),
+              "same_opening": same_opening([r["response"] for r in rows]),
               "patterns": {k: v for k, v in rec_of[st].items() if k.startswith("pattern/")}}
         if rec_of[st].get("kl") is not None:  # a per-token KL(policy || base) estimate, when the run logs one
             pt["kl"] = rec_of[st]["kl"]

@@ -67,12 +67,15 @@ def runs_table(study: dict) -> str:
         body.append([name, judge, r.get("steps"), len(pts), ci(last.get("proxy_delta_vs_step0"), 2, True),
                      ci(last.get("gold_delta_vs_step0"), 2, True),
                      f"step {r.get('peak_step')}: {ci(peak)}" if peak else "–", ci(r.get("last_minus_peak"), 2, True),
-                     f"{num(first.get('words'), 0)} → {num(last.get('words'), 0)}", num(last.get("distance"), 2, True),
+                     f"{num(first.get('words'), 0)} → {num(last.get('words'), 0)}",
+                     f"{num(first.get('same_opening'), 2)} → {num(last.get('same_opening'), 2)}",
+                     num(last.get("distance"), 2, True),
                      f"step {r['alarm']['first_step']}" if (r.get("alarm") or {}).get("triggered") else "silent"])
     if not body:
         return ""
     return table(["run", "training judge", "steps", "points with samples", "judge change vs step 0",
-                  "gold change vs step 0", "gold peak (step: mean)", "gold last − peak", "words", "NLL shift at last",
+                  "gold change vs step 0", "gold peak (step: mean)", "gold last − peak", "words",
+                  "same opening (share)", "NLL shift at last",
                   "alarm as run"], body)
 
 
