@@ -85,3 +85,17 @@ def test_monitor_pass_alarm_files_stop_and_resume(tmp_path, smollm2):
 
 def samples_base(run):
     return [json.loads(x)["response"] for x in (run.path / "samples" / "step_0000.jsonl").read_text().splitlines()]
+
+
+def test_monitor_answers_from_the_engine_equal_plain_generate(smollm2):
+    """The engine path (taken on CUDA) gives the same greedy answers as `generate`, short answers and long
+    alike (rows end at different steps); on the CPU the monitor keeps `generate`."""
+    from judgerl.evaluation.monitor import engine_serves, generate
+
+    model, tok = smollm2
+    prompts = ["Say hi.", "Name three colours, one word each.",
+               [{"role": "user", "content": "Write two sentences about the sea and the wind at night."}]]
+    plain = generate(model, tok, prompts, 40, batch_size=3, engine=False)
+    fast = generate(model, tok, prompts, 40, batch_size=3, engine=True)
+    assert fast == plain and len({len(t) for t in plain}) == 3
+    assert not engine_serves(model)  # CPU: generate() unless asked
