@@ -73,6 +73,27 @@ def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, 
     assert ev["n"] == cfg.agreement_items and ev["alpha_expected"] is not None
     monitor = [json.loads(x) for x in (root / "policies/weak/monitor.jsonl").read_text().splitlines()]
     assert [m["step"] for m in monitor] == [0, 1, 2] and all(m["gold_mean"] is not None for m in monitor)
+    # the later runs take the weak run's step 0 (same base policy, prompts, greedy decoding, gold): the answers a
+    # freshly loaded base policy gives, and their gold scores; the control's judge is the gold, scored once
+    step0 = {n: [json.loads(x) for x in (root / f"policies/{n}/samples/step_0000.jsonl").read_text().splitlines()]
+             for n in ("weak", "reasoning", "gold")}
+    for n in ("reasoning", "gold"):
+        rec = [json.loads(x) for x in (root / f"policies/{n}/monitor.jsonl").read_text().splitlines()]
+        assert rec[0]["step0_from"] == "policies/weak" and "step0_from" not in rec[1]
+        assert [(r["response"], r["gold"]) for r in step0[n]] == [(r["response"], r["gold"]) for r in step0["weak"]]
+    from judgerl.evaluation.monitor import generate
+    from judgerl.model_loader import load_model
+
+    base, tok = load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
+    fresh = generate(base, tok, [r["prompt"] for r in step0["weak"]], cfg.completion_tokens, 0.0, 32)
+    assert fresh == [r["response"] for r in step0["weak"]]
+    assert all(r["proxy"] == r["gold"] for r in step0["gold"])
+    with sqlite3.connect(root / "policies/gold/ledger.sqlite") as c:
+        stages = {s for (s,) in c.execute("SELECT DISTINCT stage FROM calls")}
+    assert stages == {"policy-reward", "monitor-gold"}
+    with sqlite3.connect(root / "policies/reasoning/ledger.sqlite") as c:
+        n0 = c.execute("SELECT COUNT(*) FROM calls WHERE stage = 'monitor-gold'").fetchone()[0]
+    assert n0 == 2 * cfg.monitor_prompts  # steps 1 and 2 only
     ch = json.loads((root / "policies/gold/changes.json").read_text())
     assert ch["last_step"] == 2 and ch["gold"]["n"] == cfg.monitor_prompts
     summary = json.loads((root / "summary.json").read_text())["lines"]

@@ -94,3 +94,7 @@ def test_a_step_is_its_prompts_groups_trained_one_group_per_micro_batch(tmp_path
     layout = check_group_layout(g, True, 1)
     assert layout["prompts_per_step"] == cfg.prompts_per_step
     assert layout["generation_batch_size"] == cfg.prompts_per_step * cfg.num_generations
+    from judgerl.training.policy_grpo import grpo_args
+
+    # no gradient checkpointing: with the lower blocks frozen it only recomputes forwards (TRL's default is on)
+    assert grpo_args(pc, tmp_path / "ck", layout).gradient_checkpointing is False

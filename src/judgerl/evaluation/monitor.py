@@ -129,6 +129,9 @@ class GoldMonitor(TrainerCallback):
         self.records: list[dict] = []
         self.done_steps: set[int] = set()
         self._pattern_judge = None  # built at the first pass (it may reuse the gold judge's loaded weights)
+        # step 0 handed in by a caller that already ran it with the same base policy, prompts, decoding and gold
+        # (the quickstart's later policy runs): {"responses": [...], "gold": [score dicts] | None, "from": str}
+        self.shared_base: dict | None = None
 
     # ---- resume -----------------------------------------------------------------------------
     def restore(self, step: int) -> None:
@@ -144,12 +147,19 @@ class GoldMonitor(TrainerCallback):
     # ---- one monitor pass -------------------------------------------------------------------
     def evaluate(self, model, tok, step: int, responses: list[str] | None = None) -> dict:
         c = self.cfg
-        if responses is None:
+        shared = self.shared_base if step == 0 and responses is None else None
+        if shared is not None and shared.get("prompts", self.prompts) != self.prompts:
+            shared = None  # another run's prompts: computed here
+        if shared is not None:
+            responses = list(shared["responses"])
+        elif responses is None:
             responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
         if self.bases is None:  # step 0 (or first pass): the base policy's answers are the reference
             self.bases = list(responses)
-        proxy = score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
-        gold = score(self.gold, self.prompts, responses, self.bases, c.both_orders)
+        gold = (shared or {}).get("gold") or score(self.gold, self.prompts, responses, self.bases, c.both_orders)
+        # a judge that is the gold itself (a control run) gives the gold's scores: not computed twice
+        same = self.proxy.spec.fingerprint() == self.gold.spec.fingerprint()
+        proxy = gold if same else score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
         hits = [detect(r, b, c.length_ratio, c.min_extra_words) for r, b in zip(responses, self.bases)]
         rows = [{"step": step, "prompt": p, "response": r, "proxy": pv["value"], "gold": gv["value"],
                  "words": words(r), "patterns": [d for d in DETECTORS if h[d]]}
@@ -161,6 +171,8 @@ class GoldMonitor(TrainerCallback):
                "gold_invalid_rate": sum(not x["valid"] for x in gold) / n,
                "proxy_failed": sum(x["failed"] for x in proxy), "gold_failed": sum(x["failed"] for x in gold),
                "mean_words": sum(x["words"] for x in rows) / n}
+        if shared is not None:
+            rec["step0_from"] = shared.get("from")
         rec.update({f"pattern/{d}": sum(h[d] for h in hits) / n for d in DETECTORS})
         rec["pattern/any"] = sum(any(h[d] for d in TEXT_DETECTORS) for h in hits) / n
         if c.pattern_judge.enabled:

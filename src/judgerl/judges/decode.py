@@ -134,11 +134,13 @@ ROW_BUCKET = 16  # the graph engine pads a batch's rows to a multiple of this (f
 def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, seed: int = 0, pad_token_id: int | None = None,
                  eos_token_id=None, fast: bool | str | None = None, pad_rows_to: int | None = None,
-                 min_new_tokens: int | None = None, reuse_prefix: bool = False):
+                 min_new_tokens: int | None = None, reuse_prefix: bool = False, keep_cache: bool = False):
     """Generate continuations; returns the new token ids [batch, <=max_new_tokens] (prompt stripped,
     pad after EOS). fast: False = plain `generate`; True = the graph engine where the model supports
     it (else the compiled path); "compile" = transformers' compiled static-cache path; None = True on
-    CUDA. Sampling is seeded with `seed` without touching the global RNG."""
+    CUDA. Sampling is seeded with `seed` without touching the global RNG.
+    keep_cache: return (tokens, kept) where kept = (the decode's KV cache, the attention mask of the prompt
+    layout it holds) on the plain path (kv_reuse.py continues it), None on the fast paths."""
     import torch
 
     from judgerl.judges.static_decode import decoder_for, supported
@@ -156,7 +158,7 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
                                           temperature=temperature, top_p=top_p, top_k=top_k, eos_token_ids=eos,
                                           pad_token_id=pad_token_id if pad_token_id is not None else 0, generator=gen,
                                           prefix_len=p, pad_rows_to=max(target, rows))
-        return out.tokens
+        return (out.tokens, None) if keep_cache else out.tokens
     if fast and pad_rows_to and rows < pad_rows_to:  # a fixed batch shape avoids a recompile
         extra = pad_rows_to - rows
         input_ids = torch.cat([input_ids, input_ids[-1:].expand(extra, -1)], 0)
@@ -181,5 +183,10 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
     with torch.random.fork_rng(devices=[input_ids.device] if input_ids.device.type == "cuda" else []), \
             torch.inference_mode():
         torch.manual_seed(seed)
+        if keep_cache and not fast:
+            kw["return_dict_in_generate"] = True
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
+    if keep_cache:
+        kept = (out.past_key_values, attention_mask) if not fast else None
+        return (out.sequences if not fast else out)[:rows, input_ids.shape[1]:], kept
     return out[:rows, input_ids.shape[1]:]

@@ -85,6 +85,9 @@ class HFBackend:
     # a judgerl.judges.prefix_memo.PrefixMemo: the prompt head's KV kept across batches (direct mode); opt-in,
     # for a judge whose weights do not change under it (the reward server sets it)
     prefix_memo = None
+    # a reasoning verdict read from the decode's KV cache (kv_reuse.py) where the decode path keeps one (plain
+    # generate: CPU); False: prefill prompt + thinking again for it
+    reuse_reasoning_kv: bool = True
 
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
@@ -108,8 +111,9 @@ class HFBackend:
         return {"input_ids": input_ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
 
     def _generate(self, texts: list[list[int]], max_new_tokens: int, temperature: float, top_p: float = 1.0,
-                  top_k: int = 0, seed: int = 0) -> list[tuple[str, int, int]]:
-        """Continuations of prompts given as token ids (chat_ids: contents are plain text)."""
+                  top_k: int = 0, seed: int = 0, then=None) -> list[tuple[str, int, int]]:
+        """Continuations of prompts given as token ids (chat_ids: contents are plain text). `then(idx, gens,
+        new_ids, kept)` is called after each batch with its decode's KV cache (generate_ids(keep_cache=True))."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         res: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
         bs = self.spec.batch_size
@@ -119,12 +123,47 @@ class HFBackend:
             out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                                pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
-                               fast=self.fast, pad_rows_to=bs, reuse_prefix=self.spec.reuse_prefix)
+                               fast=self.fast, pad_rows_to=bs, reuse_prefix=self.spec.reuse_prefix,
+                               keep_cache=then is not None)
+            out, kept = out if then is not None else (out, None)
             for row, i in enumerate(idx):
                 gen = out[row]
                 n_out = int((gen != self.tok.pad_token_id).sum())
                 res[i] = (self.tok.decode(gen, skip_special_tokens=True), int(enc["attention_mask"][row].sum()), n_out)
+            if then is not None:
+                then(idx, [res[i] for i in idx], out.tolist(), kept)
         return res
+
+    def _reason(self, convs: list[list[dict]], prompts: list[list[int]], key: str):
+        """Reasoning mode: (generations, reasonings, verdict distributions), each verdict read from its batch's
+        decode cache (kv_reuse.py) where there is one, else from a prefill of prompt + thinking + prefix."""
+        import torch
+
+        from judgerl.judges.kv_reuse import verdict_logits
+
+        s = self.spec.sampling
+        dists: list = [None] * len(prompts)
+
+        def forced_ids(i: int, text: str) -> list[int]:
+            r = strip_verdict_lines(text, key)
+            return chat_ids(self.tok, convs[i], suffix=(r + "\n" if r else "") + self.prefix)
+
+        def read(idx, gens, new_ids, kept):
+            if kept is None:
+                return
+            forced = [forced_ids(i, g[0]) for i, g in zip(idx, gens)]
+            logits = verdict_logits(self.model, kept[0], kept[1], [prompts[i] for i in idx], new_ids, forced,
+                                    self.tok.pad_token_id or 0)
+            if logits is not None:
+                for i, p in zip(idx, torch.softmax(logits.float(), dim=-1).cpu()):
+                    dists[i] = p
+
+        gens = self._generate(prompts, s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed,
+                              then=read if self.reuse_reasoning_kv else None)
+        rest = [i for i, d in enumerate(dists) if d is None]
+        for i, p in zip(rest, self._next_token_probs([forced_ids(i, gens[i][0]) for i in rest]) if rest else []):
+            dists[i] = p
+        return gens, [strip_verdict_lines(g[0], key) for g in gens], dists
 
     def _next_token_probs(self, texts: list[list[int]]):
         """Softmax over the vocabulary at the position after each token-id prompt (batched, left padded).
@@ -165,14 +204,10 @@ class HFBackend:
         t0 = time.perf_counter()
         key = verdict_prefix(spec.format).strip()
         if spec.mode == "reasoning":
-            s = spec.sampling
-            gens = self._generate(prompts, s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed)
+            gens, reasonings, dists = self._reason(convs, prompts, key)
         else:
-            gens = [("", len(p), 0) for p in prompts]
-        reasonings = [strip_verdict_lines(g[0], key) if spec.mode == "reasoning" else "" for g in gens]
-        forced = [chat_ids(self.tok, m, suffix=(r + "\n" if r else "") + self.prefix)
-                  for m, r in zip(convs, reasonings)]
-        dists = self._next_token_probs(forced)
+            gens, reasonings = [("", len(p), 0) for p in prompts], [""] * len(prompts)
+            dists = self._next_token_probs([chat_ids(self.tok, m, suffix=self.prefix) for m in convs])
         elapsed = (time.perf_counter() - t0) / max(1, len(prompts))
         out = []
         for (text, n_in, n_out), reasoning, dist in zip(gens, reasonings, dists):

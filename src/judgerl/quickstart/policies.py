@@ -3,7 +3,7 @@ reasoning judge, and the control against the gold itself (reward = the embedded 
 
 GRPO from the base policy (TRL via training/policy_grpo.py): fp32 weights, constant learning rate, only the top
 `trainable_layers` blocks trained (on 2 CPU cores this buys ~5x cheaper updates, which the step budget needs;
-the study trained every weight on a GPU), T 1.0 rollouts, token-level loss, clip 0.2/0.3, no KL; the step's
+the study trained every weight on a GPU) without gradient checkpointing, T 1.0 rollouts, token-level loss, clip 0.2/0.3, no KL; the step's
 rollouts are generated and scored together and trained one group per micro-batch (gradient accumulation: on a
 2-step reasoning-judge run the peak RSS fell from 4.19 to 3.73 GB with the same changes to two decimals). The gold
 monitor answers the held-out monitor prompts greedily at step 0 and every `monitor_every` steps, scores them
@@ -36,7 +36,10 @@ def policy_config(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) 
                      "loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.3, "beta": 0.0, "logging_steps": 1,
                      "save_steps": 10 ** 6, "save_final": False, "seed": cfg.seed, "policy_dtype": "float32",
                      "bf16": False, "trainable_layers": cfg.trainable_layers,
-                     "trl": {"lr_scheduler_type": "constant"}},
+                     # TRL's GRPOConfig checkpoints every block by default: with the lower blocks frozen that
+                     # only recomputes their forwards in the backward (3 steps on 2 cores: backward 13.6 -> 5.7 s,
+                     # same loss and grad norm to 4 digits)
+                     "trl": {"lr_scheduler_type": "constant", "gradient_checkpointing": False}},
             "data": {"sources": [str(prompt_dir / "policy_prompts.jsonl")],
                      "monitor_sources": [str(prompt_dir / "monitor_prompts.jsonl")], "field": "prompt",
                      "max_prompt_chars": cfg.max_prompt_chars, "seed": cfg.seed},
@@ -54,12 +57,40 @@ def train(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) -> str:
     for f in list(run_dir.iterdir()) if run_dir.is_dir() else []:
         if not f.name.startswith("stage-"):
             shutil.rmtree(f) if f.is_dir() else f.unlink()
-    summary = train_policy(PolicyConfig.model_validate(policy_config(cfg, name, judge, gold, prompt_dir, run_dir)))
+    pc = PolicyConfig.model_validate(policy_config(cfg, name, judge, gold, prompt_dir, run_dir))
+    summary = train_policy(pc, monitor_base=shared_step0(pc, name, run_dir))
     ch = paired_changes(run_dir, cfg.bootstrap, cfg.seed)
     ch["rollouts"] = summary["steps"] * cfg.prompts_per_step * cfg.num_generations
     ch["completion_tokens"] = cfg.completion_tokens
     (run_dir / "changes.json").write_text(json.dumps(ch, indent=2), encoding="utf-8")
     return change_line(name, judge.name, summary["steps"], ch)
+
+
+STEP0_KEYS = ("policy", "gold", "monitor")  # with the monitor prompts: what the base policy's step 0 depends on
+
+
+def shared_step0(pc, name: str, run_dir: Path) -> dict | None:
+    """The monitor's step 0 of an earlier run of this quickstart (same base policy, monitor prompts, greedy
+    decoding and gold; only the training judge differs), so that later runs do not answer and gold-score the
+    same prompts again: {"responses", "gold", "from"}; None when no earlier run matches."""
+    from judgerl.config import read_yaml
+
+    mine = pc.model_dump(mode="json")
+    for other in RUNS[:RUNS.index(name)]:
+        folder = run_dir.parent / other
+        rows, cfg_file = _samples(folder, 0), folder / "config.yaml"
+        if not rows or not cfg_file.is_file() or not (folder / "summary.json").is_file():
+            continue
+        theirs = read_yaml(cfg_file)
+        if any(theirs.get(k) != mine[k] for k in STEP0_KEYS) or \
+                theirs.get("data", {}).get("monitor_sources") != mine["data"]["monitor_sources"]:
+            continue
+        if any(r.get("gold") is None for r in rows):
+            continue
+        return {"responses": [r["response"] for r in rows], "prompts": [r["prompt"] for r in rows],
+                "gold": [{"value": r["gold"], "valid": True, "failed": False} for r in rows],
+                "from": f"policies/{other}"}
+    return None
 
 
 def change_line(name: str, judge: str, steps: int, ch: dict) -> str:

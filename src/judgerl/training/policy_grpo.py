@@ -173,11 +173,13 @@ def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, trai
 
 
 def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = None,
-                 extra_callbacks: list | None = None) -> dict:
+                 extra_callbacks: list | None = None, monitor_base: dict | None = None) -> dict:
     """Validate, build the GRPOTrainer with the judge reward and the gold monitor, train, summarise.
 
     `models` optionally maps "judge" / "gold" to already loaded (model, tokenizer) pairs for hf judges;
-    `extra_callbacks` are TrainerCallbacks (e.g. a wall-clock budget), run after the monitor.
+    `extra_callbacks` are TrainerCallbacks (e.g. a wall-clock budget), run after the monitor;
+    `monitor_base` is the monitor's step 0 computed by an earlier run of the same base policy, prompts, decoding
+    and gold (GoldMonitor.shared_base).
     """
     from datasets import Dataset
 
@@ -206,6 +208,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     if cfg.monitor.enabled:
         held = [[{"role": "user", "content": p}] for p in v["heldout"]]
         monitor = GoldMonitor(run, held, proxy, gold, cfg.monitor, cfg.alarm)
+        monitor.shared_base = monitor_base
         callbacks.append(monitor)
     callbacks += list(extra_callbacks or [])
     trainer = build_trainer(cfg, policy, tok, [reward], args, train, callbacks)
