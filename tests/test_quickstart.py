@@ -40,19 +40,21 @@ def live_trainers() -> int:
 def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, smollm2_path, monkeypatch):
     root = tmp_path / "qs"
     cfg = QuickstartConfig(scale="ci", run_dir=str(root), shared_data=str(shared_data))
-    after: list[tuple] = []  # (stage, shared models, live GRPO trainers, CPU judges trim) after each stage, uncollected
+    # (stage, shared models, live GRPO trainers, CPU judges trim, head memo) after each stage, uncollected
+    after: list[tuple] = []
     run_stage = Stages.run
 
     def spy(self, name, *a, **kw):
         run_stage(self, name, *a, **kw)
-        after.append((name, len(model_loader._REGISTRY), live_trainers(), model_loader.trim_cpu_judges))
+        after.append((name, len(model_loader._REGISTRY), live_trainers(), model_loader.trim_cpu_judges,
+                      model_loader.memo_judge_heads))
 
     monkeypatch.setattr(Stages, "run", spy)
     r = CliRunner().invoke(app, ["quickstart", "--scale", "ci", "--run-dir", str(root),
                                  "--set", f"shared_data={shared_data}"])
     assert r.exit_code == 0, r.output
-    assert after == [(s, 0, 0, True) for s in STAGES]  # every stage gave its models and its trainer back
-    assert not model_loader.trim_cpu_judges  # on for the quickstart's run only
+    assert after == [(s, 0, 0, True, True) for s in STAGES]  # every stage gave its models and its trainer back
+    assert not model_loader.trim_cpu_judges and not model_loader.memo_judge_heads  # on for the quickstart's run only
     stage_lines = [x for x in r.output.splitlines() if x.startswith("[")]
     assert [x.split(" (")[0] for x in stage_lines] == [f"[{k}/6] {s}" for k, s in enumerate(STAGES, 1)]
     for noise in NOISE:

@@ -157,3 +157,6 @@ _LIBC = None
 # whose judges' freed activations would sit beside the policy's training step). Off by default: under a steady load
 # (the reward server's batches of one) the freed pages are reused, and a trim would only make them fault in again.
 trim_cpu_judges = False
+# Set by the quickstart while it runs: each hf judge keeps its last prompt head's KV across calls (judges/prefix_memo.py;
+# the reward server turns it on for its own judge): the template head is computed once per judge, not once a batch.
+memo_judge_heads = False

@@ -1,6 +1,7 @@
 """PrefixMemo: batches that start with the head of an earlier batch skip it, with the plain logits; a weight
 change (an optimizer step) or a different head is never served from a stale memo."""
 
+import pytest
 import torch
 
 from judgerl.judges.decode import PREFIX_MIN, last_token_logits
@@ -67,3 +68,24 @@ def test_short_shared_heads_take_the_plain_path():
     memo = PrefixMemo()
     rows = prompts([1, 2, 3], [PREFIX_MIN + 5, PREFIX_MIN + 2], 10)  # 3 shared tokens: too few to reuse
     assert same_as_plain(memo, model, rows) and memo.ids == [] and memo.tokens_reused == 0
+
+
+@pytest.mark.slow
+def test_quickstart_flag_gives_each_hf_judge_a_memo_with_the_same_verdicts(smollm2, monkeypatch):
+    """model_loader.memo_judge_heads (on while the quickstart runs): a new hf judge keeps its template head across
+    calls; its verdicts on real SmolLM2 are the ones without the memo."""
+    from judgerl import model_loader
+    from judgerl.judges import Judge, JudgeRequest, JudgeSpec
+
+    model, tok = smollm2
+    calls = [[JudgeRequest(prompt="Say hi.", responses=["hi"]), JudgeRequest(prompt="Name a prime.", responses=["7"])],
+             [JudgeRequest(prompt="What is 2+2?", responses=["4"])]]
+    plain = Judge(JudgeSpec(cache=False), model=model, tokenizer=tok)
+    want = [plain.judge(c) for c in calls]
+    assert plain.backend.prefix_memo is None  # off by default
+    monkeypatch.setattr(model_loader, "memo_judge_heads", True)
+    memo = Judge(JudgeSpec(cache=False), model=model, tokenizer=tok)
+    got = [memo.judge(c) for c in calls]
+    assert memo.backend.prefix_memo.tokens_reused >= 200  # the second call's template head came from the memo
+    for a, b in zip(sum(got, []), sum(want, [])):
+        assert max(abs(x - y) for x, y in zip(a.probs, b.probs)) < 1e-4 and a.label == b.label

@@ -98,6 +98,10 @@ class HFBackend:
         self.value_ids = value_token_ids(self.tok, self.values)
         self.prefix = forced_prefix(self.tok, verdict_prefix(spec.format).strip(), self.values[-1])
         self._lock = threading.Lock()
+        if model_loader.memo_judge_heads and self.prefix_memo is None:
+            from judgerl.judges.prefix_memo import PrefixMemo
+
+            self.prefix_memo = PrefixMemo()
 
     # ---- low level -------------------------------------------------------------------------
     def _batch(self, ids: list[list[int]]) -> dict:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # agreement interval excludes 0); ci: every stage, minimal sizes.
 SCALES: dict[str, dict] = {
     "full": dict(agreement_items=100, gold_check=8, train_labels=96, train_steps=24, policy_steps=6,
-                 prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=32, monitor_every=3,
+                 prompts_per_step=2, num_generations=4, completion_tokens=48, reasoning_tokens=16, monitor_every=3,
                  monitor_prompts=16, probe_items=2, probe_attacks=["policy_refusal", "fake_end_marker"],
                  weak_judge="prompted", reasoning_judge="shipped:reasoning",
                  extra_judges=["shipped:sft-1500"]),

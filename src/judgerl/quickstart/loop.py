@@ -93,11 +93,12 @@ class Quickstart:
     def run(self) -> dict:
         from judgerl import model_loader
 
-        was, model_loader.trim_cpu_judges = model_loader.trim_cpu_judges, True  # model_loader.trim_heap
+        was = model_loader.trim_cpu_judges, model_loader.memo_judge_heads
+        model_loader.trim_cpu_judges = model_loader.memo_judge_heads = True  # model_loader.trim_heap, prefix_memo
         try:
             return self._run()
         finally:
-            model_loader.trim_cpu_judges = was
+            model_loader.trim_cpu_judges, model_loader.memo_judge_heads = was
 
     def _run(self) -> dict:
         from judgerl.config import dump_yaml
