@@ -99,3 +99,47 @@ def test_monitor_answers_from_the_engine_equal_plain_generate(smollm2):
     fast = generate(model, tok, prompts, 40, batch_size=3, engine=True)
     assert fast == plain and len({len(t) for t in plain}) == 3
     assert not engine_serves(model)  # CPU: generate() unless asked
+
+
+class CountingBackend(ScriptedBackend):
+    def __init__(self, script):
+        super().__init__(script)
+        self.calls = 0
+
+    async def run(self, requests):
+        self.calls += len(requests)
+        return await super().run(requests)
+
+
+PROMPTS = [[{"role": "user", "content": "Say hi."}], [{"role": "user", "content": "Name a colour."}]]
+
+
+def test_shared_step0_is_taken_without_generating_or_gold_scoring(tmp_path):
+    """A step 0 handed in (same prompts) is used as is: no generation (model None would fail), no gold call; the
+    record names its source. Other prompts: it is ignored and step 0 is computed."""
+    proxy_b, gold_b = CountingBackend([6.0]), CountingBackend([1.0])
+    spec = JudgeSpec(cache=False)
+    mon = GoldMonitor(RunDir(tmp_path / "run"), PROMPTS, Judge(spec, backend=proxy_b), Judge(spec, backend=gold_b))
+    mon.shared_base = {"responses": ["hi", "red"], "prompts": PROMPTS, "from": "policies/weak",
+                       "gold": [{"value": -0.5, "valid": True, "failed": False}, {"value": 0.5, "valid": True,
+                                                                               "failed": False}]}
+    rec = mon.evaluate(None, None, 0)
+    assert rec["step0_from"] == "policies/weak" and rec["gold_mean"] == 0.0 and rec["proxy_mean"] == 6.0
+    assert gold_b.calls == 0 and proxy_b.calls == 2 and mon.bases == ["hi", "red"]
+    other = GoldMonitor(RunDir(tmp_path / "other"), PROMPTS[:1], Judge(spec, backend=proxy_b),
+                        Judge(spec, backend=gold_b))
+    other.shared_base = mon.shared_base
+    with pytest.raises(AttributeError):  # not the same prompts: it generates (and here has no model to do it)
+        other.evaluate(None, None, 0)
+
+
+@pytest.mark.parametrize("shared_cache", [True, False])
+def test_a_proxy_that_is_the_gold_with_its_cache_is_not_scored_twice(tmp_path, shared_cache):
+    proxy_b, gold_b = CountingBackend([5.0]), CountingBackend([5.0])
+    spec = JudgeSpec()  # cache on
+    run = RunDir(tmp_path / "run")
+    proxy_cache = run.cache_path if shared_cache else tmp_path / "other.sqlite"
+    mon = GoldMonitor(run, PROMPTS, Judge(spec, cache=proxy_cache, backend=proxy_b),
+                      Judge(spec, cache=run.cache_path, backend=gold_b))
+    rec = mon.evaluate(None, None, 1, responses=["hi", "red"])
+    assert gold_b.calls == 2 and proxy_b.calls == (0 if shared_cache else 2) and rec["proxy_mean"] == 5.0

@@ -157,9 +157,7 @@ class GoldMonitor(TrainerCallback):
         if self.bases is None:  # step 0 (or first pass): the base policy's answers are the reference
             self.bases = list(responses)
         gold = (shared or {}).get("gold") or score(self.gold, self.prompts, responses, self.bases, c.both_orders)
-        # a judge that is the gold itself (a control run) gives the gold's scores: not computed twice
-        same = self.proxy.spec.fingerprint() == self.gold.spec.fingerprint()
-        proxy = gold if same else score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
+        proxy = gold if self._proxy_is_gold() else score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
         hits = [detect(r, b, c.length_ratio, c.min_extra_words) for r, b in zip(responses, self.bases)]
         rows = [{"step": step, "prompt": p, "response": r, "proxy": pv["value"], "gold": gv["value"],
                  "words": words(r), "patterns": [d for d in DETECTORS if h[d]]}
@@ -186,6 +184,13 @@ class GoldMonitor(TrainerCallback):
             self._flag(step, rows, event)
         rec["alarm"] = event is not None
         return rec
+
+    def _proxy_is_gold(self) -> bool:
+        """The training judge is the gold itself (a control run) and shares its verdict cache: its scores would be
+        the gold's cache hits, so they are taken from the gold's without the second pass."""
+        p, g = self.proxy, self.gold
+        return (p.fingerprint == g.fingerprint and p.spec.cache and g.spec.cache and p.cache is not None
+                and g.cache is not None and p.cache.path == g.cache.path)
 
     def _judge_patterns(self, rows: list[dict], rec: dict) -> None:
         """The judge-backed detector beside the regexes: per-sample flags and P(yes), rates in the record."""
