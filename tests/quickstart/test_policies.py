@@ -98,3 +98,33 @@ def test_a_step_is_its_prompts_groups_trained_one_group_per_micro_batch(tmp_path
 
     # no gradient checkpointing: with the lower blocks frozen it only recomputes forwards (TRL's default is on)
     assert grpo_args(pc, tmp_path / "ck", layout).gradient_checkpointing is False
+
+
+def test_later_runs_take_step0_only_from_an_earlier_run_with_the_same_policy_prompts_decoding_and_gold(tmp_path):
+    from judgerl.config import dump_yaml
+    from judgerl.judges.spec import JudgeSpec
+    from judgerl.quickstart.config import QuickstartConfig
+    from judgerl.quickstart.policies import policy_config, shared_step0
+    from judgerl.study.embedded import embedded_gold_spec
+    from judgerl.training.policy_config import PolicyConfig
+
+    gold = embedded_gold_spec("cpu", 16, "gold")
+    pols = tmp_path / "policies"
+
+    def pc(name, cfg=QuickstartConfig(), judge=JudgeSpec()):
+        return PolicyConfig.model_validate(policy_config(cfg, name, judge, gold, tmp_path, pols / name))
+
+    weak = pols / "weak"
+    (weak / "samples").mkdir(parents=True)
+    dump_yaml(pc("weak"), weak / "config.yaml")
+    rows = [{"prompt": [{"role": "user", "content": p}], "response": r, "gold": g}
+            for p, r, g in [("Say hi.", "hi", -0.5), ("Name a colour.", "red", 0.25)]]
+    (weak / "samples" / "step_0000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert shared_step0(pc("reasoning"), "reasoning", pols / "reasoning") is None  # the weak run did not finish
+    (weak / "summary.json").write_text("{}")
+    got = shared_step0(pc("reasoning", judge=JudgeSpec(mode="reasoning")), "reasoning", pols / "reasoning")
+    assert got["from"] == "policies/weak" and got["responses"] == ["hi", "red"]
+    assert got["prompts"] == [r["prompt"] for r in rows] and [g["value"] for g in got["gold"]] == [-0.5, 0.25]
+    assert shared_step0(pc("weak"), "weak", weak) is None  # the first run computes its own
+    longer = QuickstartConfig(completion_tokens=64)  # other decoding: step 0 would differ
+    assert shared_step0(pc("gold", cfg=longer), "gold", pols / "gold") is None
