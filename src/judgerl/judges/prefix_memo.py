@@ -19,14 +19,7 @@ from __future__ import annotations
 
 from judgerl.judges.attention import local_attention_window
 from judgerl.judges.decode import PREFIX_MIN, _prefix_layout, last_token_logits, shared_prefix
-
-
-def _common(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+from judgerl.judges.kv_reuse import common_prefix
 
 
 def _weights_key(model) -> tuple | None:
@@ -52,7 +45,7 @@ class PrefixMemo:
         from transformers import DynamicCache
 
         key = _weights_key(model)
-        k = _common(self.ids, head) if key is not None and key == self.key else 0
+        k = common_prefix(self.ids, head) if key is not None and key == self.key else 0
         k = k if k >= PREFIX_MIN else 0
         k = min(k, len(head) - 1)  # at least the last token runs when its logits are wanted
         self.tokens_reused += k
@@ -79,7 +72,7 @@ class PrefixMemo:
         with torch.inference_mode():
             if b == 1:  # a lone row: one forward over what the memo lacks, and it becomes the memo
                 return self._extend(model, row)
-            k = _common(self.ids, row[:p]) if _weights_key(model) == self.key else 0
+            k = common_prefix(self.ids, row[:p]) if _weights_key(model) == self.key else 0
             if k >= PREFIX_MIN:  # the memo's part of the head; the rest goes with the suffixes (no extra forward)
                 p, self.tokens_reused = k, self.tokens_reused + k
             else:
