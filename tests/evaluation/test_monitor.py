@@ -143,3 +143,29 @@ def test_a_proxy_that_is_the_gold_with_its_cache_is_not_scored_twice(tmp_path, s
                       Judge(spec, cache=run.cache_path, backend=gold_b))
     rec = mon.evaluate(None, None, 1, responses=["hi", "red"])
     assert gold_b.calls == 2 and proxy_b.calls == (0 if shared_cache else 2) and rec["proxy_mean"] == 5.0
+
+
+def test_sharded_weights_keep_the_models_own_generate(tmp_path):
+    """FSDP2-sharded parameters (DTensor) are not read by the engine: the monitor keeps `generate` for them."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from judgerl.evaluation.monitor import plain_weights
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2)
+    model = LlamaForCausalLM(cfg)
+    assert plain_weights(model)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        for layer in model.model.layers:
+            fully_shard(layer)
+        fully_shard(model)
+        assert not plain_weights(model)
+    finally:
+        dist.destroy_process_group()
+    p = torch.nn.Parameter(torch.zeros(2))
+    p.ds_id = 7  # a ZeRO-3 parameter carries its DeepSpeed id
+    assert not plain_weights(torch.nn.ParameterList([p]))

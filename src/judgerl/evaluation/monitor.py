@@ -47,7 +47,14 @@ def engine_serves(model) -> bool:
     `generate` (the engine reads a plain module's weights)."""
     from judgerl.judges.static_decode import supported
 
-    return model.device.type == "cuda" and not hasattr(model, "peft_config") and supported(model)
+    return (model.device.type == "cuda" and not hasattr(model, "peft_config") and plain_weights(model)
+            and supported(model))
+
+
+def plain_weights(model) -> bool:
+    """Every parameter is a whole local tensor: not sharded by FSDP (DTensor, FlatParameter) or ZeRO-3 (ds_id).
+    Sharded ranks generate in lock step through the model's own forward (training/sharding.py)."""
+    return not any(type(p).__name__ in ("DTensor", "FlatParameter") or hasattr(p, "ds_id") for p in model.parameters())
 
 
 def engine_greedy(model, tok, enc, max_new_tokens: int) -> list[str]:
