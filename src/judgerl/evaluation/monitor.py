@@ -58,13 +58,13 @@ def plain_weights(model) -> bool:
 
 
 def engine_greedy(model, tok, enc, max_new_tokens: int) -> list[str]:
-    """Greedy completions of one left-padded batch through the engine, cut at the first EOS as `generate` is."""
-    from judgerl.judges.static_decode import decoder_for
+    """Greedy completions of one left-padded batch through the engine (decode.generate_ids' graph path)."""
+    from judgerl.judges.decode import generate_ids
 
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    out = decoder_for(model).generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
-                                      eos_token_ids=[tok.eos_token_id], pad_token_id=pad)
-    return [tok.decode(t[:n], skip_special_tokens=True) for t, n in zip(out.tokens.tolist(), out.lengths)]
+    rows = enc["input_ids"].shape[0]
+    new = generate_ids(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, fast=True)
+    return [tok.decode(t, skip_special_tokens=True) for t in new[:rows]]
 
 
 def generate(model, tok, prompts: list, max_new_tokens: int, temperature: float = 0.0, batch_size: int = 8,
