@@ -152,6 +152,13 @@ def trim_heap() -> bool:
     return True
 
 
+def trim_after_judge_call(model) -> None:
+    """What a judge backend calls after each call: trim the heap on the CPU while `trim_cpu_judges` is on (its
+    thread's freed activations back to the OS)."""
+    if trim_cpu_judges and model.device.type == "cpu":
+        trim_heap()
+
+
 _LIBC = None
 # On: CPU judge backends trim the heap after each call (the quickstart turns it on for its run: one long CPU process
 # whose judges' freed activations would sit beside the policy's training step). Off by default: under a steady load

@@ -241,8 +241,7 @@ class HFBackend:
                 try:
                     return self._verdicts(requests)
                 finally:
-                    if model_loader.trim_cpu_judges and self.model.device.type == "cpu":
-                        model_loader.trim_heap()  # this thread's freed activations back to the OS
+                    model_loader.trim_after_judge_call(self.model)
         return await _on_model_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,

@@ -79,8 +79,7 @@ class RewardModelBackend:
                 try:
                     return self._rewards(requests)
                 finally:
-                    if model_loader.trim_cpu_judges and self.model.device.type == "cpu":
-                        model_loader.trim_heap()  # this thread's freed activations back to the OS
+                    model_loader.trim_after_judge_call(self.model)
         return await asyncio.to_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,
