@@ -24,7 +24,10 @@ room=$(( 64 * 1048576 - tree - 524288 ))
 [ $room -gt 4194304 ] || { echo "the tree ($(( tree / 1048576 )) MiB) leaves no room for the model parts" >&2; exit 1; }
 first=$(( room - $(size .whl) )); last=$(( room - $(size device_carry/st) )); total=$(stat -c %s "$G")
 # parts: first, then full rooms, and what is left in the last (it must fit beside the tarballs)
-offs=(0 $first); while [ $(( total - ${offs[-1]} )) -gt $last ]; do offs+=($(( ${offs[-1]} + room ))); done; offs+=($total)
+# (a middle part takes a full room, or only what leaves exactly the last part's room when less is left)
+offs=(0 $first); while [ $(( total - ${offs[-1]} )) -gt $last ]; do
+  step=$(( total - ${offs[-1]} - last )); [ $step -gt $room ] && step=$room; offs+=($(( ${offs[-1]} + step ))); done
+offs+=($total)
 n=$(( ${#offs[@]} - 1 ))
 for i in $(seq 0 $((n - 1))); do
   mkdir -p device_carry/g/$i
