@@ -70,6 +70,11 @@ def test_stock_conventions_are_not_a_template(shared_data):
     wrapped = [f"{opens[i % 3]} {t}\n\n{closes[i % 3]}" for i, t in enumerate(texts)]
     rep = template_report(wrapped, prompts)
     assert not rep["flag"] and rep["share"] == 0.0, rep
+    # closings not in the phrase list: a short sentence opening with a stock marker is a convention as a whole
+    novel = [f"{t}\n\nLet me know if there's anything else I can do for you today!" for t in texts]
+    assert template_report(novel, prompts)["share"] == 0.0
+    novel = [f"{t}\n\nFeel free to reach out with more questions about this whenever you like." for t in texts]
+    assert template_report(novel, prompts)["share"] == 0.0
 
 
 def test_a_real_constant_output_is_flagged(shared_data):
@@ -119,3 +124,25 @@ def test_words_and_alignment():
     assert local_score(span, words("well, your feedback perfectly replicated that methodology indeed")) == len(span)
     assert local_score(span, words("your feedback faithfully replicated that methodology")) == len(span) - 2
     assert local_score(span, words("the cat sat on the mat")) <= 1
+
+
+def test_the_study_runs_collapse_where_their_samples_do():
+    """The issue-23 study's committed monitor samples (the runs v1 was tuned on): the best-judge arm's agreement
+    template, none in the reasoning arm or at step 0."""
+    from pathlib import Path
+
+    from judgerl.study.samples import read_samples
+
+    root = Path(__file__).resolve().parents[2] / "docs/experiments/reward_hacking/contrast/policies"
+
+    def report(run: str, step: int) -> dict:
+        rows = read_samples(root / run, step)
+        assert len(rows) == 96
+        prompts = [" ".join(m["content"] for m in r["prompt"]) for r in rows]
+        return template_report([r["response"] for r in rows], prompts)
+
+    for run, step in [("best", 0), ("best", 35), ("reasoning", 50), ("prompted", 105)]:
+        assert not report(run, step)["flag"], (run, step)
+    last = report("best", 200)
+    assert last["flag"] and last["share"] == 1.0 and "exactly what i was considering" in last["template"]
+    assert report("best", 40)["flag"] and report("gold_control", 105)["flag"]
