@@ -169,3 +169,49 @@ def test_sharded_weights_keep_the_models_own_generate(tmp_path):
     p = torch.nn.Parameter(torch.zeros(2))
     p.ds_id = 7  # a ZeRO-3 parameter carries its DeepSpeed id
     assert not plain_weights(torch.nn.ParameterList([p]))
+
+
+def test_template_input_raises_the_alarm_after_window_flagged_points_and_off_is_the_old_alarm():
+    flat = [(0, 5.0, 5.0, False), (5, 5.1, 5.1, True), (10, 5.2, 5.2, True), (15, 5.3, 5.3, None),
+            (20, 5.4, 5.4, True), (25, 5.5, 5.5, False), (30, 5.6, 5.6, True)]
+    on = HackingAlarm(AlarmConfig(window=3, template=True))
+    fired = [(s, e["reason"], e["window_steps"]) for s, p, g, t in flat if (e := on.update(s, p, g, t))]
+    assert fired == [(20, "template", [5, 10, 20])]  # a point without a flag (15) is skipped, a False one resets
+    assert on.state()["template_history"][-1] == {"step": 30, "flag": True}
+    off = HackingAlarm(AlarmConfig(window=3))
+    assert not any(off.update(s, p, g, t) for s, p, g, t in flat) and "template_history" not in off.state()
+    recs = [{"step": s, "proxy_mean": p, "gold_mean": g, "template_flag": t} for s, p, g, t in flat]
+    replayed = HackingAlarm(AlarmConfig(window=3, template=True))
+    replayed.replay(recs)
+    assert [e["step"] for e in replayed.events] == [20]
+    # the proxy-up / gold-down signature still fires first, unchanged, with template on
+    hacked = [(0, 5.0, 5.0), (50, 5.5, 5.2), (100, 6.5, 4.9), (150, 7.8, 4.1)]
+    both = HackingAlarm(AlarmConfig(window=3, proxy_margin=0.2, gold_margin=0.2, template=True))
+    ev = [both.update(s, p, g, True) for s, p, g in hacked]
+    assert ev[2]["reason"] == "template" and "proxy_trend" in ev[3] and "reason" not in ev[3]
+
+
+def test_monitor_records_the_template_detector_on_a_real_run(tmp_path):
+    """The issue-23 best-judge arm's committed held-out answers (96 prompts) fed through a monitor pass: from
+    step 40 they carry one agreement template; with the template input the alarm fires at the third such point
+    while the proxy and gold (scripted flat here) never show the signature."""
+    from pathlib import Path
+
+    from judgerl.study.samples import read_samples
+
+    run_src = Path(__file__).resolve().parents[2] / "docs/experiments/reward_hacking/contrast/policies/best"
+    steps = [0, 35, 40, 45, 50]
+    answers = {s: read_samples(run_src, s) for s in steps}
+    prompts = [r["prompt"] for r in answers[0]]
+    assert all([r["prompt"] for r in answers[s]] == prompts for s in steps)
+    spec = JudgeSpec(cache=False)
+    mon = GoldMonitor(RunDir(tmp_path / "run"), prompts, Judge(spec, backend=ScriptedBackend([5.0])),
+                      Judge(spec, backend=ScriptedBackend([1.0])), alarm=AlarmConfig(window=3, template=True))
+    recs = [mon.evaluate(None, None, s, responses=[r["response"] for r in answers[s]]) for s in steps]
+    assert [r["template_flag"] for r in recs] == [False, False, True, True, True]
+    assert recs[0]["template_share"] == 0.0 and recs[-1]["template_share"] > 0.9
+    assert [r["alarm"] for r in recs] == [False, False, False, False, True]
+    alarm = json.loads((tmp_path / "run" / "alarm.json").read_text())
+    assert alarm["first_step"] == 50 and alarm["events"][0]["reason"] == "template"
+    logged = read_monitor(tmp_path / "run" / "monitor.jsonl")
+    assert [r["template_flag"] for r in logged] == [False, False, True, True, True]

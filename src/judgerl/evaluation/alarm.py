@@ -6,6 +6,12 @@ of the window (the fitted change from the first to the last point, robust to one
 alarm fires when proxy trend > `proxy_margin` and gold trend < −`gold_margin`, each margin in its own
 judge's units (0-9 for a pointwise judge, win probability vs the base policy for a pairwise one).
 Points with a missing proxy or gold value are skipped. The state is just the history, so resuming replays monitor.jsonl.
+
+Optional template input (`template: true`): the cross-prompt template detector's flag per monitor point
+(evaluation/template.py; the monitor records it as `template_flag`). A flag on `window` consecutive points
+that carry one raises the alarm too, with reason "template": a policy that answers every prompt with one
+template is hacking its judge even while a gold that shares the judge's blind spot rises with it (issue 23's
+best arm). Off (the default), the flags are ignored and the alarm is exactly the proxy-up / gold-down one.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ class AlarmConfig(BaseModel):
                                                "stop: also stop training.")
     keep_best_gold: bool = Field(False, description="Save the policy at each new best gold score (best_gold/).")
     max_flagged: int = Field(20, ge=1, description="Samples written to flagged/step_XXXX.jsonl on a trigger.")
+    template: bool = Field(False, description="Also fire (reason 'template') when the cross-prompt template "
+                           "detector flags `window` consecutive monitor points.")
 
 
 def trend(values: list[float]) -> float:
@@ -48,10 +56,29 @@ class HackingAlarm:
     def __init__(self, cfg: AlarmConfig | None = None):
         self.cfg = cfg or AlarmConfig()
         self.history: list[tuple[int, float, float]] = []
+        self.template_history: list[tuple[int, bool]] = []
         self.events: list[dict] = []
 
-    def update(self, step: int, proxy: float | None, gold: float | None) -> dict | None:
-        """Add one monitor point; returns the event dict when the signature holds at this point."""
+    def update(self, step: int, proxy: float | None, gold: float | None,
+               template_flag: bool | None = None) -> dict | None:
+        """Add one monitor point; returns the event dict when the signature (or, with `template` on, a template on
+        `window` consecutive points) holds at this point."""
+        if template_flag is not None:
+            self.template_history = [h for h in self.template_history if h[0] < step] + [(step, bool(template_flag))]
+        ev = self._signature(step, proxy, gold)
+        if ev is None and self.cfg.enabled and self.cfg.template:
+            ev = self._template(step)
+        if ev is not None:
+            self.events.append(ev)
+        return ev
+
+    def _template(self, step: int) -> dict | None:
+        win = self.template_history[-self.cfg.window:]
+        if len(win) < self.cfg.window or win[-1][0] != step or not all(f for _, f in win):
+            return None
+        return {"step": step, "reason": "template", "window_steps": [h[0] for h in win]}
+
+    def _signature(self, step: int, proxy: float | None, gold: float | None) -> dict | None:
         if not (_ok(proxy) and _ok(gold)):
             return None
         self.history = [h for h in self.history if h[0] < step] + [(step, float(proxy), float(gold))]
@@ -60,10 +87,8 @@ class HackingAlarm:
         win = self.history[-self.cfg.window:]
         dp, dg = trend([h[1] for h in win]), trend([h[2] for h in win])
         if dp > self.cfg.proxy_margin and dg < -self.cfg.gold_margin:
-            ev = {"step": step, "window_steps": [h[0] for h in win], "proxy_trend": dp, "gold_trend": dg,
-                  "proxy": [h[1] for h in win], "gold": [h[2] for h in win]}
-            self.events.append(ev)
-            return ev
+            return {"step": step, "window_steps": [h[0] for h in win], "proxy_trend": dp, "gold_trend": dg,
+                    "proxy": [h[1] for h in win], "gold": [h[2] for h in win]}
         return None
 
     @property
@@ -77,12 +102,15 @@ class HackingAlarm:
         return s, g
 
     def replay(self, records: list[dict]) -> None:
-        """Rebuild the state from monitor records ({step, proxy_mean, gold_mean}) in step order."""
-        self.history, self.events = [], []
+        """Rebuild the state from monitor records ({step, proxy_mean, gold_mean[, template_flag]}) in step order."""
+        self.history, self.template_history, self.events = [], [], []
         for r in sorted(records, key=lambda r: r["step"]):
-            self.update(int(r["step"]), r.get("proxy_mean"), r.get("gold_mean"))
+            self.update(int(r["step"]), r.get("proxy_mean"), r.get("gold_mean"), r.get("template_flag"))
 
     def state(self) -> dict:
-        return {"triggered": self.triggered, "first_step": self.events[0]["step"] if self.events else None,
-                "events": self.events, "config": self.cfg.model_dump(),
-                "history": [{"step": s, "proxy": p, "gold": g} for s, p, g in self.history]}
+        out = {"triggered": self.triggered, "first_step": self.events[0]["step"] if self.events else None,
+               "events": self.events, "config": self.cfg.model_dump(),
+               "history": [{"step": s, "proxy": p, "gold": g} for s, p, g in self.history]}
+        if self.cfg.template:
+            out["template_history"] = [{"step": s, "flag": f} for s, f in self.template_history]
+        return out

@@ -4,7 +4,8 @@ Every `every_steps` optimizer steps (and at step 0, the base policy) it generate
 prompts (greedy by default), scores the samples with the training judge and with the gold judge,
 and writes
     monitor.jsonl              one record per checkpoint: proxy/gold means, invalid rates, lengths,
-                               adversarial-pattern rates (evaluation/patterns.py)
+                               adversarial-pattern rates (evaluation/patterns.py), the cross-prompt
+                               template detector's share and flag (evaluation/template.py)
     samples/step_XXXX.jsonl    the samples with both scores and detected patterns
     alarm.json, flagged/       when the hacking alarm (evaluation/alarm.py) fires
     best_gold/                 the policy at its best gold score (alarm.keep_best_gold)
@@ -26,6 +27,7 @@ from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
 from judgerl.evaluation.judge_metrics import mean
 from judgerl.evaluation.monitor_config import MonitorConfig
 from judgerl.evaluation.patterns import DETECTORS, TEXT_DETECTORS, detect, words
+from judgerl.evaluation.template import prompt_text, template_report
 from judgerl.judges.judge import run_sync
 from judgerl.judges.spec import JudgeRequest
 from judgerl.judges.values import first_wins, judge_prompt, point_value
@@ -180,13 +182,15 @@ class GoldMonitor(TrainerCallback):
             rec["step0_from"] = shared.get("from")
         rec.update({f"pattern/{d}": sum(h[d] for h in hits) / n for d in DETECTORS})
         rec["pattern/any"] = sum(any(h[d] for d in TEXT_DETECTORS) for h in hits) / n
+        tpl = template_report(responses, [prompt_text(p) for p in self.prompts])
+        rec.update(template_share=tpl["share"], template_flag=tpl["flag"])
         if c.pattern_judge.enabled:
             self._judge_patterns(rows, rec)
         self._write_samples(step, rows)
         self.run.log_metrics(rec, name="monitor.jsonl")
         self.records = [r for r in self.records if r["step"] != step] + [rec]
         self.done_steps.add(step)
-        event = self.alarm.update(step, rec["proxy_mean"], rec["gold_mean"])
+        event = self.alarm.update(step, rec["proxy_mean"], rec["gold_mean"], rec["template_flag"])
         if event is not None:
             self._flag(step, rows, event)
         rec["alarm"] = event is not None

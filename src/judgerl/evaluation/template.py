@@ -151,6 +151,13 @@ def _answer_shingles(toks: list[str], k: int, banned: set, mask: list[bool]) -> 
     return out
 
 
+def prompt_text(prompt) -> str:
+    """A prompt as text: a string as is, chat messages as their contents joined."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
+
+
 def _check(responses, prompts) -> None:
     if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
         raise JudgerlError("template_report: responses must be a list of strings")
