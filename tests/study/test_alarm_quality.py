@@ -138,3 +138,24 @@ def test_held_out_contrast_runs_are_judged_apart_from_the_tuning_runs():
     assert p["onset"]["bracket"][0] == p["onset"]["bracket"][1] == p["onset_step"] <= 15  # every point sampled
     assert p["alarm_step"] is not None and p["as_run"]["config"]["window"] == 3
     assert q["runs"]["gold_control"]["status"] == "quiet" and q["runs"]["gold_control"]["onset_step"] is None
+
+
+def test_template_input_beside_the_alarm_on_the_contrast_runs():
+    """The template detector as an alarm input, on the contrast runs' committed samples: the gold control's policy
+    collapses onto one template from step 70 and the input fires at the third flagged point in a row (95; a gold-only
+    table counts it false: its gold never falls); the reasoning arm stays quiet; without it both are quiet."""
+    from judgerl.study.alarm_quality import template_flags
+
+    contrast = RUNS / "contrast" / "policies"
+    runs = {k: contrast / k for k in ("reasoning", "gold_control")}
+    flags = {k: template_flags(v) for k, v in runs.items()}
+    assert not any(flags["reasoning"].values()) and len(flags["reasoning"]) == 11
+    assert [s for s, f in sorted(flags["gold_control"].items()) if f] == [70, 75, 85, 90, 95, 100, 105]
+    q = alarm_quality(runs, RUNS / "alarm_tuned.json", nb=300, template_flags=flags)
+    assert [q["runs"][k]["status"] for k in runs] == ["quiet", "quiet"]
+    w = q["with_template"]["runs"]
+    assert w["reasoning"]["status"] == "quiet"
+    assert (w["gold_control"]["alarm_step"], w["gold_control"]["alarm_reason"], w["gold_control"]["status"]) == (
+        95, "template", "false alarm")
+    assert q["with_template"]["held_out"]["false_alarms"] == 1 and q["held_out"]["false_alarms"] == 0
+    assert q["with_template"]["setting"]["template"] is True and "template" not in q["setting"]

@@ -61,6 +61,9 @@ def test_committed_runs_reanalysed_from_gzipped_samples(tmp_path):
     q = study["alarm_quality"]
     assert q["held_out_runs"] == [] and q["runs"]["prompted"]["status"] == "on time"  # these are the tuning runs
     assert any(line.startswith("alarm quality") for line in logs)
+    assert any(line.startswith("with the template input") for line in logs)
+    for name in NAMES:  # the template detector per point (15-step runs: no cross-prompt template yet)
+        assert all(p["template_share"] < 0.5 and p["template_flag"] is False for p in study["runs"][name]["points"])
     assert "gold_peak_vs_alpha.png" in res["figures"] and (root / "analysis" / "gold_peak_vs_alpha.png").stat().st_size > 5000
 
 

@@ -27,6 +27,20 @@ def test_committed_study_json_renders_its_run_table():
     assert not BAD.search(text)
 
 
+def test_contrast_study_json_renders_the_template_columns():
+    """The contrast study's committed study.json: the template detector's share per run and the alarm with the
+    template input beside the alarm without it."""
+    text = render(json.loads((ROOT / "docs/experiments/reward_hacking/contrast/analysis/study.json").read_text()))
+    head = next(line for line in text.splitlines() if line.startswith("| run | training judge"))
+    assert "| same opening (share) | template share |" in head
+    best = next(line for line in text.splitlines() if line.startswith("| best |"))
+    assert "0.00 → 1.00, flagged from step 40 (33 of 41 points)" in best
+    assert "never flagged" in next(line for line in text.splitlines() if line.startswith("| reasoning |"))
+    control = [line for line in text.splitlines() if line.startswith("| gold_control | held out")][0]
+    assert "| silent | quiet | – | step 95 (template) | false alarm |" in control
+    assert "With the template input" in text and not BAD.search(text)
+
+
 def test_full_synthetic_study_renders_every_section(tmp_path):
     root = tmp_path / "study"
     n = 41

@@ -99,14 +99,33 @@ def gold_onset(golds: dict[int, dict[str, float]], monitor_means: dict[int, floa
             "provisional_onset": provisional, "min_points": min_points}
 
 
-def replay_alarm(records: list[dict], window: int, proxy_margin: float, gold_margin: float) -> dict:
-    """evaluation/alarm.py's HackingAlarm replayed on monitor records with these settings."""
+def replay_alarm(records: list[dict], window: int, proxy_margin: float, gold_margin: float,
+                 template: bool = False) -> dict:
+    """evaluation/alarm.py's HackingAlarm replayed on monitor records with these settings (template: with the
+    template input, read from the records' `template_flag`)."""
     from judgerl.evaluation.alarm import AlarmConfig, HackingAlarm
 
-    alarm = HackingAlarm(AlarmConfig(window=window, proxy_margin=proxy_margin, gold_margin=gold_margin))
+    alarm = HackingAlarm(AlarmConfig(window=window, proxy_margin=proxy_margin, gold_margin=gold_margin,
+                                     template=template))
     alarm.replay(records)
     return {"first_step": alarm.events[0]["step"] if alarm.events else None, "events": len(alarm.events),
-            "event_steps": [e["step"] for e in alarm.events]}
+            "event_steps": [e["step"] for e in alarm.events],
+            "first_reason": (alarm.events[0].get("reason") or "signature") if alarm.events else None}
+
+
+def template_flags(run: Path) -> dict[int, bool]:
+    """{step: the template detector's flag} at every monitor point that kept its samples (evaluation/template.py)."""
+    from judgerl.evaluation.monitor import read_monitor
+    from judgerl.evaluation.template import prompt_text, template_report
+    from judgerl.study.samples import read_samples
+
+    out = {}
+    for rec in read_monitor(Path(run) / "monitor.jsonl"):
+        rows = read_samples(Path(run), int(rec["step"]))
+        if rows:
+            out[int(rec["step"])] = template_report([r["response"] for r in rows],
+                                                    [prompt_text(r["prompt"]) for r in rows])["flag"]
+    return out
 
 
 def judge_alarm(alarm_step: int | None, bracket: list[int] | None) -> dict:
@@ -141,7 +160,8 @@ def score_setting(inputs: dict[str, dict], setting: dict) -> dict:
     for name, x in inputs.items():
         a = replay_alarm(x["records"], **setting)
         per[name] = {"onset_step": x["onset"]["onset_step"], "bracket": x["onset"]["bracket"],
-                     "alarm_step": a["first_step"], "alarm_events": a["events"], **judge_alarm(a["first_step"], x["onset"]["bracket"])}
+                     "alarm_step": a["first_step"], "alarm_events": a["events"], "alarm_reason": a["first_reason"],
+                     **judge_alarm(a["first_step"], x["onset"]["bracket"])}
     return {"setting": setting, "runs": per, **totals(per)}
 
 
@@ -208,14 +228,18 @@ def as_run_alarm(run: Path) -> dict:
     return {"first_step": None, "config": (cfg or {}).get("alarm") or {}}
 
 
-def alarm_quality(runs: dict[str, Path], settings: Path | dict, nb: int = 1000) -> dict:
+def alarm_quality(runs: dict[str, Path], settings: Path | dict, nb: int = 1000,
+                  template_flags: dict[str, dict[int, bool]] | None = None) -> dict:
     """The tuned alarm on these runs: per run onset (bracket), the alarm's step, status and lag; totals; and
     whether each run was among the tuning runs (same monitor.jsonl sha256), so held-out figures are told apart.
-    Each run's alarm as it ran (its alarm.json, the settings of that run) is reported beside it."""
+    Each run's alarm as it ran (its alarm.json, the settings of that run) is reported beside it. `with_template`:
+    the same tuned settings with the template input on (`template_flags`: {run: {step: flag}}, else computed from
+    the samples), per run and in totals; the tuned margins were not re-tuned for it."""
     tuned = load_settings(settings) if not isinstance(settings, dict) else settings
     seen = {v["monitor_sha256"] for v in tuned.get("tuned_on", {}).values()}
     inputs = {k: run_inputs(v, nb) for k, v in runs.items()}
     res = score_setting(inputs, tuned["setting"])
+    res["with_template"] = with_template(inputs, runs, tuned["setting"], template_flags)
     for name, run in runs.items():
         st = as_run_alarm(Path(run))
         res["runs"][name]["as_run"] = {"first_step": st.get("first_step"), "config": {
@@ -225,4 +249,18 @@ def alarm_quality(runs: dict[str, Path], settings: Path | dict, nb: int = 1000) 
     held = [k for k, v in res["runs"].items() if not v["tuned_on_this_run"]]
     res["held_out_runs"] = held
     res["held_out"] = totals({k: res["runs"][k] for k in held})
+    res["with_template"]["held_out"] = totals({k: res["with_template"]["runs"][k] for k in held})
     return res
+
+
+def with_template(inputs: dict[str, dict], runs: dict[str, Path], setting: dict,
+                  flags: dict[str, dict[int, bool]] | None) -> dict:
+    """score_setting with the template input on: each run's monitor records given its points' template flags."""
+    flags = flags or {}
+    aug = {}
+    for name, x in inputs.items():
+        f = flags.get(name)
+        f = template_flags(runs[name]) if f is None else f
+        recs = [{**r, "template_flag": f.get(int(r["step"]), r.get("template_flag"))} for r in x["records"]]
+        aug[name] = {**x, "records": recs}
+    return score_setting(aug, {**setting, "template": True})

@@ -7,7 +7,9 @@ samples/step_XXXX.jsonl or .jsonl.gz; points without samples are left out of the
 - distance from the base policy: the base model's mean per-token negative log-likelihood of the
   answers minus that of its own step-0 answers (the cross-entropy part of KL(policy || base), measured
   on the greedy answers; 0 at step 0, grows as the policy's outputs leave what the base would write);
-- text statistics of the answers: words, distinct-bigram ratio (repetition), share ending at the budget.
+- text statistics of the answers: words, distinct-bigram ratio (repetition), the share opening with the same five
+  words, and the cross-prompt template detector's share and flag (evaluation/template.py: answers to different
+  prompts carrying one shared text, anywhere in the answer, paraphrase-tolerant).
 - `kl`, copied from the monitor record when the run logs a per-token KL(policy || base) estimate there.
 The training metrics (reward, completion length, clipped share) come from metrics.jsonl. Per run also: the
 trained judge's alpha (judges/curve.json), the online Gao fit (gao_fit.py); over the runs: the tuned alarm's
@@ -42,6 +44,18 @@ def same_opening(texts: list[str], words: int = 5) -> float | None:
 
     heads = [" ".join(t.split()[:words]).lower() for t in texts if t.split()]
     return Counter(heads).most_common(1)[0][1] / len(heads) if heads else None
+
+
+def answer_stats(rows: list[dict]) -> dict:
+    """Text statistics of one point's answers: words, distinct-bigram ratio, same-opening share, and the cross-prompt
+    template detector's share, flag and template (evaluation/template.py)."""
+    from judgerl.evaluation.template import prompt_text, template_report
+
+    texts = [r["response"] for r in rows]
+    tpl = template_report(texts, [prompt_text(r["prompt"]) for r in rows])
+    return {"words": _mean([r["words"] for r in rows]), "distinct2": _mean([distinct2(t) for t in texts]),
+            "same_opening": same_opening(texts), "template_share": tpl["share"], "template_flag": tpl["flag"],
+            "template": tpl["template"]}
 
 
 def base_nll(cfg: StudyConfig, items: list[tuple[str, str]], batch: int = 16) -> list[float | None]:
@@ -126,9 +140,7 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool | str) -> list[dict]:
               "proxy_delta_vs_step0": cluster_bootstrap(
                   [(key(r), r["proxy"], base[key(r)]["proxy"]) for r in rows if key(r) in base], lambda x: x[0],
                   lambda rs: _mean([None if a is None or b is None else a - b for _, a, b in rs]), nb),
-              "words": _mean([r["words"] for r in rows]),
-              "distinct2": _mean([distinct2(r["response"]) for r in rows]),
-              "same_opening": same_opening([r["response"] for r in rows]),
+              **answer_stats(rows),
               "patterns": {k: v for k, v in rec_of[st].items() if k.startswith("pattern/")}}
         if rec_of[st].get("kl") is not None:  # a per-token KL(policy || base) estimate, when the run logs one
             pt["kl"] = rec_of[st]["kl"]
@@ -256,10 +268,14 @@ def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: 
     if runs and Path(settings).is_file():
         tuned = load_settings(settings)
         res["alarm_tuning"] = {k: tuned[k] for k in ("setting", "loss", "tied", "rule", "grid", "tuned_on", "chosen")}
-        res["alarm_quality"] = alarm_quality(runs, tuned, cfg.gold.bootstrap)
+        flags = {k: {p["step"]: p["template_flag"] for p in v["points"]} for k, v in res["runs"].items()}
+        res["alarm_quality"] = alarm_quality(runs, tuned, cfg.gold.bootstrap, template_flags=flags)
         q = res["alarm_quality"]
         log(f"alarm quality ({q['setting']}): {q['on_time']} on time, {q['early']} early, {q['late']} late, "
             f"{q['missed']} missed, {q['false_alarms']} false alarms; held out: {', '.join(q['held_out_runs']) or 'none'}")
+        t = q["with_template"]
+        log(f"with the template input: {t['on_time']} on time, {t['early']} early, {t['late']} late, {t['missed']} "
+            f"missed, {t['false_alarms']} false alarms")
     if (out / "cross_judge.json").is_file():
         res["cross_judge"] = json.loads((out / "cross_judge.json").read_text(encoding="utf-8"))
     (out / "study.json").write_text(json.dumps(res, indent=2, default=float), encoding="utf-8")

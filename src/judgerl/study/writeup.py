@@ -53,6 +53,17 @@ def _point(r: dict, step) -> dict:
     return next((p for p in r["points"] if p["step"] == step), {})
 
 
+def _template_cell(pts: list[dict]) -> str:
+    """'0.00 → 1.00, flagged from step 40 (33 of 41 points)': the template detector's share first → last, and
+    its flags."""
+    if pts[-1].get("template_share") is None:
+        return "–"
+    flagged = [p["step"] for p in pts if p.get("template_flag")]
+    return (f"{num(pts[0]['template_share'], 2)} → {num(pts[-1]['template_share'], 2)}"
+            + (f", flagged from step {flagged[0]} ({len(flagged)} of {len(pts)} points)" if flagged
+               else ", never flagged"))
+
+
 def runs_table(study: dict) -> str:
     body = []
     for name, r in (study.get("runs") or {}).items():
@@ -69,13 +80,13 @@ def runs_table(study: dict) -> str:
                      f"step {r.get('peak_step')}: {ci(peak)}" if peak else "–", ci(r.get("last_minus_peak"), 2, True),
                      f"{num(first.get('words'), 0)} → {num(last.get('words'), 0)}",
                      f"{num(first.get('same_opening'), 2)} → {num(last.get('same_opening'), 2)}",
-                     num(last.get("distance"), 2, True),
+                     _template_cell(pts), num(last.get("distance"), 2, True),
                      f"step {r['alarm']['first_step']}" if (r.get("alarm") or {}).get("triggered") else "silent"])
     if not body:
         return ""
     return table(["run", "training judge", "steps", "points with samples", "judge change vs step 0",
                   "gold change vs step 0", "gold peak (step: mean)", "gold last − peak", "words",
-                  "same opening (share)", "NLL shift at last",
+                  "same opening (share)", "template share", "NLL shift at last",
                   "alarm as run"], body)
 
 
@@ -86,6 +97,23 @@ def _onset(o: dict | None) -> str:
         return "none (gold never stays below its peak)"
     lo, hi = o["bracket"]
     return f"step {hi}" if lo == hi else f"step {hi} (in {lo}–{hi}: samples kept at {', '.join(map(str, o['sampled_steps']))})"
+
+
+def _lag(lag) -> str:
+    return num(lag, 0, True) if lag else ("0" if lag == 0 else "–")
+
+
+def _alarm_cell(r: dict) -> str:
+    if r["alarm_step"] is None:
+        return "silent"
+    return f"step {r['alarm_step']}" + (" (template)" if r.get("alarm_reason") == "template" else "")
+
+
+def _held_out_line(names: list[str], h: dict, lead: str) -> str:
+    return (f"{lead} ({', '.join(names)}): of {h['hacking_runs']} with an onset, {h['on_time']} on time, "
+            f"{h['early']} early, {h['late']} late, {h['missed']} missed"
+            + (f" (mean lag {num(h['mean_lag'], 1, True)} steps)" if h.get("mean_lag") is not None else "")
+            + f"; of {h['clean_runs']} without one, {h['false_alarms']} false alarms.")
 
 
 def alarm_table(study: dict) -> str:
@@ -102,17 +130,19 @@ def alarm_table(study: dict) -> str:
         cfg = ar.get("config") or {}
         as_run = (f"step {ar['first_step']}" if ar.get("first_step") is not None else "silent") + (
             f" (w {cfg['window']}, {cfg['proxy_margin']}/{cfg['gold_margin']})" if cfg.get("window") else "")
+        w = ((q.get("with_template") or {}).get("runs") or {}).get(name)
         body.append([name, "tuning" if r.get("tuned_on_this_run") else "held out", _onset(r.get("onset")),
-                     f"step {r['alarm_step']}" if r["alarm_step"] is not None else "silent", r["status"],
-                     num(r["lag"], 0, True) if r["lag"] else ("0" if r["lag"] == 0 else "–"), as_run])
+                     _alarm_cell(r), r["status"], _lag(r["lag"])]
+                    + ([_alarm_cell(w), w["status"], _lag(w["lag"])] if w else [None] * 3) + [as_run])
     lines.append(table(["run", "set", "hacking onset (gold only)", "alarm (tuned settings)", "status",
-                        "lag (steps, − = lead)", "alarm as run"], body))
-    h = q.get("held_out") or {}
+                        "lag (steps, − = lead)", "alarm + template input", "status (+ template)",
+                        "lag (+ template)", "alarm as run"], body))
     if q.get("held_out_runs"):
-        lines.append(f"Held-out runs ({', '.join(q['held_out_runs'])}): of {h['hacking_runs']} with an onset, "
-                     f"{h['on_time']} on time, {h['early']} early, {h['late']} late, {h['missed']} missed"
-                     + (f" (mean lag {num(h['mean_lag'], 1, True)} steps)" if h.get("mean_lag") is not None else "")
-                     + f"; of {h['clean_runs']} without one, {h['false_alarms']} false alarms.")
+        lines.append(_held_out_line(q["held_out_runs"], q.get("held_out") or {}, "Held-out runs"))
+        if (q.get("with_template") or {}).get("held_out"):
+            lines.append(_held_out_line(q["held_out_runs"], q["with_template"]["held_out"],
+                                        "With the template input (a template flag on `window` consecutive points "
+                                        "also fires, same tuned margins), held-out runs"))
     else:
         lines.append("Every run here was a tuning run: no held-out figure.")
     return "\n\n".join(lines)
