@@ -8,6 +8,8 @@ Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
   trl    TRL `GRPOTrainer` with a plain synchronous reward function judging one completion at a time
          through the same judge implementation (compiled path): what a user writes by hand.
   engine_rollout / engine_judge   one half of `new` each (the other half as in `today`), for --profile.
+  new_opt  `new` with the judge options that are off by default until measured on a GPU (JUDGE_OPTIONS: the verdict
+         read from the engine's KV instead of a re-prefill, tokenisation on a few threads).
 Split per step: rollout = `GRPOTrainer._generate`, judge = `GRPOTrainer._calculate_rewards` (the device is
 synchronised at both ends), update = the rest of the step (policy log-probs, loss, backward, optimizer).
 Step time = wall time between optimizer steps; medians exclude the first step (warm-up, compilation).
@@ -15,6 +17,11 @@ Rollout tok/s counts the completion tokens kept; its roofline is rows / (bytes a
 weights once + the KV cache at the mean context) / measured copy bandwidth. Judge tok/s = reasoning tokens
 generated in the step / judge time. `--standalone` also times the judge model's decode path alone at the
 in-loop batch and lengths (random prompts of the mean judge-prompt length, all rows to full length).
+`--replay` replays the judge requests of each judgerl arm's last step through the same Judge (same backend, batch
+size, seed: the same tokens), warm, outside the loop, and reports in-loop / replay and replay / raw decode apart,
+with the replay's split into phases (judges/phases.py: render+tokenise, batch, prefill, decode, graph captures,
+detokenise, verdict ids, verdict forward, parse, backend thread hop, ledger writes; device synchronised at each
+boundary). `--judge-phases` records the same split for every in-loop judge call (a few extra syncs a call).
 
     python bench/grpo_step.py --steps 6 --prompts 4 --generations 8 --completion 64 --judge-tokens 128
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -40,7 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # judgerl arms: (policy rollout path, judge decode path). The two mixed arms isolate one half each
 # (used with --profile to find which half changes the update time).
 JUDGERL_ARMS = {"new": ("engine", "engine"), "today": ("trl", "compile"),
-                "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine")}
+                "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine"),
+                "new_opt": ("engine", "engine")}
+# HFBackend class attributes an arm sets for its run (and its replay): judge options still off by default
+JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4}}
 
 
 def median(xs: list[float]) -> float | None:
@@ -53,6 +64,8 @@ class Split:
 
     def __init__(self, torch):
         self.torch, self.calls, self.judge_tokens = torch, [], lambda: 0
+        self.phases = False  # --judge-phases: split every in-loop judge call (judges/phases.py)
+        self.requests: list = []  # (Judge, requests) of each policy-reward judge call (--replay)
 
     def sync(self):
         if self.torch.cuda.is_available():
@@ -72,14 +85,29 @@ class Split:
             return out
 
         def _calculate_rewards(trainer, *args, **kw):
+            from judgerl.judges import phases
+
             split.sync()
             t, n0 = time.perf_counter(), split.judge_tokens()
-            out = rew(trainer, *args, **kw)
+            with phases.recording() if split.phases else contextlib.nullcontext() as rec:
+                out = rew(trainer, *args, **kw)
             split.sync()
-            split.calls.append({"what": "judge", "s": time.perf_counter() - t, "tokens": split.judge_tokens() - n0})
+            split.calls.append({"what": "judge", "s": time.perf_counter() - t, "tokens": split.judge_tokens() - n0,
+                                **({"phases": rec.as_dict()} if rec is not None else {})})
             return out
 
         cls._generate, cls._calculate_rewards = _generate, _calculate_rewards
+
+    def install_judge(self, judge_cls):
+        """Keep the requests of every policy-reward judge call (the reward function's), for --replay."""
+        ajudge, split = judge_cls.ajudge, self
+
+        async def recorded(judge, requests, *args, **kw):
+            if judge.stage == "policy-reward":
+                split.requests.append((judge, list(requests)))
+            return await ajudge(judge, requests, *args, **kw)
+
+        judge_cls.ajudge = recorded
 
     def install_profile(self, cls):
         """--profile: time the parts of the update too (device synchronised around each)."""
@@ -134,6 +162,8 @@ def summarise(name: str, stamps: list[float], calls: list[dict], roof) -> dict:
     r["rollout_tok_s"] = sum(c["tokens"] for c in later) / sum(c["s"] for c in later)
     jl = ju[1:] or ju
     r["judge_tok_s"] = sum(c["tokens"] for c in jl) / sum(c["s"] for c in jl) if jl else None
+    if any("phases" in c for c in ju):
+        r["judge_phases_all"] = [c.get("phases") for c in ju]
     if roof:
         mean_prompt = sum(c["prompt_tokens"] for c in later) / sum(c["rows"] for c in later)
         r["rollout_roofline_tok_s"] = roof(later[0]["rows"], mean_prompt + r["rollout_tokens"] / later[0]["rows"] / 2)
@@ -170,6 +200,10 @@ def main() -> None:
                     help="split the update (scoring rest / loss / backward / optimizer), log allocator counters and "
                          "GC pauses per step and write a torch.profiler table of step --profile-step of each arm next to --out")
     ap.add_argument("--profile-step", type=int, default=4)
+    ap.add_argument("--replay", action="store_true",
+                    help="replay each judgerl arm's last judge call alone (same Judge, warm) and split it into phases")
+    ap.add_argument("--replay-reps", type=int, default=2, help="timed replays (best kept), after one warm-up")
+    ap.add_argument("--judge-phases", action="store_true", help="split every in-loop judge call into phases")
     a = ap.parse_args()
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
@@ -181,6 +215,11 @@ def main() -> None:
     batch = a.prompts * a.generations
     split = Split(torch)
     split.install(GRPOTrainer)
+    split.phases = a.judge_phases
+    if a.replay:
+        from judgerl.judges import Judge
+
+        split.install_judge(Judge)
     if a.profile:
         split.install_profile(GRPOTrainer)
     roof = None
@@ -260,15 +299,30 @@ def main() -> None:
                      "torch": torch.__version__, "batch": batch, "prompts": a.prompts, "generations": a.generations,
                      "completion": a.completion, "judge_tokens": a.judge_tokens, "judge_batch": a.judge_batch,
                      "JUDGERL_FUSED_STEP": os.environ.get("JUDGERL_FUSED_STEP")}
+    replays = {}
     for name in a.arms.split(","):
-        split.calls = []
+        split.calls, split.requests = [], []
         cb = Stamp(name)
         t0 = time.perf_counter()
         if name in JUDGERL_ARMS:
             roll, judge_path = JUDGERL_ARMS[name]
             HFBackend.fast = "compile" if (judge_path == "compile" and cuda) else None
+            options = JUDGE_OPTIONS.get(name, {})
+            saved = {k: getattr(HFBackend, k) for k in options}
+            for k, v in options.items():
+                setattr(HFBackend, k, v)
             split.judge_tokens = lambda n=name: ledger_tokens(tmp / n / "ledger.sqlite")
             s = train_policy(cfg(name, roll, a.steps), extra_callbacks=[cb])
+            wall = time.perf_counter() - t0
+            if a.replay and split.requests:
+                last = next(c for c in reversed(split.calls) if c["what"] == "judge")
+                replays[name] = replay_judge(torch, *split.requests[-1], last, tmp / f"replay_{name}.sqlite",
+                                             a.replay_reps)
+                replays[name]["judge_options"] = options
+                print(json.dumps({"replay": name, **{k: v for k, v in replays[name].items() if k != "phases"}}),
+                      flush=True)
+            for k, v in saved.items():
+                setattr(HFBackend, k, v)
             HFBackend.fast = None
             rollout = s["rollout"]
         else:  # plain TRL + a synchronous per-sample judge (same judge implementation, one at a time)
@@ -296,15 +350,22 @@ def main() -> None:
             trainer.train()
             rollout = "trl"
         arms[name] = summarise(name, cb.t, split.calls, roof)
-        arms[name].update(rollout=rollout, wall_s=time.perf_counter() - t0)
+        arms[name].update(rollout=rollout, wall_s=wall if name in JUDGERL_ARMS else time.perf_counter() - t0)
         if cb.mem:
             arms[name]["memory_per_step"] = cb.mem
         print(json.dumps({k: v for k, v in arms[name].items() if not k.endswith("_all")}), flush=True)
         if a.out:
             Path(a.out).write_text(json.dumps({**res, "arms": arms}, indent=2))
     res["arms"] = arms
+    if replays:
+        res["judge_replay"] = replays
     if a.standalone and "new" in arms:
         res["standalone"] = standalone(torch, a, tmp / "new" / "ledger.sqlite", batch, arms["new"])
+        raw = res["standalone"].get("engine", {}).get("tok_s")
+        for r in replays.values():  # replay / raw decode: the judge call's own cost over the bare decode
+            r["replay_over_raw"] = r["replay_tok_s"] / raw if raw else None
+    if replays:
+        print_breakdown(replays)
     base = arms.get("new", {}).get("step_s")
     for other in ("today", "trl"):
         if base and other in arms and arms[other]["step_s"]:
@@ -319,6 +380,58 @@ def main() -> None:
               f"{r['rollout_tok_s']:>15.0f}{(r['judge_tok_s'] or 0):>13.0f}")
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2))
+
+
+def replay_judge(torch, judge, requests: list, in_loop: dict, ledger: Path, reps: int) -> dict:
+    """The judge call of a measured step again, alone: the same Judge object's backend (model, graphs, batch size,
+    seed: the same tokens), its own ledger; one warm-up call, `reps` timed calls (best kept), then one call split
+    into phases. `in_loop` is that step's judge timing from the loop (Split)."""
+    from judgerl.judges import Judge, phases
+
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    again = Judge(judge.spec, ledger=ledger, stage=judge.stage, backend=judge.backend)
+
+    def once():
+        sync()
+        t = time.perf_counter()
+        vs = again.judge(requests)
+        sync()
+        return time.perf_counter() - t, vs
+
+    warm, _ = once()
+    times = []
+    for _ in range(max(1, reps)):
+        dt, vs = once()
+        times.append(dt)
+    with phases.recording() as rec:
+        phased, _ = once()
+    tokens = sum(max(0, v.tokens_out - 1) for v in vs)  # reasoning tokens, as the loop's ledger counts them
+    best = min(times)
+    out = {"requests": len(requests), "batch_size": judge.spec.batch_size, "warmup_s": warm, "replay_all": times,
+           "replay_s": best, "replay_tokens": tokens, "replay_tok_s": tokens / best, "phased_s": phased,
+           "in_loop_s": in_loop["s"], "in_loop_tokens": in_loop["tokens"],
+           "in_loop_tok_s": in_loop["tokens"] / in_loop["s"] if in_loop["s"] else None,
+           "phases": rec.as_dict(), "in_loop_phases": in_loop.get("phases")}
+    out["in_loop_over_replay"] = out["in_loop_tok_s"] / out["replay_tok_s"] if out["in_loop_tok_s"] else None
+    return out
+
+
+def print_breakdown(replays: dict) -> None:
+    """Seconds per phase of each replayed judge call (and of the same in-loop call when --judge-phases was on)."""
+    for name, r in replays.items():
+        print(f"\njudge call of arm {name}: in loop {r['in_loop_s']:.3f} s ({r['in_loop_tokens']} tok), replay "
+              f"{r['replay_s']:.3f} s ({r['replay_tokens']} tok), phased replay {r['phased_s']:.3f} s; in-loop / replay "
+              f"{r['in_loop_over_replay'] or 0:.2f}, replay / raw decode {r.get('replay_over_raw') or 0:.2f}")
+        cols = [("replay", r["phases"])] + ([("in loop", r["in_loop_phases"])] if r.get("in_loop_phases") else [])
+        names = list(dict.fromkeys(k for _, p in cols for k in p["seconds"]))
+        print(f"  {'phase':<22}" + "".join(f"{c:>12}" for c, _ in cols))
+        for k in names:
+            print(f"  {k:<22}" + "".join(f"{p['seconds'].get(k, 0.0):>12.4f}" for _, p in cols))
+        for c, p in cols:
+            print(f"  counts ({c}): " + ", ".join(f"{k}={v:g}" for k, v in p["counts"].items()))
 
 
 def standalone(torch, a, ledger: Path, rows: int, new_arm: dict) -> dict:

@@ -15,9 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from judgerl import model_loader
+from judgerl.judges import phases
 from judgerl.judges.decode import generate_ids, last_token_logits
 from judgerl.judges.limits import TOO_LONG, refused
-from judgerl.judges.plain_chat import chat_ids, chat_text  # noqa: F401 - chat_text re-exported
+from judgerl.judges.plain_chat import chat_ids, chat_ids_many, chat_text  # noqa: F401 - chat_text re-exported
 from judgerl.judges.parse import expected_value, parse_verdict, strip_verdict_lines, verdict_values
 from judgerl.judges.prompts import render, verdict_prefix
 from judgerl.judges.spec import JudgeRequest, JudgeSpec, Verdict
@@ -88,6 +89,13 @@ class HFBackend:
     # a reasoning verdict read from the decode's KV cache (kv_reuse.py) where the decode path keeps one (plain
     # generate: CPU); False: prefill prompt + thinking again for it
     reuse_reasoning_kv: bool = True
+    # the same on the graph engine (CUDA): the verdict continues a copy of the engine's KV (its finished rows are
+    # permuted, not overwritten) instead of a prefill of prompt + thinking. Off by default on every device until its
+    # GPU guard (tests/judges/test_static_decode.py) and bench 3 have run with it on a GPU.
+    engine_kv_verdict: bool = False
+    # threads that tokenise a call's prompts and verdict texts (plain_chat.encode_many); 0: one batched call on the
+    # model thread. Same ids either way.
+    tokenize_threads: int = 0
 
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
@@ -108,10 +116,12 @@ class HFBackend:
         """Left-padded input_ids / attention_mask of token-id lists, on the model's device."""
         import torch
 
-        width = max(len(x) for x in ids)
+        lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
+        width = int(lens.max())
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
-        input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], dtype=torch.long)
+        mask = (torch.arange(width) >= (width - lens)[:, None]).long()
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        input_ids[mask.bool()] = torch.tensor([t for x in ids for t in x], dtype=torch.long)  # rows in order
         return {"input_ids": input_ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
 
     def _generate(self, texts: list[list[int]], max_new_tokens: int, temperature: float, top_p: float = 1.0,
@@ -120,80 +130,104 @@ class HFBackend:
         new_ids, kept)` is called after each batch with its decode's KV cache (generate_ids(keep_cache=True))."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         res: list[tuple[str, int, int]] = [("", 0, 0)] * len(texts)
-        bs = self.spec.batch_size
+        bs, pad = self.spec.batch_size, self.tok.pad_token_id
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
-            enc = self._batch([texts[i] for i in idx])
-            out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
-                               temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                               pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id,
-                               fast=self.fast, pad_rows_to=bs, reuse_prefix=self.spec.reuse_prefix,
-                               keep_cache=then is not None)
+            with phases.phase("batch"):
+                enc = self._batch([texts[i] for i in idx])
+            with phases.phase("generate"):
+                out = generate_ids(self.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                                   temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, pad_token_id=pad,
+                                   eos_token_id=self.tok.eos_token_id, fast=self.fast, pad_rows_to=bs,
+                                   reuse_prefix=self.spec.reuse_prefix, keep_cache=then is not None,
+                                   engine_cache=self.engine_kv_verdict)
             out, kept = out if then is not None else (out, None)
-            for row, i in enumerate(idx):
-                gen = out[row]
-                n_out = int((gen != self.tok.pad_token_id).sum())
-                res[i] = (self.tok.decode(gen, skip_special_tokens=True), int(enc["attention_mask"][row].sum()), n_out)
+            with phases.phase("detokenize"):
+                new_ids = out.tolist()  # one copy to the host, not one sync per row
+                decoded = self.tok.batch_decode(new_ids, skip_special_tokens=True)
+                for row, i in enumerate(idx):
+                    res[i] = (decoded[row], len(texts[i]), sum(t != pad for t in new_ids[row]))
+            phases.count("new_tokens", sum(res[i][2] for i in idx))
             if then is not None:
-                then(idx, [res[i] for i in idx], out.tolist(), kept)
+                then(idx, [res[i] for i in idx], new_ids, kept)
         return res
 
     def _reason(self, convs: list[list[dict]], prompts: list[list[int]], key: str):
-        """Reasoning mode: (generations, reasonings, verdict distributions), each verdict read from its batch's
-        decode cache (kv_reuse.py) where there is one, else from a prefill of prompt + thinking + prefix."""
-        import torch
-
+        """Reasoning mode: (generations, reasonings, verdict stats), each verdict read from its batch's decode cache
+        (kv_reuse.py) where there is one, else from a prefill of prompt + thinking + prefix."""
         from judgerl.judges.kv_reuse import verdict_logits
 
         s = self.spec.sampling
-        dists: list = [None] * len(prompts)
+        stats: list = [None] * len(prompts)
 
-        def forced_ids(i: int, text: str) -> list[int]:
-            r = strip_verdict_lines(text, key)
-            return chat_ids(self.tok, convs[i], suffix=(r + "\n" if r else "") + self.prefix)
+        def forced_ids(rows: list[int], texts: list[str]) -> list[list[int]]:
+            with phases.phase("verdict_ids"):
+                rs = [strip_verdict_lines(t, key) for t in texts]
+                return chat_ids_many(self.tok, [convs[i] for i in rows], [(r + "\n" if r else "") + self.prefix
+                                                                           for r in rs], self.tokenize_threads)
 
         def read(idx, gens, new_ids, kept):
             if kept is None:
                 return
-            forced = [forced_ids(i, g[0]) for i, g in zip(idx, gens)]
-            logits = verdict_logits(self.model, kept[0], kept[1], [prompts[i] for i in idx], new_ids, forced,
-                                    self.tok.pad_token_id or 0)
-            if logits is not None:
-                for i, p in zip(idx, torch.softmax(logits.float(), dim=-1).cpu()):
-                    dists[i] = p
+            forced = forced_ids(idx, [g[0] for g in gens])
+            with phases.phase("verdict_forward"):
+                logits = verdict_logits(self.model, kept[0], kept[1], [prompts[i] for i in idx], new_ids, forced,
+                                        self.tok.pad_token_id or 0)
+                if logits is not None:
+                    for i, st in zip(idx, self._value_stats(logits)):
+                        stats[i] = st
+                    phases.count("verdict_kv_rows", len(idx))
 
         gens = self._generate(prompts, s.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed,
                               then=read if self.reuse_reasoning_kv else None)
-        rest = [i for i, d in enumerate(dists) if d is None]
-        for i, p in zip(rest, self._next_token_probs([forced_ids(i, gens[i][0]) for i in rest]) if rest else []):
-            dists[i] = p
-        return gens, [strip_verdict_lines(g[0], key) for g in gens], dists
+        rest = [i for i, d in enumerate(stats) if d is None]
+        if rest:
+            forced = forced_ids(rest, [gens[i][0] for i in rest])
+            with phases.phase("verdict_forward"):
+                for i, st in zip(rest, self._next_token_stats(forced)):
+                    stats[i] = st
+            phases.count("verdict_prefill_rows", len(rest))
+        return gens, [strip_verdict_lines(g[0], key) for g in gens], stats
 
-    def _next_token_probs(self, texts: list[list[int]]):
-        """Softmax over the vocabulary at the position after each token-id prompt (batched, left padded).
-        Batches are cut from the prompts sorted by length, so that little of a batch is padding (on a CPU the
-        padded positions cost as much as real ones); the result is in the callers' order."""
+    def _value_stats(self, logits) -> list[tuple[list[float], int]]:
+        """Per row of next-token logits [rows, vocab]: the probability of each verdict value (the sum over the tokens
+        that spell it, in float32 as summed token by token) and the most likely token id. The softmax stays on the
+        device; only these numbers come back."""
         import torch
 
+        p = torch.softmax(logits.float(), dim=-1)
+        cols = []
+        for v in self.values:
+            ids = self.value_ids[v]
+            m = p[:, ids[0]] if ids else torch.zeros_like(p[:, 0])
+            for t in ids[1:]:
+                m = m + p[:, t]
+            cols.append(m)
+        return list(zip(torch.stack(cols, 1).cpu().tolist(), p.argmax(-1).cpu().tolist()))
+
+    def _next_token_stats(self, texts: list[list[int]]) -> list[tuple[list[float], int]]:
+        """`_value_stats` of the position after each token-id prompt (batched, left padded). Batches are cut from
+        the prompts sorted by length, so that little of a batch is padding (on a CPU the padded positions cost as
+        much as real ones); the result is in the callers' order."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        probs: list = [None] * len(texts)
+        out: list = [None] * len(texts)
         bs = self.spec.batch_size
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
             enc = self._batch([texts[i] for i in idx])
             if self.prefix_memo is not None and self.spec.reuse_prefix:
-                logits = self.prefix_memo.logits(self.model, enc["input_ids"], enc["attention_mask"]).float()
+                logits = self.prefix_memo.logits(self.model, enc["input_ids"], enc["attention_mask"])
             else:
-                logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"],
-                                           self.spec.reuse_prefix).float()
-            for i, p in zip(idx, torch.softmax(logits, dim=-1).cpu()):
-                probs[i] = p
-        return probs
+                logits = last_token_logits(self.model, enc["input_ids"], enc["attention_mask"], self.spec.reuse_prefix)
+            for i, st in zip(idx, self._value_stats(logits)):
+                out[i] = st
+        return out
 
     def _verdicts(self, requests: list[JudgeRequest]) -> list[Verdict]:
         """Verdicts of rendered prompts within max_input_tokens; longer ones get a too_long verdict each."""
-        convs = [render(self.spec, r) for r in requests]
-        prompts = [chat_ids(self.tok, m) for m in convs]  # candidate/prompt control-token text stays text
+        with phases.phase("render"):
+            convs = [render(self.spec, r) for r in requests]
+            prompts = chat_ids_many(self.tok, convs, threads=self.tokenize_threads)  # contents stay text
         cap = self.spec.max_input_tokens
         keep = [i for i, p in enumerate(prompts) if len(p) <= cap]
         out = [refused(f"{TOO_LONG}: the judge prompt has {len(p):,} tokens; the limit is {cap:,} (max_input_tokens)")
@@ -208,31 +242,36 @@ class HFBackend:
         t0 = time.perf_counter()
         key = verdict_prefix(spec.format).strip()
         if spec.mode == "reasoning":
-            gens, reasonings, dists = self._reason(convs, prompts, key)
+            gens, reasonings, stats = self._reason(convs, prompts, key)
         else:
             gens, reasonings = [("", len(p), 0) for p in prompts], [""] * len(prompts)
-            dists = self._next_token_probs([chat_ids(self.tok, m, suffix=self.prefix) for m in convs])
+            with phases.phase("verdict_ids"):
+                forced = chat_ids_many(self.tok, convs, [self.prefix] * len(convs), self.tokenize_threads)
+            with phases.phase("verdict_forward"):
+                stats = self._next_token_stats(forced)
         elapsed = (time.perf_counter() - t0) / max(1, len(prompts))
-        out = []
-        for (text, n_in, n_out), reasoning, dist in zip(gens, reasonings, dists):
-            mass = [float(sum(dist[i] for i in self.value_ids[v])) if self.value_ids[v] else 0.0 for v in self.values]
-            total = sum(mass)
-            probs = [m / total for m in mass] if total > 0 else None
-            top_id = int(dist.argmax())
-            best = max(range(len(self.values)), key=lambda j: mass[j])
-            if spec.force_verdict:
-                valid = any(top_id in self.value_ids[v] for v in self.values)
-                label = self.values[best] if valid else None
-                raw = (text.rstrip() + "\n" if spec.mode == "reasoning" else "") + f"{self.prefix}{self.tok.decode([top_id]).strip()}"
-            else:
-                parsed = parse_verdict(text, spec.format, spec.score_min, spec.score_max)
-                valid, label, raw = parsed.valid, parsed.label, text
-            expected = None
-            if probs is not None:
-                expected = expected_value(probs, self.values) if spec.format == "pointwise" else probs[0]
-            out.append(Verdict(label=label, expected=expected, probs=probs, reasoning=reasoning, raw=raw,
-                               valid=valid, tokens_in=n_in, tokens_out=n_out + 1, seconds=elapsed))
-        return out
+        with phases.phase("parse"):
+            return [self._verdict(g, reasoning, mass, top_id, elapsed)
+                    for g, reasoning, (mass, top_id) in zip(gens, reasonings, stats)]
+
+    def _verdict(self, gen: tuple[str, int, int], reasoning: str, mass: list[float], top_id: int,
+                 elapsed: float) -> Verdict:
+        spec, (text, n_in, n_out) = self.spec, gen
+        total = sum(mass)
+        probs = [m / total for m in mass] if total > 0 else None
+        best = max(range(len(self.values)), key=lambda j: mass[j])
+        if spec.force_verdict:
+            valid = any(top_id in self.value_ids[v] for v in self.values)
+            label = self.values[best] if valid else None
+            raw = (text.rstrip() + "\n" if spec.mode == "reasoning" else "") + f"{self.prefix}{self.tok.decode([top_id]).strip()}"
+        else:
+            parsed = parse_verdict(text, spec.format, spec.score_min, spec.score_max)
+            valid, label, raw = parsed.valid, parsed.label, text
+        expected = None
+        if probs is not None:
+            expected = expected_value(probs, self.values) if spec.format == "pointwise" else probs[0]
+        return Verdict(label=label, expected=expected, probs=probs, reasoning=reasoning, raw=raw, valid=valid,
+                       tokens_in=n_in, tokens_out=n_out + 1, seconds=elapsed)
 
     # ---- backend interface -----------------------------------------------------------------
     async def run(self, requests: list[JudgeRequest]) -> list[Verdict]:

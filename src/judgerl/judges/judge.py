@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from judgerl.judges import phases
 from judgerl.judges.cache import Ledger, VerdictCache
 from judgerl.judges.limits import RAISED, SKIPPED, is_terminal, refused, request_problem
 from judgerl.judges.redact import redact
@@ -91,16 +92,18 @@ class Judge:
                                      f"(last error: {redact(last_error)})")
                 bar.update(len(idx))
                 continue
-            verdicts = await self._isolated([requests[i] for i in idx])
+            with phases.phase("backend"):  # the backend's call, its thread hop included
+                verdicts = await self._isolated([requests[i] for i in idx])
             self.backend_calls += len(idx)
             for i, v in zip(idx, verdicts):
                 out[i] = v
             failed = [v for v in verdicts if v.failed and not is_terminal(v)]
             dead, last_error = (dead + 1, failed[-1].error) if len(failed) == len(verdicts) else (0, last_error)
-            if self.cache is not None and self.spec.cache:
-                self.cache.put_many([(keys[i], self.spec.name, out[i]) for i in idx])
-            if self.ledger is not None:
-                self.ledger.record(self.spec.name, self.stage, [(keys[i], out[i]) for i in idx])
+            with phases.phase("cache_ledger_writes"):
+                if self.cache is not None and self.spec.cache:
+                    self.cache.put_many([(keys[i], self.spec.name, out[i]) for i in idx])
+                if self.ledger is not None:
+                    self.ledger.record(self.spec.name, self.stage, [(keys[i], out[i]) for i in idx])
             bar.update(len(idx))
         bar.close()
         if self.ledger is not None:

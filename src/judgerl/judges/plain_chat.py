@@ -31,11 +31,20 @@ def chat_text(tok, messages: list[dict], add_generation_prompt: bool = True) -> 
     return text + ("\n\nAssistant:" if add_generation_prompt else "")
 
 
+_SPECIAL: dict[int, tuple] = {}  # id(tok) -> (tok, added-token count, special strings): computed once per tokenizer
+
+
 def special_strings(tok) -> list[str]:
     """The text of every special (control) token of `tok`, longest first."""
-    found = {t.content for t in getattr(tok, "added_tokens_decoder", {}).values() if getattr(t, "special", False)}
+    added = getattr(tok, "added_tokens_decoder", {})
+    memo = _SPECIAL.get(id(tok))
+    if memo is not None and memo[0] is tok and memo[1] == len(added):
+        return memo[2]
+    found = {t.content for t in added.values() if getattr(t, "special", False)}
     found |= set(getattr(tok, "all_special_tokens", []) or [])
-    return sorted((s for s in found if s), key=len, reverse=True)
+    out = sorted((s for s in found if s), key=len, reverse=True)
+    _SPECIAL[id(tok)] = (tok, len(added), out)
+    return out
 
 
 def has_control_text(tok, text: str) -> bool:
@@ -79,6 +88,48 @@ def chat_ids(tok, messages: list[dict], add_generation_prompt: bool = True, suff
     # a template that rewrites contents: fall back to breaking the control strings in the text itself
     safe = [{**m, "content": neutralise_control_tokens(c, tok)} for m, c in zip(messages, contents)]
     return tok(chat_text(tok, safe, add_generation_prompt), add_special_tokens=False)["input_ids"] + plain_ids(tok, suffix)
+
+
+def encode_many(tok, texts: list[str], threads: int = 0) -> list[list[int]]:
+    """Token ids of plain texts (no special tokens added), as `tok(text)` gives each: one batched call, or
+    `threads` > 1 batched calls on a thread pool (the Rust tokenizer releases the GIL; TOKENIZERS_PARALLELISM=false,
+    which training scripts set, keeps a single batched call on one core)."""
+    if not texts:
+        return []
+    if threads <= 1 or len(texts) < 2 * threads:
+        return tok(texts, add_special_tokens=False)["input_ids"]
+    n = -(-len(texts) // threads)
+    parts = _pool(threads).map(lambda c: tok(c, add_special_tokens=False)["input_ids"],
+                               [texts[i:i + n] for i in range(0, len(texts), n)])
+    return [ids for part in parts for ids in part]
+
+
+_POOLS: dict = {}
+
+
+def _pool(threads: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="judgerl-tokenize")
+    return _POOLS[threads]
+
+
+def chat_ids_many(tok, convs: list[list[dict]], suffixes: list[str] | None = None, threads: int = 0) -> list[list[int]]:
+    """`chat_ids(tok, conv, suffix=suffix)` of many chats, the same ids: the chats whose contents and suffix hold no
+    control-token string (the common case) are tokenised together (`encode_many`), the others one by one."""
+    suffixes = suffixes if suffixes is not None else [""] * len(convs)
+    out: list = [None] * len(convs)
+    plain, texts = [], []
+    for i, (m, suffix) in enumerate(zip(convs, suffixes)):
+        if any(has_control_text(tok, str(x.get("content", ""))) for x in m) or has_control_text(tok, suffix):
+            out[i] = chat_ids(tok, m, suffix=suffix)
+        else:
+            plain.append(i)
+            texts.append(chat_text(tok, m) + suffix)
+    for i, ids in zip(plain, encode_many(tok, texts, threads)):
+        out[i] = ids
+    return out
 
 
 def neutralise_control_tokens(text: str, tok=None) -> str:

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from judgerl.judges import phases
+
 CHECK_EVERY = 8       # decode steps between host checks for "all rows ended"
 LEN_BUCKET = 256      # cache lengths are rounded up to this (fewer shapes, fewer captures)
 MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and graphs per model
@@ -57,6 +59,7 @@ class Generated:
     tokens: object       # LongTensor [rows, n]: pad after each row's first EOS
     logprobs: object     # FloatTensor [rows, n]: 0 after each row's first EOS
     lengths: list[int]   # new tokens per row, its EOS included
+    cache: object = None  # generate(keep_cache=True): DynamicCache of each output row's prompt layout + fed tokens
 
 
 def pick_tokens(logits, temperature: float, top_k: int, top_p: float, noise=None):
@@ -165,6 +168,7 @@ class StaticDecoder:
             if r == rows and need <= length <= 2 * need + LEN_BUCKET and e.noise.shape[1] == noise_width:
                 return e
         length = -(-need // LEN_BUCKET) * LEN_BUCKET
+        phases.count("new_entries")
         while len(self.entries) >= MAX_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
         e = self.entries[(rows, length)] = _Entry(self.model, rows, length, noise_width, self.fused)
@@ -201,6 +205,10 @@ class StaticDecoder:
     def _capture(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
         """Capture the step for (r rows, lc columns). It may happen mid-decode: the warm-up steps run at slot 0 and
         everything they write (positions, flags, mask, the first cache / output columns) is restored after."""
+        with phases.phase("capture"):
+            return self._capture_now(e, r, lc, sampling, eos, pad_token_id)
+
+    def _capture_now(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
         import torch
 
         # Each graph gets its own memory pool: a shared pool outlived its last graph when entries were evicted or
@@ -280,9 +288,11 @@ class StaticDecoder:
         return out.logits[:, -1].float().index_select(0, rows)
 
     # ---- early exit of finished rows ----------------------------------------------------------
-    def _compact(self, e: _Entry, r: int, n_real: int, res: tuple) -> tuple[int, int]:
+    def _compact(self, e: _Entry, r: int, n_real: int, res: tuple, keep: bool = False) -> tuple[int, int]:
         """Move the unfinished rows of the first n_real to the front and continue with the smallest row bucket
-        that holds them; finished rows' outputs go to `res` first. Returns (bucket, rows that are real)."""
+        that holds them; finished rows' outputs go to `res` first. Returns (bucket, rows that are real).
+        keep: permute every row instead of overwriting the finished ones, so that each row's KV stays in the
+        buffers (generate(keep_cache=True)); the finished rows then serve as the bucket's padding rows."""
         import torch
 
         fin = e.finished[:n_real]
@@ -293,15 +303,20 @@ class StaticDecoder:
             return r, n_real
         for dst, src in zip(res, (e.tokens, e.logprobs)):
             dst.index_copy_(0, e.orig.index_select(0, done), src.index_select(0, done))
-        idx = torch.cat([alive, alive[:1].expand(nb - na)])  # bucket padding: copies of one row, marked finished
-        for buf in e.per_row():
-            buf[:nb] = buf.index_select(0, idx)
+        if keep:
+            idx = torch.cat([alive, done, torch.arange(n_real, e.rows, device=alive.device)])
+            for buf in e.per_row():
+                buf.copy_(buf.index_select(0, idx))
+        else:
+            idx = torch.cat([alive, alive[:1].expand(nb - na)])  # bucket padding: copies of one row, marked finished
+            for buf in e.per_row():
+                buf[:nb] = buf.index_select(0, idx)
         e.finished[na:nb] = True
         self.compactions += 1
         return nb, na
 
     def _decode(self, e: _Entry, b: int, width: int, max_new_tokens: int, sampling: tuple, eos, pad_token_id: int,
-                generator, use_graph: bool, res: tuple) -> int:
+                generator, use_graph: bool, res: tuple, keep: bool = False) -> int:
         """Decode steps 2..max_new_tokens; finished rows leave at each check (fused step). Returns the steps."""
         n, r, n_real = 1, b, b
         shrink = self.fused is not None
@@ -313,7 +328,7 @@ class StaticDecoder:
                 if left == 0:
                     break
                 if shrink and next(x for x in row_buckets(e.rows) if x >= left) < r:
-                    r, n_real = self._compact(e, r, n_real, res)
+                    r, n_real = self._compact(e, r, n_real, res, keep)
             if sampling[0] > 0:
                 e.noise[:r].exponential_(generator=generator)
             if use_graph:
@@ -328,10 +343,13 @@ class StaticDecoder:
     # ---- public -----------------------------------------------------------------------------
     def generate(self, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, eos_token_ids=(), pad_token_id: int = 0, generator=None,
-                 rows=None, prefix_len: int = 0, pad_rows_to: int | None = None) -> Generated:
+                 rows=None, prefix_len: int = 0, pad_rows_to: int | None = None,
+                 keep_cache: bool = False) -> Generated:
         """Decode up to `max_new_tokens` for each output row. Inputs are left padded (or laid out
         [prefix][pad][suffix] with `prefix_len` > 0); `rows` (LongTensor) maps each output row to an input
-        row (default: one each); `pad_rows_to` pads the batch with copies of the last row (fixed shapes)."""
+        row (default: one each); `pad_rows_to` pads the batch with copies of the last row (fixed shapes).
+        keep_cache: also return each output row's KV (`Generated.cache`, a DynamicCache of the input layout's
+        columns then the tokens fed back, in output-row order) for a verdict pass that continues it (kv_reuse.py)."""
         import torch
 
         from judgerl.judges.attention import use_grouped_attention
@@ -356,7 +374,11 @@ class StaticDecoder:
                 e = self._entry(b, input_ids.shape[1] + max_new_tokens, noise_width)
                 if use_graph:
                     self._ensure_graphs(e, sampling, eos, pad_token_id)
-                last = self._prefill(e, input_ids, attention_mask, rows, prefix_len)
+                with phases.phase("prefill"):
+                    last = self._prefill(e, input_ids, attention_mask, rows, prefix_len)
+                if phases.active():  # padded prefill tokens vs real ones (the count is a host sync: only here)
+                    phases.count("prefill_tokens", input_ids.numel())
+                    phases.count("prompt_tokens", int(attention_mask.sum()))
                 if temperature > 0:
                     e.noise.exponential_(generator=generator)
                 tok, lp = pick_tokens(last, *sampling, e.noise)
@@ -369,15 +391,37 @@ class StaticDecoder:
                 e.tok_in.copy_(tok[:, None])
                 e.t.fill_(1)
                 res = (torch.empty_like(e.tokens), torch.empty_like(e.logprobs))  # every returned row is written
-                n = self._decode(e, b, input_ids.shape[1], max_new_tokens, sampling, eos, pad_token_id, generator,
-                                 use_graph, res)
+                captures, compactions = self.captures, self.compactions
+                with phases.phase("decode"):
+                    n = self._decode(e, b, input_ids.shape[1], max_new_tokens, sampling, eos, pad_token_id, generator,
+                                     use_graph, res, keep_cache)
+                phases.count("decode_steps", n)
+                phases.count("captures", self.captures - captures)
+                phases.count("compactions", self.compactions - compactions)
                 self.last_steps = n
                 tokens, logprobs = res[0][:n_out, :n].clone(), res[1][:n_out, :n].clone()
+                cache = self._kept_cache(e, n_out, input_ids.shape[1] + n - 1) if keep_cache else None
         finally:
             m.train(was_training)
             if m.config._attn_implementation != impl:
                 m.set_attn_implementation(impl)
-        return _trim(tokens, logprobs, n, eos, pad_token_id)
+        out = _trim(tokens, logprobs, n, eos, pad_token_id)
+        out.cache = cache
+        return out
+
+    def _kept_cache(self, e: _Entry, n_out: int, columns: int):
+        """The first `columns` cache columns of each output row (prompt layout, then the tokens fed back), in
+        output-row order, as a DynamicCache (a copy: the entry's buffers serve the next call)."""
+        import torch
+        from transformers import DynamicCache
+
+        where = torch.empty_like(e.orig)
+        where[e.orig] = torch.arange(e.rows, device=e.orig.device)  # buffer row of each output row
+        sel = where[:n_out]
+        kv = DynamicCache(config=self.model.config)
+        for i, (k, v) in enumerate(zip(e.keys, e.values)):
+            kv.update(k[:, :, :columns].index_select(0, sel), v[:, :, :columns].index_select(0, sel), i)
+        return kv
 
     def _check_weights(self):
         """Fused weight copies follow the live parameters; a moved parameter (reload, `.to()`) rebuilds them."""
