@@ -204,6 +204,9 @@ def main() -> None:
                     help="replay each judgerl arm's last judge call alone (same Judge, warm) and split it into phases")
     ap.add_argument("--replay-reps", type=int, default=2, help="timed replays (best kept), after one warm-up")
     ap.add_argument("--judge-phases", action="store_true", help="split every in-loop judge call into phases")
+    ap.add_argument("--cpu-engine-judge", action="store_true",
+                    help="on a CPU, judge on the graph engine (eager) as on CUDA instead of plain generate (the CPU "
+                         "default): the GPU's code path, for profiling it without a GPU")
     a = ap.parse_args()
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
@@ -307,6 +310,8 @@ def main() -> None:
         if name in JUDGERL_ARMS:
             roll, judge_path = JUDGERL_ARMS[name]
             HFBackend.fast = "compile" if (judge_path == "compile" and cuda) else None
+            if judge_path == "engine" and not cuda and a.cpu_engine_judge:
+                HFBackend.fast = True
             options = JUDGE_OPTIONS.get(name, {})
             saved = {k: getattr(HFBackend, k) for k in options}
             for k, v in options.items():

@@ -1,11 +1,12 @@
 """A reasoning verdict read from the decode's KV cache (judges/kv_reuse.py) vs prefilling prompt + thinking again,
-on the real SmolLM2-135M-Instruct (CPU: the plain generate path keeps its cache)."""
+on the real SmolLM2-135M-Instruct (CPU: the plain generate path keeps its cache; the graph engine, eager on CPU,
+keeps a copy of its KV with HFBackend.engine_kv_verdict)."""
 
 from __future__ import annotations
 
 import pytest
 
-from judgerl.judges import Judge, JudgeRequest, JudgeSpec
+from judgerl.judges import Judge, JudgeRequest, JudgeSpec, phases
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,31 @@ def test_kv_reuse_gives_the_reprefill_verdicts(smollm2, spec, monkeypatch):
         assert max(abs(x - y) for x, y in zip(a.probs, b.probs)) < 1e-4
         assert a.expected == pytest.approx(b.expected, abs=1e-4)
     assert len({round(v.expected, 3) for v in reused}) > 1  # different requests, different verdicts
+
+
+@pytest.mark.parametrize("spec", [dict(batch_size=3, sampling={"max_new_tokens": 24}),
+                                  dict(batch_size=2, reuse_prefix=False,
+                                       sampling={"max_new_tokens": 16, "temperature": 1.0, "seed": 3})],
+                         ids=["greedy", "sampled-no-prefix-reuse"])
+def test_engine_kv_verdicts_equal_the_engines_reprefill(smollm2, spec):
+    """The graph engine's path (what CUDA runs; eager here): with engine_kv_verdict every verdict continues a copy of
+    the engine's KV, and equals the re-prefill's (the default) within 1e-4, same reasoning and tokens."""
+    model, tok = smollm2
+
+    def run(kv: bool):
+        j = Judge(JudgeSpec(mode="reasoning", cache=False, **spec), model=model, tokenizer=tok)
+        j.backend.fast, j.backend.engine_kv_verdict = True, kv
+        with phases.recording() as rec:
+            return j.judge(REQS), rec.counts
+
+    (reused, kv_counts), (again, counts) = run(True), run(False)
+    assert kv_counts.get("verdict_kv_rows") == 5 and "verdict_prefill_rows" not in kv_counts
+    assert counts.get("verdict_prefill_rows") == 5 and "verdict_kv_rows" not in counts
+    for a, b in zip(reused, again):
+        assert a.reasoning == b.reasoning and a.raw == b.raw and a.tokens_out == b.tokens_out
+        assert a.valid == b.valid and a.label == b.label
+        assert max(abs(x - y) for x, y in zip(a.probs, b.probs)) < 1e-4
+        assert a.expected == pytest.approx(b.expected, abs=1e-4)
 
 
 def test_verdict_logits_when_the_forced_ids_part_inside_the_prompt(smollm2):
