@@ -17,7 +17,7 @@ Rollout tok/s counts the completion tokens kept; its roofline is rows / (bytes a
 weights once + the KV cache at the mean context) / measured copy bandwidth. Judge tok/s = reasoning tokens
 generated in the step / judge time. `--standalone` also times the judge model's decode path alone at the
 in-loop batch and lengths (random prompts of the mean judge-prompt length, all rows to full length).
-`--replay` replays the judge requests of each judgerl arm's last step through the same Judge (same backend, batch
+`--replay` replays the judge requests of the last step of each arm judging on the engine through the same Judge (same backend, batch
 size, seed: the same tokens), warm, outside the loop, and reports in-loop / replay and replay / raw decode apart,
 with the replay's split into phases (judges/phases.py: render+tokenise, batch, prefill, decode, graph captures,
 detokenise, verdict ids, verdict forward, parse, backend thread hop, ledger writes; device synchronised at each
@@ -50,8 +50,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 JUDGERL_ARMS = {"new": ("engine", "engine"), "today": ("trl", "compile"),
                 "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine"),
                 "new_opt": ("engine", "engine")}
-# HFBackend class attributes an arm sets for its run (and its replay): judge options still off by default
-JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4}}
+# Options an arm sets for its run (and its replay), still off by default: HFBackend class attributes, and
+# judges/static_decode.py module settings (prefixed "static_decode.")
+JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4, "static_decode.ENTRY_HEADROOM": 256}}
+
+
+def set_options(options: dict) -> dict:
+    """Apply an arm's JUDGE_OPTIONS; returns what they replaced (apply it to restore)."""
+    from judgerl.judges import static_decode
+    from judgerl.judges.hf import HFBackend
+
+    saved = {}
+    for k, v in options.items():
+        owner, attr = (static_decode, k.split(".", 1)[1]) if k.startswith("static_decode.") else (HFBackend, k)
+        saved[k] = getattr(owner, attr)
+        setattr(owner, attr, v)
+    return saved
 
 
 def median(xs: list[float]) -> float | None:
@@ -313,21 +327,18 @@ def main() -> None:
             if judge_path == "engine" and not cuda and a.cpu_engine_judge:
                 HFBackend.fast = True
             options = JUDGE_OPTIONS.get(name, {})
-            saved = {k: getattr(HFBackend, k) for k in options}
-            for k, v in options.items():
-                setattr(HFBackend, k, v)
+            saved = set_options(options)
             split.judge_tokens = lambda n=name: ledger_tokens(tmp / n / "ledger.sqlite")
             s = train_policy(cfg(name, roll, a.steps), extra_callbacks=[cb])
             wall = time.perf_counter() - t0
-            if a.replay and split.requests:
+            if a.replay and split.requests and judge_path == "engine":
                 last = next(c for c in reversed(split.calls) if c["what"] == "judge")
                 replays[name] = replay_judge(torch, *split.requests[-1], last, tmp / f"replay_{name}.sqlite",
                                              a.replay_reps)
                 replays[name]["judge_options"] = options
                 print(json.dumps({"replay": name, **{k: v for k, v in replays[name].items() if k != "phases"}}),
                       flush=True)
-            for k, v in saved.items():
-                setattr(HFBackend, k, v)
+            set_options(saved)
             HFBackend.fast = None
             rollout = s["rollout"]
         else:  # plain TRL + a synchronous per-sample judge (same judge implementation, one at a time)

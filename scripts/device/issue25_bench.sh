@@ -12,6 +12,15 @@
 #          default new,today, + the judge alone) then, if time is left, the small shape (SMALL_ARMS, default
 #          new,today,trl). The trl arm at the long shape takes ~5 min (LONG_ARMS=new,today,trl, DEADLINE=600).
 #   all    part1 then part2 (a warm machine that still has /tmp/part00, or the converted model under /tmp/jc)
+#   part3  carry [device_carry/data/self-instruct, ENGINE_DIR] on a machine already set up (wheels in /tmp/site, the
+#          converted model under /tmp/jc: part2 or the study ran there): where the in-loop judge's time goes.
+#          GPU guard of the verdict read from the engine's KV (judge == plain-generate judge within 1e-3, both verdict
+#          paths; SKIP_TESTS=1 skips it); bench 3 long shape, arms LONG3_ARMS (default new,new_opt,today: new_opt =
+#          new with the judge options still off by default), --replay (each judgerl arm's last judge call again alone,
+#          warm: in-loop / replay, replay / raw decode, the call split into phases) --judge-phases (the same split for
+#          every in-loop call) --standalone engine; then bench 3 small shape (SMALL3_ARMS, default new,today,trl);
+#          then the trl arm at the long shape if ~330 s are left of DEADLINE. ~300 s without the long trl arm.
+#   part3trl  the trl arm at the long shape alone (~5 min; a call of its own when part3 left no room for it)
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
 E=${ENGINE_DIR:-device_carry/engine}
@@ -58,10 +67,48 @@ part2() {
     log "bench 3 small rc=$?"; tail -6 "$OUT/grpo_step_small.log"; }
 }
 
+warm_setup() {
+  [ -d /tmp/site/trl ] && [ -d /tmp/jc ] || { log "part3: no /tmp/site/trl or /tmp/jc: run part2 (or the study) first"; return 1; }
+  source scripts/device/setup.sh > "$OUT/setup3.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup3.log"; return 1; }
+  export PYTHONPATH=/tmp/site:$PWD/$E/src JUDGERL_SHARED_DATA=$PWD/device_carry/data
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+    git -C "$E" log -1 --format=%h 2>/dev/null; } >> "$OUT/issue25.log" 2>&1
+  log "warm setup done"
+}
+
+long_trl() {
+  timeout 360 python3 $E/bench/grpo_step.py --steps 2 --trl-steps 2 --arms trl --prompts 16 --generations 8 \
+    --completion 256 --judge-tokens 256 --judge-batch 128 --out "$OUT/grpo_step_long_trl3.json" > "$OUT/grpo_step_long_trl3.log" 2>&1
+  log "bench 3 long trl rc=$?"; tail -4 "$OUT/grpo_step_long_trl3.log"
+}
+
+part3() {
+  warm_setup || return 1
+  if [ -z "${SKIP_TESTS:-}" ] && fits 60 "GPU guard (engine-KV verdict)"; then
+    timeout 90 python3 -m pytest -q -p no:cacheprovider -c pyproject.toml --rootdir "$E" \
+      "$E/tests/judges/test_static_decode.py" -k "gpu_judge_scores" > "$OUT/gpu_tests3.log" 2>&1
+    log "GPU guard rc=$?"; tail -4 "$OUT/gpu_tests3.log"
+  fi
+  fits 150 "bench 3 long (part3)" && {
+    timeout ${LONG3_S:-240} python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG3_ARMS:-new,new_opt,today} \
+      --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 --standalone engine --replay \
+      --judge-phases --out "$OUT/grpo_step_long3.json" > "$OUT/grpo_step_long3.log" 2>&1
+    log "bench 3 long rc=$?"; grep -A16 "judge call of arm" "$OUT/grpo_step_long3.log" | head -60; tail -5 "$OUT/grpo_step_long3.log"; }
+  fits 100 "bench 3 small (part3)" && {
+    timeout $(( DEADLINE - (SECONDS - T0) - 5 < ${SMALL3_S:-200} ? DEADLINE - (SECONDS - T0) - 5 : ${SMALL3_S:-200} )) \
+      python3 $E/bench/grpo_step.py --steps ${SMALL_STEPS:-4} --trl-steps ${TRL_STEPS:-2} --arms ${SMALL3_ARMS:-new,today,trl} \
+      --prompts 4 --generations 8 --completion 64 --judge-tokens 128 --judge-batch 32 --standalone engine --replay \
+      --judge-phases --out "$OUT/grpo_step_small3.json" > "$OUT/grpo_step_small3.log" 2>&1
+    log "bench 3 small rc=$?"; tail -6 "$OUT/grpo_step_small3.log"; }
+  fits 330 "bench 3 long trl arm" && long_trl
+}
+
 case "$1" in
   part1) part1 ;;
   part2) part2 ;;
+  part3) part3 ;;
+  part3trl) warm_setup && fits 330 "bench 3 long trl arm" && long_trl ;;
   all) part1; part2 ;;
-  *) echo "usage: $0 part1|part2|all"; exit 2 ;;
+  *) echo "usage: $0 part1|part2|part3|part3trl|all"; exit 2 ;;
 esac
 log "done"

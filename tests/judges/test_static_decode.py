@@ -124,6 +124,23 @@ def test_kept_cache_holds_every_rows_kv_though_rows_left_the_batch(fused, monkey
             assert (got.values[i, :, cols] - want.values[i, :, cols]).abs().max() < 1e-5
 
 
+def test_entry_headroom_lets_a_longer_call_reuse_the_entry(monkeypatch):
+    """ENTRY_HEADROOM (opt-in): a call whose prompt is a little longer reuses the first call's cache (and, on CUDA,
+    its graphs) instead of a new entry; the tokens are those without headroom."""
+    from judgerl.judges import static_decode
+
+    model = tiny("llama", vocab=40, max_position_embeddings=1024)
+    short, long_ = batch(6, 100, 40, seed=4), batch(6, 120, 40, seed=5)
+    kw = dict(max_new_tokens=150, eos_token_ids=[7], pad_token_id=0)
+    plain = engine(model, True, monkeypatch)
+    want = [plain.generate(*b, **kw).tokens for b in (short, long_)]
+    assert list(plain.entries) == [(6, 256), (6, 512)]  # 250 then 270 columns: a second entry
+    monkeypatch.setattr(static_decode, "ENTRY_HEADROOM", 256)
+    roomy = engine(model, True, monkeypatch)
+    got = [roomy.generate(*b, **kw).tokens for b in (short, long_)]
+    assert list(roomy.entries) == [(6, 512)] and all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 def test_fused_and_unfused_engines_agree_when_sampling(monkeypatch):
     model = tiny("qwen2", vocab=60)
     ids, mask = batch(6, 10, 60, seed=2)

@@ -44,6 +44,10 @@ MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and gr
 MIN_BUCKET = 8        # smallest row bucket finished rows are compacted down to
 LEN_CHUNK = 128       # the fused step's attention reads the cache up to the next multiple of this past the slot
 WARM = 2              # eager warm-up steps before a capture (their writes are undone)
+# Tokens of headroom a new (rows, length) entry gets past the call that creates it, so that a later call a little
+# longer (a judge batch whose longest prompt grew) reuses its cache and graphs instead of a new entry whose graphs are
+# all captured again. Opt-in (0: as before) until bench 3 on a GPU shows it pays; it costs only cache memory.
+ENTRY_HEADROOM = 0
 
 
 def supported(model) -> bool:
@@ -165,9 +169,9 @@ class StaticDecoder:
 
     def _entry(self, rows: int, need: int, noise_width: int) -> _Entry:
         for (r, length), e in self.entries.items():  # reuse a cache that is long enough and not much longer
-            if r == rows and need <= length <= 2 * need + LEN_BUCKET and e.noise.shape[1] == noise_width:
+            if r == rows and need <= length <= 2 * need + LEN_BUCKET + ENTRY_HEADROOM and e.noise.shape[1] == noise_width:
                 return e
-        length = -(-need // LEN_BUCKET) * LEN_BUCKET
+        length = -(-(need + ENTRY_HEADROOM) // LEN_BUCKET) * LEN_BUCKET
         phases.count("new_entries")
         while len(self.entries) >= MAX_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
