@@ -17,9 +17,9 @@ Rollout tok/s counts the completion tokens kept; its roofline is rows / (bytes a
 weights once + the KV cache at the mean context) / measured copy bandwidth. Judge tok/s = reasoning tokens
 generated in the step / judge time. `--standalone` also times the judge model's decode path alone at the
 in-loop batch and lengths (random prompts of the mean judge-prompt length, all rows to full length).
-`--replay` replays the judge requests of the last step of each arm judging on the engine through the same Judge (same backend, batch
-size, seed: the same tokens), warm, outside the loop, and reports in-loop / replay and replay / raw decode apart,
-with the replay's split into phases (judges/phases.py: render+tokenise, batch, prefill, decode, graph captures,
+`--replay` replays the judge requests of the last step of each arm that judges on the engine, through the same
+Judge (same backend, batch size, seed: the same tokens), warm, outside the loop, and reports in-loop / replay and
+replay / raw decode apart, with the replay's split into phases (judges/phases.py: render+tokenise, batch, prefill, decode, graph captures,
 detokenise, verdict ids, verdict forward, parse, backend thread hop, ledger writes; device synchronised at each
 boundary). `--judge-phases` records the same split for every in-loop judge call (a few extra syncs a call).
 
