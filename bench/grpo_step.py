@@ -386,6 +386,8 @@ def main() -> None:
     for other in ("today", "trl"):
         if base and other in arms and arms[other]["step_s"]:
             res[f"{other}_over_new"] = arms[other]["step_s"] / base
+        if arms.get("new_opt", {}).get("step_s") and other in arms and arms[other]["step_s"]:
+            res[f"{other}_over_new_opt"] = arms[other]["step_s"] / arms["new_opt"]["step_s"]
     if base:  # steps in 25 minutes of one GPU: the first step (warm-up) once, then the median step
         first = arms["new"]["first_step_s"] or base
         res["steps_in_25_min"] = int(1 + max(0.0, 1500 - first) // base)
@@ -452,6 +454,7 @@ def print_breakdown(replays: dict) -> None:
 
 def standalone(torch, a, ledger: Path, rows: int, new_arm: dict) -> dict:
     """The judge model's decode path alone at the in-loop batch and lengths (bench 1's method)."""
+    from judgerl.judges import phases
     from judgerl.judges.decode import generate_ids
     from judgerl.model_loader import shared_model
 
@@ -484,7 +487,11 @@ def standalone(torch, a, ledger: Path, rows: int, new_arm: dict) -> dict:
             best = min(best, time.perf_counter() - t)
         out[path] = {"tok_s": rows * a.judge_tokens / best, "first_call_s": first}
         out[path]["in_loop_fraction"] = (new_arm["judge_tok_s"] or 0) / out[path]["tok_s"]
-        print(json.dumps({path: out[path]}), flush=True)
+        with phases.recording() as rec:  # one more call, split (prefill / decode / captures) like the replays
+            run()
+        out[path]["phases"] = rec.as_dict()
+        print(json.dumps({path: {k: v for k, v in out[path].items() if k != "phases"}}), flush=True)
+        print(f"  raw decode phases: {out[path]['phases']}", flush=True)
     return out
 
 
