@@ -60,7 +60,9 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
     (root / "analysis" / "cross_judge.json").write_text(json.dumps({
         "judges": ["sft-5000", "gold"], "trained_on": {"best": "sft-5000"}, "arena_judge": "arena-smollm2",
         "runs": {"best": {"final_step": 200, "base_step": 0, "n": 24, "scores": {"sft-5000": cell, "gold": cell},
-                          "arena": {"win_rate": {"value": 0.41, "lo": 0.3, "hi": 0.52}, "games": 48, "invalid_games": 0}}}}))
+                          "arena": {"win_rate": {"value": 0.41, "lo": 0.3, "hi": 0.52}, "games": 48, "invalid_games": 0}},
+                 # scored before gold_control was re-run from step 0 to 200: its row must not pass for the new run's
+                 "gold_control": {"final_step": 105, "base_step": 0, "n": 24, "scores": {"sft-5000": cell, "gold": cell}}}}))
     summ = root / "policies" / "best" / "summary.json"  # the run's judge-call ledger, as run_policy writes it
     summ.write_text(json.dumps({**(json.loads(summ.read_text()) if summ.is_file() else {}), "steps": 200,
                                 "judge_calls": {"backend_calls": 6400, "tokens_in": 3200000, "tokens_out": 1280000,
@@ -79,6 +81,8 @@ def test_full_synthetic_study_renders_every_section(tmp_path):
     assert "| best | held out | step 105 |" in text and "of 1 without one, 0 false alarms" in text
     assert "| best (200) | 24 | 6.10 [5.90, 6.30]; Δ +1.10 [+0.90, +1.30] (own) |" in text
     assert "0.41 [0.30, 0.52] (0 invalid of 48)" in text
+    assert "| gold_control (105: an earlier run, replaced by the 200-step re-run, not yet scored) | 24 |" in text
+    assert "Rows marked *earlier run* (gold_control)" in text and "| best (200: an earlier" not in text
     assert "| best | sft-5000 | 6,400 | 500 | 200.0 | 31.2 | 3 |" in text  # gold_control has no ledger: no row
     gao_row = next(line for line in text.splitlines() if line.startswith("| best | 40 |"))
     assert "d* " in gao_row and "step 100" in gao_row

@@ -239,6 +239,17 @@ def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool
     return rec
 
 
+def mark_stale(cross: dict, runs: dict) -> dict:
+    """Cross-judge rows scored on answers of a step the run no longer ends at (the run was re-run from step 0 after
+    the matrix was computed) get `stale: True` and the run's `current_final_step`, so no table passes them off as
+    the current run's."""
+    for name, row in cross.get("runs", {}).items():
+        last = (runs.get(name) or {}).get("last_step")
+        if last is not None and row.get("final_step") != last:
+            row["stale"], row["current_final_step"] = True, last
+    return cross
+
+
 def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: bool | str = True,
             alarm_settings: Path | None = None) -> dict:
     """analysis/study.json and the figures from a study run_dir. `alarm_settings`: the tuned alarm settings file
@@ -277,7 +288,7 @@ def analyze(cfg: StudyConfig, root: Path, log: Callable[[str], None], distance: 
         log(f"with the template input: {t['on_time']} on time, {t['early']} early, {t['late']} late, {t['missed']} "
             f"missed, {t['false_alarms']} false alarms")
     if (out / "cross_judge.json").is_file():
-        res["cross_judge"] = json.loads((out / "cross_judge.json").read_text(encoding="utf-8"))
+        res["cross_judge"] = mark_stale(json.loads((out / "cross_judge.json").read_text(encoding="utf-8")), res["runs"])
     (out / "study.json").write_text(json.dumps(res, indent=2, default=float), encoding="utf-8")
     res["figures"] = draw_all(res, out)
     return {"runs": sorted(res["runs"]), "figures": res["figures"]}

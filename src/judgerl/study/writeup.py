@@ -190,10 +190,16 @@ def cross_judge_table(study: dict) -> str:
         if len(head) > len(judges) + 2:
             a = r.get("arena")
             cells.append(f"{ci(a['win_rate'])} ({a['invalid_games']} invalid of {a['games']})" if a else "–")
-        body.append([f"{name} ({r['final_step']})", r["n"]] + cells)
+        label = (f"{name} ({r['final_step']}: an earlier run, replaced by the {r['current_final_step']}-step re-run, "
+                 f"not yet scored)" if r.get("stale") else f"{name} ({r['final_step']})")
+        body.append([label, r["n"]] + cells)
     note = (f"Each cell: the judge's mean score of the run's final held-out answers; Δ = paired change vs the "
             f"base policy's step-0 answers to the same prompts (95% CI over prompts). Arena: {cj.get('arena_judge', '–')}, "
             f"Arena-Hard prompt, both orders, 0.5 = tie with the base.")
+    stale = [n for n, r in cj["runs"].items() if r.get("stale")]
+    if stale:
+        note += (f" Rows marked *earlier run* ({', '.join(stale)}) were scored on the final answers of a run that was "
+                 f"later re-run from step 0; their current runs' answers are not in this matrix yet.")
     return note + "\n\n" + table(head, body)
 
 
