@@ -10,6 +10,7 @@ it, the label comes from the strict parser on the free-form output.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,10 @@ from judgerl.model_loader import local_cuda_index, shared_model
 # All in-process model work runs on one long-lived thread: CUDA-graph trees (the fast decode path) keep
 # per-thread state, so graphs recorded on this thread are replayed here, whichever event loop calls.
 _MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-model")
+# A caller that runs judges beside another workload in the same process (the quickstart's second lane) sets its own
+# one-thread executor here, so that its judge calls do not queue behind the other workload's on _MODEL_THREAD.
+MODEL_EXECUTOR: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("judgerl_model_executor",
+                                                                                            default=None)
 
 
 def init_cudagraph_tls() -> None:
@@ -54,7 +59,7 @@ def _on_model_thread(fn):
         if torch.cuda.is_available():
             torch.cuda.set_device(local_cuda_index())  # the current device is per thread
         return fn()
-    return asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, work)
+    return asyncio.get_running_loop().run_in_executor(MODEL_EXECUTOR.get() or _MODEL_THREAD, work)
 
 
 def forced_prefix(tok, key: str, probe: int) -> str:

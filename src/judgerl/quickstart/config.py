@@ -77,6 +77,8 @@ class QuickstartConfig(BaseModel):
     probe_items: int | None = Field(None, ge=1, description="Honest answers the probes attack.")
     probe_attacks: list[str] | None = Field(None, description="Attack names (evaluation/attacks/default.yaml).")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples (over prompts) for the 95% intervals.")
+    lanes: Literal[1, 2] = Field(2, description="2: labels, judge agreement and probes run on a second thread beside "
+                                 "the policy runs, one torch thread each (quickstart/lanes.py); 1: one stage at a time.")
 
     @model_validator(mode="after")
     def _fill(self) -> "QuickstartConfig":

@@ -101,7 +101,10 @@ class Quickstart:
             model_loader.trim_cpu_judges, model_loader.memo_judge_heads = was
 
     def _run(self) -> dict:
+        import torch
+
         from judgerl.config import dump_yaml
+        from judgerl.quickstart.lanes import Lanes, ThreadSync
         import judgerl.quickstart.judges as judges
         import judgerl.quickstart.policies as policies
         import judgerl.quickstart.summary as summary
@@ -110,9 +113,6 @@ class Quickstart:
         self.root.mkdir(parents=True, exist_ok=True)
         dump_yaml(c, self.p("config.yaml"))
         sets = self.prompt_sets()
-        S.run("labels", self.p("labels"), {"source": c.heldout_answers, "n": c.agreement_items, "check": c.gold_check,
-                                           "seed": c.seed, "gold": self.gold_spec().fingerprint(),
-                                           "prompts": sets["label_test"]}, [], lambda r: self.labels(sets))
         deps = []
         if c.trains_judge():
             S.run("train-judge", self.p("judges", "trained"), {"labels": c.train_labels, "steps": c.train_steps,
@@ -124,18 +124,31 @@ class Quickstart:
         free_memory()  # merging a shipped adapter loads its base
         gold = self.gold_spec()
         roles = {k: source_name(v) for k, v in c.judge_sources().items()}
+        probe_specs = [specs[roles["weak"]], specs[roles["reasoning"]], gold]
+
+        def side():  # what the policy runs do not need: labels, agreement, probes
+            S.run("labels", self.p("labels"), {"source": c.heldout_answers, "n": c.agreement_items,
+                                               "check": c.gold_check, "seed": c.seed, "gold": gold.fingerprint(),
+                                               "prompts": sets["label_test"]}, [], lambda r: self.labels(sets))
+            S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
+                  lambda r: self.eval_judges(specs), owns_folder=False)
+            S.run("probes", self.p("probes"), {"items": c.probe_items, "attacks": c.probe_attacks, "seed": c.seed,
+                                               "judges": [s.fingerprint() for s in probe_specs]}, deps,
+                  lambda r: self.probes(probe_specs))
+
+        lanes = Lanes(torch.get_num_threads()) if c.lanes == 2 else None
+        if lanes is not None:  # the side lane beside the policy runs (lanes.py)
+            lanes.side(side)
         for name in policies.RUNS:
             judge = gold if name == "gold" else specs[roles[name]]
             folder = self.p("policies", name)
             pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
+            cb = [ThreadSync(lanes)] if lanes is not None else []
+            if lanes is not None:
+                lanes.sync()
             S.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
-                  lambda r, n=name, j=judge, f=folder: policies.train(c, n, j, gold, self.p("prompts"), f))
-        S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
-              lambda r: self.eval_judges(specs), owns_folder=False)
-        probe_specs = [specs[roles["weak"]], specs[roles["reasoning"]], gold]
-        S.run("probes", self.p("probes"), {"items": c.probe_items, "attacks": c.probe_attacks, "seed": c.seed,
-                                           "judges": [s.fingerprint() for s in probe_specs]}, deps,
-              lambda r: self.probes(probe_specs))
+                  lambda r, n=name, j=judge, f=folder, cb=cb: policies.train(c, n, j, gold, self.p("prompts"), f, cb))
+        lanes.join() if lanes is not None else side()
         s = summary.write(self.root, roles, time.perf_counter() - t0)
         from judgerl.report import build_report
 

@@ -12,8 +12,9 @@ After every stage the memory it used is given back (`free_memory`): the shared-m
 next stage loads the models it needs, ~1 s each for SmolLM2 from the page cache), reference cycles are collected
 (a TRL trainer and its callbacks hold the policy, its optimizer state and the judges) and freed heap pages are
 returned to the OS. Without it every judge and gold model of earlier stages stayed loaded beside the next policy
-run. The stage record keeps its wall and CPU seconds (all threads; on a shared machine the CPU seconds are the
-figure that does not stretch with the load), the process's peak RSS so far and its RSS after the stage was freed.
+run. The stage record keeps its wall and CPU seconds (the process's, all threads: while the quickstart's two lanes
+run side by side they include the other lane's; on a shared machine the CPU seconds are the figure that does not
+stretch with the load), the process's peak RSS so far and its RSS after the stage was freed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -33,15 +36,73 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class _Routed:
+    """sys.stdout while quiet: library prints go to the log file, the stage lines (`on_console`) to the console."""
+
+    def __init__(self, log, console):
+        self.log, self.console = log, console
+
+    def _to(self):
+        return self.console if getattr(_CONSOLE, "on", False) else self.log
+
+    def write(self, s):
+        return self._to().write(s)
+
+    def flush(self):
+        self._to().flush()
+
+    def __getattr__(self, name):
+        return getattr(self._to(), name)
+
+
+_CONSOLE = threading.local()
+_QUIET = {"depth": 0, "undo": None}
+_QUIET_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def on_console():
+    """Within `quiet`, this thread's prints (the stage lines) go to the console."""
+    was = getattr(_CONSOLE, "on", False)
+    _CONSOLE.on = True
+    try:
+        yield
+    finally:
+        _CONSOLE.on = was
+
+
 @contextlib.contextmanager
 def quiet(log_path: Path):
-    """Send library output (stdout prints, progress bars, logger and Python warnings) to `log_path`."""
+    """Send library output (stdout prints, progress bars, logger and Python warnings) to `log_path`. Re-entrant and
+    shared by threads (the quickstart's two lanes): the first to enter sets it up, the last to leave undoes it."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            stack = contextlib.ExitStack()
+            f = stack.enter_context(_quiet(log_path))
+            _QUIET["undo"] = stack
+            _QUIET["file"] = f
+        _QUIET["depth"] += 1
+        f = _QUIET["file"]
+    try:
+        yield f
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0:
+                _QUIET.pop("file")
+                _QUIET.pop("undo").close()
+
+
+@contextlib.contextmanager
+def _quiet(log_path: Path):
     import transformers
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tf_log = transformers.utils.logging
     verbosity = tf_log.get_verbosity()
-    with open(log_path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), warnings.catch_warnings():
+    with open(log_path, "a", encoding="utf-8") as f, warnings.catch_warnings():
+        console = sys.stdout
+        sys.stdout = _Routed(f, console)
         handler = logging.StreamHandler(f)
         libs = [logging.getLogger(n) for n in ("transformers", "trl", "datasets", "accelerate", "peft", "huggingface_hub")]
         saved = [(lg, lg.propagate, list(lg.handlers)) for lg in libs]
@@ -55,6 +116,7 @@ def quiet(log_path: Path):
         try:
             yield f
         finally:
+            sys.stdout = console
             for lg, prop, handlers in saved:
                 lg.handlers, lg.propagate = handlers, prop
             tf_log.set_verbosity(verbosity)
@@ -106,13 +168,20 @@ def _hub_bars(on: bool) -> bool:
 
 
 class Stages:
-    """Run stages in order; skip those whose record says done with the same hash."""
+    """Run stages, skipping those whose record says done with the same hash. Two threads may run stages at once (the
+    quickstart's lanes): each line is numbered when its stage ends."""
 
     def __init__(self, log: Callable[[str], None], log_path: Path, total: int):
         self.log, self.log_path, self.total = log, log_path, total
         self.hashes: dict[str, str] = {}
         self.status: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _line(self, name: str, status: str, text: str) -> None:
+        with self._lock, on_console():
+            self.status[name] = status
+            self.log(f"[{len(self.status)}/{self.total}] {name}{text}")
 
     def run(self, name: str, folder: Path, config: dict, deps: list[str], fn: Callable[[bool], str | None],
             owns_folder: bool = True) -> None:
@@ -121,10 +190,8 @@ class Stages:
         rec_path = folder / f"stage-{name}.json"
         rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
         self.hashes[name] = h
-        k = len(self.status) + 1
         if rec and rec["hash"] == h and rec["status"] == "done":
-            self.status[name] = "skipped"
-            self.log(f"[{k}/{self.total}] {name}: up to date, skipped ({rec.get('result') or folder})")
+            self._line(name, "skipped", f": up to date, skipped ({rec.get('result') or folder})")
             return
         resume = bool(rec and rec["hash"] == h)  # same config, interrupted: the stage may continue
         if rec and not resume and owns_folder and folder.exists():
@@ -141,5 +208,5 @@ class Stages:
         rec.update(status="done", seconds=round(sec, 1), cpu_seconds=round(cpu, 1), finished=time.time(),
                    result=result, peak_rss_gb=peak, rss_after_gb=rss_gb()[1])
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
-        self.status[name], self.seconds[name] = "ran", sec
-        self.log(f"[{k}/{self.total}] {name} ({sec:.0f} s): {result or 'done'}")
+        self.seconds[name] = sec
+        self._line(name, "ran", f" ({sec:.0f} s): {result or 'done'}")

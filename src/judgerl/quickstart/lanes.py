@@ -1,0 +1,90 @@
+"""The quickstart's two lanes: the policy runs on the calling thread, the stages that do not need them (labels,
+judge agreement, probes) beside them on a second thread, one torch thread each while both run.
+
+On 2 cores the loop's small CPU work (135M-parameter forwards over 8-16 rows, token-by-token decoding, TRL and
+tokenizer Python) gains little from a second intra-op thread: one quickstart policy run took 185 CPU-s at 1 torch
+thread and 229 at 2 on the same preset (bench/RESULTS.md section 7), so two one-thread lanes do more work per
+second than one two-thread lane. The side lane's judges get their own one-thread model executor
+(judges.hf.MODEL_EXECUTOR), so that they do not queue behind the policy runs' reward and monitor calls. When the
+side lane is done, the policy lane goes back to `threads` intra-op threads at its next GRPO step (`ThreadSync`).
+
+Thread counts are per thread in torch (OpenMP and MKL settings of the calling thread; a new thread starts from the
+last value set anywhere): `set_threads` sets the calling thread and the shared judge-model thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from transformers import TrainerCallback
+
+
+def set_threads(n: int) -> None:
+    """n intra-op threads for the calling thread and the shared judge-model thread (judges.hf._MODEL_THREAD)."""
+    import torch
+
+    from judgerl.judges.hf import _MODEL_THREAD
+
+    torch.set_num_threads(n)
+    _MODEL_THREAD.submit(torch.set_num_threads, n).result()
+
+
+class Lanes:
+    """`side(fn)` starts fn on the second lane; `sync()` (the policy lane, between steps) restores the threads once
+    the side lane is done; `join()` waits for it and re-raises its error."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._now = threads
+
+    def side(self, fn: Callable[[], None]) -> None:
+        set_threads(1)
+        self._now = 1
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="judgerl-quickstart-side", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        from judgerl.judges.hf import MODEL_EXECUTOR
+
+        torch.set_num_threads(1)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-side-model")
+        MODEL_EXECUTOR.set(executor)
+        try:
+            executor.submit(torch.set_num_threads, 1).result()
+            fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised by join() on the calling thread
+            self.error = e
+        finally:
+            executor.shutdown()
+            self.done.set()
+
+    def sync(self) -> None:
+        """Back to the full thread count once the side lane is done (called by the policy lane between steps)."""
+        if self.done.is_set() and self._now != self.threads:
+            set_threads(self.threads)
+            self._now = self.threads
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        self.sync()
+        if self.error is not None:
+            raise self.error
+
+
+class ThreadSync(TrainerCallback):
+    """Calls `Lanes.sync` at every GRPO step of a policy run."""
+
+    def __init__(self, lanes: Lanes):
+        self.lanes = lanes
+
+    def on_step_begin(self, args, state, control, **kw):
+        self.lanes.sync()
