@@ -63,3 +63,58 @@ def test_trim_heap_gives_a_threads_freed_tensors_back():
     before = _rss_mb()
     assert model_loader.trim_heap()
     assert before - _rss_mb() > 200
+
+
+def test_release_unused_keeps_the_models_another_stage_still_holds():
+    """The quickstart's lanes: a stage's clean-up forgets the shared models nobody holds, while one the other lane
+    is using stays shared (a later caller gets the same weights, not a second copy)."""
+    import gc
+
+    held = torch.nn.Linear(4, 4)
+    model_loader.clear()
+    model_loader.register("held", "causal", "cpu", "float32", held, "tok-a")
+    model_loader.register("dropped", "causal", "cpu", "float32", torch.nn.Linear(4, 4), "tok-b")
+    model_loader.register("plain", "causal", "cpu", "float32", object(), None)  # not weak-referenceable: forgotten
+    gc.disable()  # the release must collect on its own
+    try:
+        model_loader.release_unused()
+    finally:
+        gc.enable()
+    assert list(model_loader._REGISTRY.values()) == [(held, "tok-a")]
+    assert model_loader.shared_model("held", "causal", "cpu", "float32")[0] is held
+    model_loader.clear()
+
+
+def test_share_frozen_lends_a_same_checkpoint_models_weights_to_the_frozen_blocks():
+    """A policy whose lower blocks are frozen reads a judge's tensors for them when both come from one checkpoint:
+    same outputs, the trained blocks stay the policy's own, the judge does not change when the policy trains;
+    models that differ are left alone."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from judgerl.training.policy_grpo import freeze_below
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                      num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    judge = LlamaForCausalLM(cfg).eval()
+    policy = LlamaForCausalLM(cfg)
+    policy.load_state_dict(judge.state_dict())
+    freeze_below(policy, 1)
+    ids = torch.randint(0, 64, (2, 5))
+    before = policy(ids).logits.detach()
+    judged = judge(ids).logits.detach()
+    n = model_loader.share_frozen(policy, judge)
+    frozen = [n for n, p in policy.named_parameters() if not p.requires_grad]
+    assert n == sum(p.numel() * 4 for p in policy.parameters() if not p.requires_grad) > 0
+    theirs = dict(judge.named_parameters())
+    assert all(dict(policy.named_parameters())[k].data_ptr() == theirs[k].data_ptr() for k in frozen)
+    assert all(p.data_ptr() != theirs[k].data_ptr() for k, p in policy.named_parameters() if p.requires_grad)
+    assert torch.equal(policy(ids).logits, before)
+    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=1.0)
+    policy(ids, labels=ids).loss.backward()
+    opt.step()
+    assert not torch.equal(policy(ids).logits, before) and torch.equal(judge(ids).logits, judged)
+    other = LlamaForCausalLM(cfg)  # another checkpoint: its norms differ, nothing is shared
+    with torch.no_grad():
+        other.model.norm.weight.mul_(2)
+    assert model_loader.share_frozen(LlamaForCausalLM(cfg), other) == 0

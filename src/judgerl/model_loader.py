@@ -14,10 +14,13 @@ trained are never taken from it (a trainer owns and changes them).
 
 from __future__ import annotations
 
+import threading
+
 from judgerl import JudgerlError
 
 KINDS = ("causal", "reward")
 _REGISTRY: dict[tuple, tuple] = {}
+_REGISTRY_LOCK = threading.RLock()
 
 
 def local_cuda_index() -> int:
@@ -116,9 +119,52 @@ def _key(name: str, kind: str, device: str, dtype: str) -> tuple:
 def shared_model(name: str, kind: str = "causal", device: str = "auto", dtype: str = "auto"):
     """The process-wide (model, tokenizer) for inference, loaded on first use (left padding)."""
     key = _key(name, kind, device, dtype)
-    if key not in _REGISTRY:
-        _REGISTRY[key] = load_model(name, kind, device, dtype, padding_side="left")
-    return _REGISTRY[key]
+    with _REGISTRY_LOCK:  # two threads asking at once (the quickstart's lanes) get one copy
+        if key not in _REGISTRY:
+            _REGISTRY[key] = load_model(name, kind, device, dtype, padding_side="left")
+        return _REGISTRY[key]
+
+
+def release_unused() -> None:
+    """Forget the shared models that nothing else holds; those still in use (by another thread's stage) stay
+    shared, so that a later caller gets the same weights instead of a second copy."""
+    import gc
+    import weakref
+
+    with _REGISTRY_LOCK:
+        held = {}
+        for key, pair in _REGISTRY.items():
+            try:
+                held[key] = (weakref.ref(pair[0]), pair[1])
+            except TypeError:  # not weak-referenceable: forgotten
+                pass
+        _REGISTRY.clear()
+        pair = None
+        gc.collect()
+        for key, (ref, tok) in held.items():
+            if ref() is not None:
+                _REGISTRY[key] = (ref(), tok)
+
+
+def share_frozen(model, other) -> int:
+    """Make `model`'s frozen parameters use `other`'s tensors where both come from the same checkpoint (the caller
+    says so; names, shapes and dtypes must match, and the two final norms are compared): a policy whose lower blocks
+    are frozen and a judge of the same base model then hold those weights once. Returns the bytes shared."""
+    import torch
+
+    theirs = dict(other.named_parameters())
+    n = 0
+    with torch.no_grad():
+        pairs = [(p, theirs.get(name)) for name, p in model.named_parameters() if not p.requires_grad]
+        if any(q is None or q.shape != p.shape or q.dtype != p.dtype or q.device != p.device for p, q in pairs):
+            return 0
+        norm = [(p, theirs.get(name)) for name, p in model.named_parameters() if name.endswith("norm.weight")]
+        if not norm or not all(q is not None and torch.equal(p, q) for p, q in (norm[0], norm[-1])):
+            return 0
+        for p, q in pairs:
+            p.data = q.data
+            n += p.numel() * p.element_size()
+    return n
 
 
 def register(name: str, kind: str, device: str, dtype: str, model, tokenizer) -> None:
@@ -128,7 +174,8 @@ def register(name: str, kind: str, device: str, dtype: str, model, tokenizer) ->
 
 def clear() -> None:
     """Forget every shared model (tests; freeing memory between stages)."""
-    _REGISTRY.clear()
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()
 
 
 def trim_heap() -> bool:

@@ -140,12 +140,13 @@ def rss_gb() -> tuple[float, float | None]:
 
 
 def free_memory() -> None:
-    """Forget the shared models, collect reference cycles, give freed heap pages back to the OS (glibc)."""
+    """Forget the shared models no other stage is using (model_loader.release_unused: one the other lane still holds
+    stays shared), collect reference cycles, give freed heap pages back to the OS (glibc)."""
     import gc
 
     from judgerl import model_loader
 
-    model_loader.clear()
+    model_loader.release_unused()
     gc.collect()
     model_loader.trim_heap()
 

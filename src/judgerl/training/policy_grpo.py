@@ -146,6 +146,21 @@ def freeze_below(model, top: int | None) -> dict:
     return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad), "layers": top}
 
 
+def share_base(cfg: PolicyConfig, policy, spec: JudgeSpec, judge) -> int:
+    """A judge that is the policy's own base model (same checkpoint and dtype) lends the policy its weights for the
+    frozen blocks (model_loader.share_frozen), so they are held once: in the quickstart's run against the prompted
+    base model, 0.43 GB of a 135M policy's 0.54. Not for sharded or multi-process runs. Returns the bytes shared."""
+    import torch
+
+    from judgerl.model_loader import share_frozen
+
+    model = getattr(judge.backend, "model", None)
+    if (cfg.grpo.trainable_layers is None or spec.model_kind != "causal" or spec.model != cfg.policy
+            or int(os.environ.get("WORLD_SIZE", "1")) > 1 or not isinstance(model, torch.nn.Module)):
+        return 0
+    return share_frozen(policy, model)
+
+
 def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, train, callbacks: list):
     """GRPOTrainer with the rollout path `cfg.grpo.rollout` asks for (see training/rollout.py)."""
     import warnings
@@ -201,6 +216,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     trainable = freeze_below(policy, cfg.grpo.trainable_layers)
     with full_weights():  # judges are not sharded: whole on every rank
         reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
+    trainable["shared_with_judge_bytes"] = share_base(cfg, policy, v["judge"], reward_judge)
     reward = make_reward(reward_judge, cfg.reward, cfg.grpo.num_generations)
     train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])
     callbacks: list = [MetricsLogger(run)]
