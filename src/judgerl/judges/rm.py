@@ -6,7 +6,7 @@ template and no rubric are used. The Verdict carries `expected` = the raw reward
 float, not a 0–9 score), `label` None, `probs` None, `valid` True (False with `error` only for a
 non-finite reward). Rewards are comparable within one model only.
 
-Batched with right padding; the reward is read at the last real token (the classification head
+Batched (sorted by length) with right padding; the reward is read at the last real token (the classification head
 pools there via `config.pad_token_id`, which is set from the tokenizer when the checkpoint lacks it).
 """
 
@@ -46,25 +46,26 @@ class RewardModelBackend:
         self._lock = threading.Lock()
 
     def _rewards(self, requests: list[JudgeRequest]) -> list[Verdict]:
+        """Batches cut from the conversations sorted by length (on a CPU the padded positions cost as much as real
+        ones), right-padded here (the shared tokenizer is not touched: other threads may be using it)."""
         import torch
 
         t0 = time.perf_counter()
         # contents as plain text: a control-token string inside a prompt or response stays text
         texts = [chat_ids(self.tok, conversation(r), add_generation_prompt=False) for r in requests]
-        old_side = self.tok.padding_side
-        self.tok.padding_side = "right"
-        rewards: list[float] = []
-        lengths: list[int] = []
-        try:
-            for s in range(0, len(texts), self.spec.batch_size):
-                enc = self.tok.pad({"input_ids": texts[s:s + self.spec.batch_size]}, return_tensors="pt",
-                                   padding=True).to(self.model.device)
-                with torch.no_grad():
-                    logits = self.model(**enc).logits.float()
-                rewards.extend(logits[:, 0].cpu().tolist())
-                lengths.extend(enc["attention_mask"].sum(dim=1).cpu().tolist())
-        finally:
-            self.tok.padding_side = old_side
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        pad = self.tok.pad_token_id
+        rewards: list[float] = [0.0] * len(texts)
+        lengths = [len(t) for t in texts]
+        for s in range(0, len(order), self.spec.batch_size):
+            idx = order[s:s + self.spec.batch_size]
+            width = max(lengths[i] for i in idx)
+            ids = torch.tensor([texts[i] + [pad] * (width - lengths[i]) for i in idx], dtype=torch.long)
+            mask = torch.tensor([[1] * lengths[i] + [0] * (width - lengths[i]) for i in idx], dtype=torch.long)
+            with torch.no_grad():
+                logits = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)).logits
+            for i, r in zip(idx, logits.float()[:, 0].cpu().tolist()):
+                rewards[i] = r
         dt = (time.perf_counter() - t0) / max(1, len(requests))
         out = []
         for r, n in zip(rewards, lengths):

@@ -27,7 +27,9 @@ class Quickstart:
     def gold_spec(self):
         from judgerl.study.embedded import embedded_gold_spec
 
-        return embedded_gold_spec("cpu", 16, "gold")
+        from judgerl.quickstart.judges import DIRECT_BATCH
+
+        return embedded_gold_spec("cpu", DIRECT_BATCH, "gold")
 
     def prompt_sets(self) -> dict[str, list[str]]:
         """The study's prompt sets (short prompts only), written to prompts/<set>_prompts.jsonl."""
