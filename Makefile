@@ -11,9 +11,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0          # CPU build from local disk; never a CUDA download
-	$(PY) -m pip install -q -e ".[test]"
+	bash scripts/install_deps.sh $(PY)             # uv (pinned) or pip; torch the CPU build, never a CUDA download
 	rm -f .venv/.installed-*; touch $@
 
 models: venv
