@@ -79,7 +79,7 @@ def test_round_robin_spreads_over_prompts():
     assert round_robin(rows, 12, 0) == got and round_robin(rows, 100, 0).__len__() == 50
 
 
-def test_a_step_is_its_prompts_groups_trained_one_group_per_micro_batch(tmp_path):
+def test_a_step_is_its_prompts_groups_trained_half_a_group_per_micro_batch(tmp_path):
     from judgerl.judges.spec import JudgeSpec
     from judgerl.quickstart.config import QuickstartConfig
     from judgerl.quickstart.policies import policy_config
@@ -90,8 +90,9 @@ def test_a_step_is_its_prompts_groups_trained_one_group_per_micro_batch(tmp_path
     pc = PolicyConfig.model_validate(policy_config(cfg, "weak", JudgeSpec(), embedded_gold_spec("cpu", 16, "gold"),
                                                    tmp_path, tmp_path / "run"))
     g = pc.grpo
-    assert (g.per_device_train_batch_size, g.gradient_accumulation_steps) == (cfg.num_generations, cfg.prompts_per_step)
-    layout = check_group_layout(g, True, 1)
+    assert (g.per_device_train_batch_size, g.gradient_accumulation_steps) == (cfg.num_generations // 2,
+                                                                              2 * cfg.prompts_per_step)
+    layout = check_group_layout(g, False, 1)
     assert layout["prompts_per_step"] == cfg.prompts_per_step
     assert layout["generation_batch_size"] == cfg.prompts_per_step * cfg.num_generations
     from judgerl.training.policy_grpo import grpo_args

@@ -28,9 +28,11 @@ def policy_config(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) 
     return {"name": f"policy-{name}", "run_dir": str(run_dir), "policy": cfg.model, "judge": judge.model_dump(),
             "gold": gold.model_dump(), "reward": {"on_failure": "drop"},
             "grpo": {"learning_rate": cfg.learning_rate, "num_generations": g,
-                     # one group per micro-batch, the step's groups accumulated: the same update (token-level loss
-                     # over the accumulated batch) with half the training step's transient memory at 2 prompts
-                     "per_device_train_batch_size": g, "gradient_accumulation_steps": cfg.prompts_per_step,
+                     # micro-batches of half a group, accumulated: the same update (token-level loss over the
+                     # accumulated batch) with a quarter of the training step's transient memory at 2 prompts (the
+                     # other lane's judges run beside it)
+                     "per_device_train_batch_size": max(1, g // 2),
+                     "gradient_accumulation_steps": cfg.prompts_per_step * g // max(1, g // 2),
                      "max_steps": cfg.policy_steps,
                      "max_completion_length": cfg.completion_tokens, "temperature": cfg.temperature,
                      "loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.3, "beta": 0.0, "logging_steps": 1,
