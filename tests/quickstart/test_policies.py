@@ -92,7 +92,7 @@ def test_a_step_is_its_prompts_groups_trained_half_a_group_per_micro_batch(tmp_p
     g = pc.grpo
     assert (g.per_device_train_batch_size, g.gradient_accumulation_steps) == (cfg.num_generations // 2,
                                                                               2 * cfg.prompts_per_step)
-    layout = check_group_layout(g, False, 1)
+    layout = check_group_layout(g, True, 1)
     assert layout["prompts_per_step"] == cfg.prompts_per_step
     assert layout["generation_batch_size"] == cfg.prompts_per_step * cfg.num_generations
     from judgerl.training.policy_grpo import grpo_args
