@@ -21,6 +21,7 @@ from judgerl import JudgerlError
 KINDS = ("causal", "reward")
 _REGISTRY: dict[tuple, tuple] = {}
 _REGISTRY_LOCK = threading.RLock()
+_LOAD_LOCK = threading.Lock()
 
 
 def local_cuda_index() -> int:
@@ -84,7 +85,14 @@ def load_tokenizer(name: str, padding_side: str | None = None):
 
 def load_model(name: str, kind: str = "causal", device: str | None = "auto", dtype: str = "auto",
                padding_side: str | None = "left"):
-    """(model, tokenizer); a one-line JudgerlError when the model cannot be found or read."""
+    """(model, tokenizer); a one-line JudgerlError when the model cannot be found or read. One load at a time in a
+    process: transformers builds a model under process-wide init contexts (meta device, skipped init), so two
+    threads loading at once (the quickstart's lanes) could get each other's meta tensors."""
+    with _LOAD_LOCK:
+        return _load_model(name, kind, device, dtype, padding_side)
+
+
+def _load_model(name: str, kind: str, device: str | None, dtype: str, padding_side: str | None):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from judgerl.models import resolve

@@ -40,6 +40,7 @@ class Lanes:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._now = threads
+        self.stopping = False  # the policy lane failed: the side lane starts no further stage
 
     def side(self, fn: Callable[[], None]) -> None:
         set_threads(1)
@@ -78,6 +79,13 @@ class Lanes:
         self.sync()
         if self.error is not None:
             raise self.error
+
+    def abort(self) -> None:
+        """The policy lane failed: let the side lane finish its current stage, start no other, and wait for it."""
+        self.stopping = True
+        if self._thread is not None:
+            self._thread.join()
+        set_threads(self.threads)
 
 
 class ThreadSync(TrainerCallback):

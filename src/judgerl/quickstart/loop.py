@@ -97,6 +97,38 @@ class Quickstart:
             lifts += [f"{spec.name}/{a['attack']} {a['lift']:+.2f}" for a in res["attacks"] if a.get("lift") is not None]
         return f"{len(attacks)} attacks x {len(items)} answers; score lift " + ", ".join(lifts)
 
+    def side_stages(self, sets: dict, specs: dict, gold, probe_specs: list, deps: list[str], lanes) -> None:
+        """What the policy runs do not need: labels, agreement, probes (the side lane, or after the policy runs)."""
+        c, S = self.cfg, self.stages
+        runs = [("labels", self.p("labels"), {"source": c.heldout_answers, "n": c.agreement_items, "check": c.gold_check,
+                                              "seed": c.seed, "gold": gold.fingerprint(), "prompts": sets["label_test"]},
+                 [], lambda r: self.labels(sets), True),
+                ("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
+                 lambda r: self.eval_judges(specs), False),
+                ("probes", self.p("probes"), {"items": c.probe_items, "attacks": c.probe_attacks, "seed": c.seed,
+                                              "judges": [s.fingerprint() for s in probe_specs]}, deps,
+                 lambda r: self.probes(probe_specs), True)]
+        for name, folder, config, needs, fn, owns in runs:
+            if lanes is not None and lanes.stopping:  # the policy lane failed
+                return
+            S.run(name, folder, config, needs, fn, owns_folder=owns)
+
+    def policy_runs(self, specs: dict, roles: dict, gold, deps: list[str], lanes) -> None:
+        import judgerl.quickstart.policies as policies
+        from judgerl.quickstart.lanes import ThreadSync
+
+        c = self.cfg
+        for name in policies.RUNS:
+            judge = gold if name == "gold" else specs[roles[name]]
+            folder = self.p("policies", name)
+            pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
+            cb = [ThreadSync(lanes)] if lanes is not None else []
+            if lanes is not None:
+                lanes.sync()
+            self.stages.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
+                            lambda r, n=name, j=judge, f=folder, cb=cb: policies.train(c, n, j, gold, self.p("prompts"),
+                                                                                       f, cb))
+
     # -- everything
     def run(self) -> dict:
         from judgerl import model_loader
@@ -117,9 +149,8 @@ class Quickstart:
         import torch
 
         from judgerl.config import dump_yaml
-        from judgerl.quickstart.lanes import Lanes, ThreadSync
+        from judgerl.quickstart.lanes import Lanes
         import judgerl.quickstart.judges as judges
-        import judgerl.quickstart.policies as policies
         import judgerl.quickstart.summary as summary
 
         c, S, t0 = self.cfg, self.stages, time.perf_counter()
@@ -139,28 +170,19 @@ class Quickstart:
         roles = {k: source_name(v) for k, v in c.judge_sources().items()}
         probe_specs = [specs[roles["weak"]], specs[roles["reasoning"]], gold]
 
-        def side():  # what the policy runs do not need: labels, agreement, probes
-            S.run("labels", self.p("labels"), {"source": c.heldout_answers, "n": c.agreement_items,
-                                               "check": c.gold_check, "seed": c.seed, "gold": gold.fingerprint(),
-                                               "prompts": sets["label_test"]}, [], lambda r: self.labels(sets))
-            S.run("judges", self.p("judges"), {n: s.fingerprint() for n, s in specs.items()}, ["labels"] + deps,
-                  lambda r: self.eval_judges(specs), owns_folder=False)
-            S.run("probes", self.p("probes"), {"items": c.probe_items, "attacks": c.probe_attacks, "seed": c.seed,
-                                               "judges": [s.fingerprint() for s in probe_specs]}, deps,
-                  lambda r: self.probes(probe_specs))
-
         lanes = Lanes(torch.get_num_threads()) if c.lanes == 2 else None
+
+        def side():
+            self.side_stages(sets, specs, gold, probe_specs, deps, lanes)
+
         if lanes is not None:  # the side lane beside the policy runs (lanes.py)
             lanes.side(side)
-        for name in policies.RUNS:
-            judge = gold if name == "gold" else specs[roles[name]]
-            folder = self.p("policies", name)
-            pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
-            cb = [ThreadSync(lanes)] if lanes is not None else []
+        try:
+            self.policy_runs(specs, roles, gold, deps, lanes)
+        except Exception:
             if lanes is not None:
-                lanes.sync()
-            S.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
-                  lambda r, n=name, j=judge, f=folder, cb=cb: policies.train(c, n, j, gold, self.p("prompts"), f, cb))
+                lanes.abort()  # no stray thread left behind an in-process caller
+            raise
         lanes.join() if lanes is not None else side()
         s = summary.write(self.root, roles, time.perf_counter() - t0)
         from judgerl.report import build_report
