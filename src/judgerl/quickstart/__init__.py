@@ -1,11 +1,12 @@
 """`judgerl quickstart`: the paper's loop offline on two CPU cores, with numbers that carry signal.
 
-    labels (held-out gold) -> [train-judge] -> policy runs against the weak judge, the reasoning judge and the
-    gold itself (gold monitor + hacking alarm) -> judges (agreement, n >= 100, 95% CIs) -> probes -> summary, report
+    [train-judge] -> policy runs against the weak judge, the reasoning judge and the gold itself (gold monitor +
+    hacking alarm), and beside them (a second lane, lanes.py) labels (held-out gold) -> judges (agreement, n >= 100,
+    95% CIs) -> probes; then summary, report
 
 Modules: config (QuickstartConfig, size presets), data (prompt sets, held-out answers and labels), judges (judge
 sources, the CPU-trained judge, agreement), policies (the three GRPO runs, paired changes), summary (the five
-lines and the proxy-vs-gold figure), stages (skip/resume bookkeeping, quiet console), loop (the order).
+lines and the proxy-vs-gold figure), stages (skip/resume bookkeeping, quiet console), lanes (the second thread), loop (the order).
 
 Every model is SmolLM2-135M-Instruct: the gold is the package's Bradley-Terry reward model (a LoRA adapter on it,
 judgerl/study/gold_rm: 92% vs GPT-4-Turbo on held-out AlpacaEval pairs, 70% on MT-Bench expert votes), the judges

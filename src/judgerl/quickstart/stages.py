@@ -8,8 +8,9 @@ While a stage runs, the libraries' own chatter goes to <run_dir>/train.log inste
 TRL's per-step dicts (stdout), transformers/datasets/hub progress bars ("Loading weights", "Writing
 model shards"), their logger warnings and Python warnings. The console gets one line per stage.
 
-After every stage the memory it used is given back (`free_memory`): the shared-model registry is emptied (the
-next stage loads the models it needs, ~1 s each for SmolLM2 from the page cache), reference cycles are collected
+After every stage the memory it used is given back (`free_memory`): the shared models no other stage holds are
+forgotten (model_loader.release_unused; the next stage loads the models it needs, ~1 s each for SmolLM2 from the
+page cache, and one the other lane is using stays shared), reference cycles are collected
 (a TRL trainer and its callbacks hold the policy, its optimizer state and the judges) and freed heap pages are
 returned to the OS. Without it every judge and gold model of earlier stages stayed loaded beside the next policy
 run. The stage record keeps its wall and CPU seconds (the process's, all threads: while the quickstart's two lanes
