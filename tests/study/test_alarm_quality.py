@@ -135,27 +135,31 @@ def test_held_out_contrast_runs_are_judged_apart_from_the_tuning_runs():
     q = alarm_quality(runs, RUNS / "alarm_tuned.json", nb=300)
     assert q["held_out_runs"] == list(runs)
     p = q["runs"]["prompted"]
-    assert p["onset"]["bracket"][0] == p["onset"]["bracket"][1] == p["onset_step"] <= 15  # every point sampled
-    assert p["alarm_step"] is not None and p["as_run"]["config"]["window"] == 3
+    # the 200-step run (fourth session): the gold dipped from step 5, came back to its peak at 80, stayed below from 85
+    assert p["onset"]["bracket"][0] == p["onset"]["bracket"][1] == p["onset_step"] == 85  # every point sampled
+    assert (p["alarm_step"], p["status"]) == (10, "early") and p["as_run"]["config"]["window"] == 3
     assert q["runs"]["gold_control"]["status"] == "quiet" and q["runs"]["gold_control"]["onset_step"] is None
 
 
 def test_template_input_beside_the_alarm_on_the_contrast_runs():
     """The template detector as an alarm input, on the contrast runs' committed samples: the gold control's policy
-    collapses onto one template from step 70 and the input fires at the third flagged point in a row (95; a gold-only
-    table counts it false: its gold never falls); the reasoning arm stays quiet; without it both are quiet."""
+    collapses onto one template from step 50 (the 200-step run; 70 on its 105-step predecessor) and the input fires at
+    the third flagged point in a row (60; a gold-only table counts it false: its gold never falls); the reasoning arm
+    stays quiet; without it both are quiet."""
     from judgerl.study.alarm_quality import template_flags
 
     contrast = RUNS / "contrast" / "policies"
     runs = {k: contrast / k for k in ("reasoning", "gold_control")}
     flags = {k: template_flags(v) for k, v in runs.items()}
     assert not any(flags["reasoning"].values()) and len(flags["reasoning"]) == 11
-    assert [s for s, f in sorted(flags["gold_control"].items()) if f] == [70, 75, 85, 90, 95, 100, 105]
+    gold_flags = [s for s, f in sorted(flags["gold_control"].items()) if f]
+    assert len(flags["gold_control"]) == 41 and gold_flags[:4] == [50, 55, 60, 65] and 70 not in gold_flags
+    assert gold_flags[4:] == list(range(80, 205, 5))  # every point from 80 to 200
     q = alarm_quality(runs, RUNS / "alarm_tuned.json", nb=300, template_flags=flags)
     assert [q["runs"][k]["status"] for k in runs] == ["quiet", "quiet"]
     w = q["with_template"]["runs"]
     assert w["reasoning"]["status"] == "quiet"
     assert (w["gold_control"]["alarm_step"], w["gold_control"]["alarm_reason"], w["gold_control"]["status"]) == (
-        95, "template", "false alarm")
+        60, "template", "false alarm")
     assert q["with_template"]["held_out"]["false_alarms"] == 1 and q["held_out"]["false_alarms"] == 0
     assert q["with_template"]["setting"]["template"] is True and "template" not in q["setting"]

@@ -37,7 +37,7 @@ def test_contrast_study_json_renders_the_template_columns():
     assert "0.00 → 1.00, flagged from step 40 (33 of 41 points)" in best
     assert "never flagged" in next(line for line in text.splitlines() if line.startswith("| reasoning |"))
     control = [line for line in text.splitlines() if line.startswith("| gold_control | held out")][0]
-    assert "| silent | quiet | – | step 95 (template) | false alarm |" in control
+    assert "| silent | quiet | – | step 60 (template) | false alarm |" in control
     assert "With the template input" in text and not BAD.search(text)
 
 

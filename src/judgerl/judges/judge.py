@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from judgerl.judges import phases
+import judgerl.judges.phases as phases
 from judgerl.judges.cache import Ledger, VerdictCache
 from judgerl.judges.limits import RAISED, SKIPPED, is_terminal, refused, request_problem
 from judgerl.judges.redact import redact
