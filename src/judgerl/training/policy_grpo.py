@@ -167,14 +167,15 @@ def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, trai
 
     from trl import GRPOTrainer
 
+    from judgerl.training.epoch_order import order_by_epoch
     from judgerl.training.rollout import FastRollout, SeededRollout, unsupported
 
     kind = cfg.grpo.rollout
     rollout = SeededRollout(cfg.grpo.seed) if kind == "seeded" else FastRollout(cfg.grpo.seed) if kind != "trl" else None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
-        trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args, train_dataset=train,
-                              processing_class=tok, callbacks=callbacks, rollout_func=rollout)
+        trainer = order_by_epoch(GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args, train_dataset=train,
+                                             processing_class=tok, callbacks=callbacks, rollout_func=rollout))
     if kind == "seeded":
         trainer.judgerl_rollout = "seeded"
         return trainer
