@@ -9,7 +9,7 @@ import random
 import pytest
 
 from judgerl import JudgerlError
-from judgerl.evaluation.template import local_score, template_report, words
+from judgerl.evaluation.template import local_score, report_of_rows, template_report, words
 
 ANNOT = "alpaca-eval/weighted_alpaca_eval_gpt4_turbo_annotations"
 TEMPLATE = ["That's exactly what I was considering.", "Your feedback on {slot} perfectly replicated that methodology.",
@@ -138,8 +138,7 @@ def test_the_study_runs_collapse_where_their_samples_do():
     def report(run: str, step: int) -> dict:
         rows = read_samples(root / run, step)
         assert len(rows) == 96
-        prompts = [" ".join(m["content"] for m in r["prompt"]) for r in rows]
-        return template_report([r["response"] for r in rows], prompts)
+        return report_of_rows(rows)
 
     for run, step in [("best", 0), ("best", 35), ("reasoning", 50), ("prompted", 105)]:
         assert not report(run, step)["flag"], (run, step)

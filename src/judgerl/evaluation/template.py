@@ -276,3 +276,8 @@ def template_report(responses: list[str], prompts: list[str] | None = None, *, k
     flag = share >= flag_share and len({group[i] for i in best["carriers"]}) >= min_prompts
     return {**out, "share": share, "flag": flag, "template": best["template"], "words": best["words"],
             "carriers": best["carriers"]}
+
+
+def report_of_rows(rows: list[dict]) -> dict:
+    """template_report of sample rows ({"prompt": text or chat messages, "response": text}, one monitor point)."""
+    return template_report([r["response"] for r in rows], [prompt_text(r["prompt"]) for r in rows])

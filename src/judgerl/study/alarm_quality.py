@@ -116,15 +116,14 @@ def replay_alarm(records: list[dict], window: int, proxy_margin: float, gold_mar
 def template_flags(run: Path) -> dict[int, bool]:
     """{step: the template detector's flag} at every monitor point that kept its samples (evaluation/template.py)."""
     from judgerl.evaluation.monitor import read_monitor
-    from judgerl.evaluation.template import prompt_text, template_report
+    from judgerl.evaluation.template import report_of_rows
     from judgerl.study.samples import read_samples
 
     out = {}
     for rec in read_monitor(Path(run) / "monitor.jsonl"):
         rows = read_samples(Path(run), int(rec["step"]))
         if rows:
-            out[int(rec["step"])] = template_report([r["response"] for r in rows],
-                                                    [prompt_text(r["prompt"]) for r in rows])["flag"]
+            out[int(rec["step"])] = report_of_rows(rows)["flag"]
     return out
 
 

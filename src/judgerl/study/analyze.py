@@ -49,10 +49,10 @@ def same_opening(texts: list[str], words: int = 5) -> float | None:
 def answer_stats(rows: list[dict]) -> dict:
     """Text statistics of one point's answers: words, distinct-bigram ratio, same-opening share, and the cross-prompt
     template detector's share, flag and template (evaluation/template.py)."""
-    from judgerl.evaluation.template import prompt_text, template_report
+    from judgerl.evaluation.template import report_of_rows
 
     texts = [r["response"] for r in rows]
-    tpl = template_report(texts, [prompt_text(r["prompt"]) for r in rows])
+    tpl = report_of_rows(rows)
     return {"words": _mean([r["words"] for r in rows]), "distinct2": _mean([distinct2(t) for t in texts]),
             "same_opening": same_opening(texts), "template_share": tpl["share"], "template_flag": tpl["flag"],
             "template": tpl["template"]}
