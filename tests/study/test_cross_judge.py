@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from judgerl import JudgerlError
-from judgerl.study.cross_judge import cross_judge_matrix, final_and_base
+from judgerl.study.cross_judge import cross_judge_matrix, final_and_base, keep_columns
 from judgerl.study.samples import read_samples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +33,29 @@ def test_a_run_with_one_sampled_point_and_no_judges_are_clear_errors(tmp_path):
         final_and_base(run)
     with pytest.raises(JudgerlError, match="no judges"):
         cross_judge_matrix({"weak": RUNS / "weak"}, {}, log=lambda m: None)
+
+
+def test_kept_columns_come_from_the_earlier_matrix_marked_with_their_step():
+    from judgerl.study.writeup import cross_judge_table
+
+    cell = {"final": {"value": 7.0, "lo": 6.9, "hi": 7.1}, "base": {"value": 7.1, "lo": 7.0, "hi": 7.2},
+            "change": {"value": -0.1, "lo": -0.2, "hi": 0.0}}
+    earlier = {"judges": ["prompted", "reasoning", "gold"],
+               "runs": {"a": {"final_step": 105, "n": 2, "scores": {"reasoning": cell, "gold": cell}},
+                        "b": {"final_step": 50, "n": 2, "scores": {"reasoning": cell, "gold": cell}}}}
+    new = {"judges": ["prompted", "gold"], "runs": {
+        "a": {"final_step": 200, "n": 2, "scores": {"prompted": cell, "gold": cell}},
+        "b": {"final_step": 50, "n": 2, "scores": {"prompted": cell, "gold": cell}},
+        "c": {"final_step": 10, "n": 2, "scores": {"prompted": cell, "gold": cell}}}}
+    res = keep_columns(new, earlier, ["reasoning"])
+    assert res["judges"] == ["prompted", "reasoning", "gold"] and res["kept_from_earlier"] == ["reasoning"]
+    assert res["runs"]["a"]["scores"]["reasoning"] == {**cell, "scored_step": 105}  # the earlier run's answers
+    assert res["runs"]["b"]["scores"]["reasoning"] == cell  # same final step: the same answers
+    assert "reasoning" not in res["runs"]["c"]["scores"]  # no earlier cell: left empty
+    assert cell.get("scored_step") is None  # the earlier matrix is not changed
+    text = cross_judge_table({"cross_judge": res})
+    assert text.count("[step-105 answers]") == 1 and "kept from an earlier matrix (reasoning not re-scored)" in text
+    assert keep_columns(new, earlier, []) is new and keep_columns(new, {}, ["reasoning"]) is new
 
 
 @pytest.mark.slow
@@ -57,3 +80,12 @@ def test_matrix_and_arena_with_real_smollm2_on_cpu(tmp_path):
     assert g["change"]["value"] > 0.5 and res["runs"]["prompted"]["scores"]["gold"]["change"]["value"] < 0
     a = res["runs"]["prompted"]["arena"]
     assert a["games"] == 6 and a["invalid_games"] == 0 and 0.0 < a["win_rate"]["value"] < 1.0
+    # a second matrix keeps the prompted column instead of re-scoring it, from the file the first one wrote
+    again = cross_judge_matrix(runs, {"gold": embedded_gold_spec("cpu", 8)}, out, nb=100, limit=3,
+                               log=lambda m: None, keep=["prompted"])
+    assert again["judges"] == ["prompted", "gold"] and again["kept_from_earlier"] == ["prompted"]
+    for run in runs:
+        assert again["runs"][run]["scores"]["prompted"] == res["runs"][run]["scores"]["prompted"]
+        assert again["runs"][run]["scores"]["gold"]["final"]["value"] == pytest.approx(
+            res["runs"][run]["scores"]["gold"]["final"]["value"], abs=1e-4)
+    assert json.loads(out.read_text())["kept_from_earlier"] == ["prompted"]

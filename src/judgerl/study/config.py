@@ -183,6 +183,10 @@ class StudyConfig(BaseModel):
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy GRPO runs against each judge and the gold control.")
     cross_judge_prompts: int | None = Field(None, ge=1, description="Cross-judge matrix: first n held-out monitor "
                                             "prompts per run (None = all; fewer for a CPU).")
+    cross_judge_keep: list[str] = Field(default_factory=list, description="Cross-judge matrix: judges whose column "
+                                        "is kept from the earlier analysis/cross_judge.json instead of re-scored "
+                                        "(a reasoning judge on a CPU); a kept cell scored on another final step "
+                                        "than the run's current one is marked with its `scored_step`.")
     distance_prompts: int | None = Field(None, ge=0, description="Analysis: monitor prompts per point whose answers "
                                          "the base model re-reads for the distance from base (None = all, 0 = skip).")
 

@@ -125,13 +125,36 @@ def arena_vs_base(judge, items: list[tuple], nb: int, seed: int = 0, category: s
             "judge": judge.spec.name}
 
 
+def keep_columns(res: dict, earlier: dict, keep: list[str]) -> dict:
+    """Add the `keep` judges' columns of an `earlier` matrix to `res`, in the earlier column order. A kept cell
+    whose answers came from another final step than the run's current one gets `scored_step` (that step)."""
+    kept = [j for j in earlier.get("judges", []) if j in keep and j not in res["judges"]]
+    if not kept:
+        return res
+    order = [j for j in earlier["judges"] if j in res["judges"] or j in kept]
+    res["judges"] = order + [j for j in res["judges"] if j not in order]
+    for name, row in res["runs"].items():
+        old = earlier.get("runs", {}).get(name) or {}
+        for j in kept:
+            cell = dict((old.get("scores") or {}).get(j) or {})
+            if cell and old.get("final_step") != row["final_step"]:
+                cell["scored_step"] = old.get("final_step")
+            if cell:
+                row["scores"][j] = cell
+    res["kept_from_earlier"] = kept
+    return res
+
+
 def cross_judge_matrix(runs: dict[str, Path], judges: dict, out: Path | None = None, arena=None, nb: int = 1000,
                        limit: int | None = None, cache_dir: Path | None = None,
-                       log: Callable[[str], None] = print, trained_on: dict[str, str] | None = None) -> dict:
+                       log: Callable[[str], None] = print, trained_on: dict[str, str] | None = None,
+                       keep: list[str] | None = None) -> dict:
     """The matrix (module docstring) of `runs` ({name: policy run folder}) under `judges` ({name: JudgeSpec or
     Judge}); `arena`: a JudgeSpec/Judge for the arena vs base (None: skip; "default": the embedded SmolLM2);
     `limit`: first n held-out prompts per run (small n on a CPU); `trained_on`: {run: judge name it trained
-    against}, marking the own-judge cell. Writes `out` (JSON) when given; returns the matrix."""
+    against}, marking the own-judge cell; `keep`: judges whose columns are copied from the matrix already at `out`
+    (keep_columns) instead of scored. Writes `out` (JSON) when given; returns the matrix."""
+    earlier = json.loads(out.read_text(encoding="utf-8")) if keep and out is not None and out.is_file() else {}
     if not judges:
         raise JudgerlError("cross-judge: no judges given")
     data = {k: final_and_base(Path(v), limit) for k, v in runs.items()}
@@ -149,6 +172,7 @@ def cross_judge_matrix(runs: dict[str, Path], judges: dict, out: Path | None = N
         for run, x in data.items():
             log(f"cross-judge: arena {run} (step {x['final_step']}) vs base, {len(x['items'])} prompts x 2 orders")
             res["runs"][run]["arena"] = arena_vs_base(judge, x["items"], nb)
+    res = keep_columns(res, earlier, keep or [])
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")

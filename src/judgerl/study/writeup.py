@@ -184,7 +184,8 @@ def cross_judge_table(study: dict) -> str:
         cells = []
         for j in judges:
             c = r["scores"].get(j) or {}
-            mark = " (own)" if own.get(name) == j else ""
+            mark = (" (own)" if own.get(name) == j else "") + \
+                (f" [step-{c['scored_step']} answers]" if c.get("scored_step") is not None else "")
             cells.append(f"{ci(c['final'])}; Δ {ci(c['change'], 2, True)}{mark}" if "final" in c else
                          f"P(pref.) {ci(c.get('pref_over_base'))}{mark}")
         if len(head) > len(judges) + 2:
@@ -196,6 +197,10 @@ def cross_judge_table(study: dict) -> str:
     note = (f"Each cell: the judge's mean score of the run's final held-out answers; Δ = paired change vs the "
             f"base policy's step-0 answers to the same prompts (95% CI over prompts). Arena: {cj.get('arena_judge', '–')}, "
             f"Arena-Hard prompt, both orders, 0.5 = tie with the base.")
+    if any(c.get("scored_step") is not None for r in cj["runs"].values() for c in r["scores"].values()):
+        note += (" A cell marked *[step-N answers]* was kept from an earlier matrix (" +
+                 ", ".join(cj.get("kept_from_earlier") or []) + " not re-scored) and scored the answers of step N of "
+                 "an earlier run of that arm, not this run's final answers.")
     stale = [n for n, r in cj["runs"].items() if r.get("stale")]
     if stale:
         note += (f" Rows marked *earlier run* ({', '.join(stale)}) were scored on the final answers of a run that was "
