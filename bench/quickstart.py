@@ -96,6 +96,8 @@ def main() -> None:
                        str(run_dir)] + [x for s in a.sets for x in ("--set", s)]
                 r = timed(cmd, REPO, env, a.nice, tmp / "log.txt")
             r["stages_s"] = stage_split(run_dir)
+            lanes = run_dir / "cpu_lanes.json"  # CPU seconds per lane (quickstart/thread_cpu.py)
+            r["lanes"] = json.loads(lanes.read_text()) if lanes.is_file() else None
             log = (tmp / "log.txt").read_text(encoding="utf-8", errors="replace")
             r["summary"] = [x.strip() for x in log.split("\nSummary\n", 1)[-1].splitlines() if x.strip()][:5]
             r["console_lines"] = log.count("\n")

@@ -55,3 +55,34 @@ def test_the_side_lanes_error_is_raised_by_join(threads_restored):
     with pytest.raises(ValueError, match="side lane broke"):
         lanes.join()
     assert torch.get_num_threads() == 2
+
+
+def test_monitor_scoring_runs_on_the_side_lanes_executor_and_holds_the_policy_lane_at_one_thread(threads_restored):
+    seen, gate, side_gate = {}, threading.Event(), threading.Event()
+
+    def side():
+        seen["side_executor"] = MODEL_EXECUTOR.get()
+        side_gate.wait(10)
+
+    lanes = Lanes(2)
+    lanes.side(side)
+    scorer = lanes.scorer()
+    assert lanes.scorer() is scorer  # one scorer for every policy run
+
+    def job():
+        seen["job_executor"] = MODEL_EXECUTOR.get()
+        seen["job_threads"] = torch.get_num_threads()
+        gate.wait(10)
+
+    fut = scorer.submit(job)
+    side_gate.set()
+    lanes.done.wait(10)
+    lanes.sync()  # the side stages are done, a scoring job is not: one thread
+    assert scorer.busy() and torch.get_num_threads() == 1 and model_thread_count() == 1
+    gate.set()
+    fut.result(10)
+    lanes.sync()
+    assert torch.get_num_threads() == 2 and model_thread_count() == 2
+    assert seen["job_executor"] is seen["side_executor"] is lanes.executor and seen["job_threads"] == 1
+    lanes.join()
+    assert lanes.executor is None and MODEL_EXECUTOR.get() is None

@@ -13,6 +13,10 @@ and logs `monitor/*` through `Trainer.log`, so they reach report_to (tensorboard
 trainer_state.json. A pairwise judge scores a sample as its win probability against the base
 policy's step-0 response to the same prompt (both orders with `both_orders`).
 On resume, `restore(step)` reloads the records up to the checkpoint step and replays the alarm.
+With `scorer` set (evaluation/monitor_async.MonitorScorer) the training thread only answers the prompts and the
+scoring runs on the scorer's thread in step order (same records on the same answers, written when the scores land,
+logged through `Trainer.log` at the next step with `monitor/at_step`); `on_train_end` waits for them. Passes that
+must act at their own step (`on_trigger: stop`, `keep_best_gold`, sharded or multi-process policies) stay synchronous.
 """
 
 from __future__ import annotations
@@ -141,6 +145,8 @@ class GoldMonitor(TrainerCallback):
         # step 0 handed in by a caller that already ran it with the same base policy, prompts, decoding and gold
         # (the quickstart's later policy runs): {"responses": [...], "gold": [score dicts] | None, "from": str}
         self.shared_base: dict | None = None
+        self.scorer = None  # evaluation/monitor_async.MonitorScorer: score off the training thread
+        self._pending: list = []  # (step, Future) of passes being scored, in step order
 
     # ---- resume -----------------------------------------------------------------------------
     def restore(self, step: int) -> None:
@@ -165,9 +171,24 @@ class GoldMonitor(TrainerCallback):
             responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
         if self.bases is None:  # step 0 (or first pass): the base policy's answers are the reference
             self.bases = list(responses)
-        gold = (shared or {}).get("gold") or score(self.gold, self.prompts, responses, self.bases, c.both_orders)
-        proxy = gold if self._proxy_is_gold() else score(self.proxy, self.prompts, responses, self.bases, c.both_orders)
-        hits = [detect(r, b, c.length_ratio, c.min_extra_words) for r, b in zip(responses, self.bases)]
+        self.done_steps.add(step)
+        if self._scores_async():
+            bases, responses = list(self.bases), list(responses)
+            self._pending.append((step, self.scorer.submit(lambda: self._score(step, responses, shared, bases))))
+            return None
+        return self._score(step, responses, shared, self.bases)
+
+    def _scores_async(self) -> bool:
+        a = self.alarm.cfg
+        return (self.scorer is not None and self.gather is None and a.on_trigger != "stop" and not a.keep_best_gold
+                and (self.trainer is None or self.trainer.accelerator.num_processes == 1))
+
+    def _score(self, step: int, responses: list[str], shared: dict | None, bases: list[str]) -> dict:
+        """Score one pass's answers with the gold and the training judge, write its record, samples, alarm."""
+        c = self.cfg
+        gold = (shared or {}).get("gold") or score(self.gold, self.prompts, responses, bases, c.both_orders)
+        proxy = gold if self._proxy_is_gold() else score(self.proxy, self.prompts, responses, bases, c.both_orders)
+        hits = [detect(r, b, c.length_ratio, c.min_extra_words) for r, b in zip(responses, bases)]
         rows = [{"step": step, "prompt": p, "response": r, "proxy": pv["value"], "gold": gv["value"],
                  "words": words(r), "patterns": [d for d in DETECTORS if h[d]]}
                 for p, r, pv, gv, h in zip(self.prompts, responses, proxy, gold, hits)]
@@ -189,7 +210,6 @@ class GoldMonitor(TrainerCallback):
         self._write_samples(step, rows)
         self.run.log_metrics(rec, name="monitor.jsonl")
         self.records = [r for r in self.records if r["step"] != step] + [rec]
-        self.done_steps.add(step)
         event = self.alarm.update(step, rec["proxy_mean"], rec["gold_mean"], rec["template_flag"])
         if event is not None:
             self._flag(step, rows, event)
@@ -252,16 +272,11 @@ class GoldMonitor(TrainerCallback):
                 responses = generate(model, tok, self.prompts, c.max_new_tokens, c.temperature, c.batch_size)
         if step not in self.done_steps and state.is_world_process_zero:
             rec = self.evaluate(model, tok, step, responses)
-            if self.alarm.cfg.keep_best_gold:
-                self._save_best(model, tok, step, rec)
-            logs = {f"monitor/{k}": v for k, v in rec.items() if k != "step" and isinstance(v, (int, float))}
-            if self.trainer is not None:
-                from transformers import Trainer
-
-                should_log = control.should_log  # CallbackHandler.on_log clears it; keep the step's own log
-                Trainer.log(self.trainer, logs)  # base log: log_history + report_to, not GRPO's metric flush
-                control.should_log = should_log
-            stop = rec["alarm"] and self.alarm.cfg.on_trigger == "stop"
+            if rec is not None:  # scored here (None: handed to the scorer, logged by `collect`)
+                if self.alarm.cfg.keep_best_gold:
+                    self._save_best(model, tok, step, rec)
+                self._log(rec, control)
+                stop = rec["alarm"] and self.alarm.cfg.on_trigger == "stop"
         if self.trainer is not None and self.trainer.accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
@@ -271,6 +286,25 @@ class GoldMonitor(TrainerCallback):
             control.should_training_stop = True
         return control
 
+    def _log(self, rec: dict, control, at_step: bool = False) -> None:
+        logs = {f"monitor/{k}": v for k, v in rec.items() if k != "step" and isinstance(v, (int, float))}
+        if at_step:  # scored asynchronously: logged at a later training step
+            logs["monitor/at_step"] = rec["step"]
+        if self.trainer is not None:
+            from transformers import Trainer
+
+            should_log = control.should_log  # CallbackHandler.on_log clears it; keep the step's own log
+            Trainer.log(self.trainer, logs)  # base log: log_history + report_to, not GRPO's metric flush
+            control.should_log = should_log
+
+    def collect(self, control, wait: bool = False):
+        """Log the passes the scorer has finished, in step order (all of them with `wait`); a scoring error is
+        raised here, on the training thread."""
+        while self._pending and (wait or self._pending[0][1].done()):
+            _step, fut = self._pending.pop(0)
+            self._log(fut.result(), control, at_step=True)
+        return control
+
     # ---- TrainerCallback hooks --------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kw):
         if self.cfg.enabled and state.global_step == 0:
@@ -278,11 +312,12 @@ class GoldMonitor(TrainerCallback):
         return control
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kw):
+        self.collect(control)
         if self.cfg.enabled and state.global_step % self.cfg.every_steps == 0:
             return self._pass(args, state, control, model, processing_class)
         return control
 
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kw):
         if self.cfg.enabled:  # the last step, unless already monitored
-            return self._pass(args, state, control, model, processing_class)
-        return control
+            control = self._pass(args, state, control, model, processing_class)
+        return self.collect(control, wait=True)  # the run's summary waits for its outstanding scores

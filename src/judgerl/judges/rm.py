@@ -81,6 +81,11 @@ class RewardModelBackend:
                     return self._rewards(requests)
                 finally:
                     model_loader.trim_after_judge_call(self.model)
+        from judgerl.judges.hf import MODEL_EXECUTOR
+
+        executor = MODEL_EXECUTOR.get()  # a caller's own model thread (the quickstart's side lane), else a worker
+        if executor is not None:
+            return await asyncio.get_running_loop().run_in_executor(executor, work)
         return await asyncio.to_thread(work)
 
     async def generate(self, messages: list[list[dict]], max_new_tokens: int | None = None,

@@ -8,6 +8,11 @@ second than one two-thread lane. The side lane's judges get their own one-thread
 (judges.hf.MODEL_EXECUTOR), so that they do not queue behind the policy runs' reward and monitor calls. When the
 side lane is done, the policy lane goes back to `threads` intra-op threads at its next GRPO step (`ThreadSync`).
 
+The policy runs' gold-monitor scoring (the training judge and the gold on each monitor point's answers) is handed
+to the side lane too: `scorer()` is an evaluation/monitor_async.MonitorScorer whose judges' model work runs on the
+side lane's model executor, queued with the side lane's own judge batches; the executor stays up until `join()`,
+after the policy runs. While a scoring job is outstanding after the side stages, the policy lane keeps one thread.
+
 Thread counts are per thread in torch (OpenMP and MKL settings of the calling thread; a new thread starts from the
 last value set anywhere): `set_threads` sets the calling thread and the shared judge-model thread.
 """
@@ -41,41 +46,63 @@ class Lanes:
         self._thread: threading.Thread | None = None
         self._now = threads
         self.stopping = False  # the policy lane failed: the side lane starts no further stage
+        self.executor = None  # the side lane's one-thread model executor (judges.hf.MODEL_EXECUTOR)
+        self._scorer = None
 
     def side(self, fn: Callable[[], None]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
         set_threads(1)
         self._now = 1
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-side-model")
+        self.executor.submit(torch.set_num_threads, 1).result()
         self._thread = threading.Thread(target=self._run, args=(fn,), name="judgerl-quickstart-side", daemon=True)
         self._thread.start()
 
     def _run(self, fn: Callable[[], None]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         import torch
 
         from judgerl.judges.hf import MODEL_EXECUTOR
 
         torch.set_num_threads(1)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-side-model")
-        MODEL_EXECUTOR.set(executor)
+        MODEL_EXECUTOR.set(self.executor)
         try:
-            executor.submit(torch.set_num_threads, 1).result()
             fn()
         except BaseException as e:  # noqa: BLE001 - re-raised by join() on the calling thread
             self.error = e
         finally:
-            executor.shutdown()
             self.done.set()
 
+    def scorer(self):
+        """The policy runs' monitor scorer on the side lane's model executor (one for all runs)."""
+        from judgerl.evaluation.monitor_async import MonitorScorer
+
+        if self._scorer is None:
+            self._scorer = MonitorScorer(self.executor, threads=1)
+        return self._scorer
+
     def sync(self) -> None:
-        """Back to the full thread count once the side lane is done (called by the policy lane between steps)."""
-        if self.done.is_set() and self._now != self.threads:
-            set_threads(self.threads)
-            self._now = self.threads
+        """Called by the policy lane between steps: back to the full thread count once the side lane is done and
+        no monitor scoring is outstanding; one thread while a scoring job runs beside it."""
+        want = self.threads if self.done.is_set() and not (self._scorer and self._scorer.busy()) else 1
+        if want != self._now:
+            set_threads(want)
+            self._now = want
+
+    def _close(self, cancel: bool = False) -> None:
+        if self._scorer is not None:
+            self._scorer.close(cancel)
+            self._scorer = None
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=cancel)
+            self.executor = None
 
     def join(self) -> None:
         if self._thread is not None:
             self._thread.join()
+        self._close()
         self.sync()
         if self.error is not None:
             raise self.error
@@ -85,6 +112,7 @@ class Lanes:
         self.stopping = True
         if self._thread is not None:
             self._thread.join()
+        self._close(cancel=True)
         set_threads(self.threads)
 
 

@@ -115,19 +115,30 @@ class Quickstart:
 
     def policy_runs(self, specs: dict, roles: dict, gold, deps: list[str], lanes) -> None:
         import judgerl.quickstart.policies as policies
+        from judgerl.judges.hf import _MODEL_THREAD, MODEL_EXECUTOR
         from judgerl.quickstart.lanes import ThreadSync
 
+        # the policy lane's judge work (hf and rm backends alike) on the judge-model thread, whose thread count the
+        # lanes set (an rm judge would otherwise run on asyncio worker threads)
+        token = MODEL_EXECUTOR.set(_MODEL_THREAD)
+        try:
+            self._policy_runs(specs, roles, gold, deps, lanes, policies, ThreadSync)
+        finally:
+            MODEL_EXECUTOR.reset(token)
+
+    def _policy_runs(self, specs, roles, gold, deps, lanes, policies, ThreadSync) -> None:
         c = self.cfg
         for name in policies.RUNS:
             judge = gold if name == "gold" else specs[roles[name]]
             folder = self.p("policies", name)
             pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
             cb = [ThreadSync(lanes)] if lanes is not None else []
+            scorer = lanes.scorer() if lanes is not None else None  # monitor scoring on the side lane
             if lanes is not None:
                 lanes.sync()
             self.stages.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
-                            lambda r, n=name, j=judge, f=folder, cb=cb: policies.train(c, n, j, gold, self.p("prompts"),
-                                                                                       f, cb))
+                            lambda r, n=name, j=judge, f=folder, cb=cb, sc=scorer: policies.train(
+                                c, n, j, gold, self.p("prompts"), f, cb, sc))
 
     # -- everything
     def run(self) -> dict:
@@ -153,7 +164,11 @@ class Quickstart:
         import judgerl.quickstart.judges as judges
         import judgerl.quickstart.summary as summary
 
+        from judgerl.quickstart.thread_cpu import ThreadCPU
+
         c, S, t0 = self.cfg, self.stages, time.perf_counter()
+        cpu = ThreadCPU()
+        cpu.start()
         self.root.mkdir(parents=True, exist_ok=True)
         dump_yaml(c, self.p("config.yaml"))
         sets = self.prompt_sets()
@@ -184,6 +199,7 @@ class Quickstart:
                 lanes.abort()  # no stray thread left behind an in-process caller
             raise
         lanes.join() if lanes is not None else side()
+        cpu.write(self.p("cpu_lanes.json"))  # CPU seconds per lane (thread_cpu.py)
         s = summary.write(self.root, roles, time.perf_counter() - t0)
         from judgerl.report import build_report
 

@@ -51,9 +51,11 @@ def policy_config(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path) 
                       "on_trigger": "log", "max_flagged": 10}}
 
 
-def train(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path, callbacks: list | None = None) -> str:
+def train(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path, callbacks: list | None = None,
+          scorer=None) -> str:
     """One run, fresh (a leftover partial run is cleared); returns the console line. `callbacks`: extra
-    TrainerCallbacks (the quickstart's thread-count sync, lanes.ThreadSync)."""
+    TrainerCallbacks (the quickstart's thread-count sync, lanes.ThreadSync); `scorer`: the monitor's scoring off the
+    policy lane (lanes.Lanes.scorer)."""
     from judgerl.training.policy_config import PolicyConfig
     from judgerl.training.policy_grpo import train_policy
 
@@ -61,7 +63,8 @@ def train(cfg, name: str, judge, gold, prompt_dir: Path, run_dir: Path, callback
         if not f.name.startswith("stage-"):
             shutil.rmtree(f) if f.is_dir() else f.unlink()
     pc = PolicyConfig.model_validate(policy_config(cfg, name, judge, gold, prompt_dir, run_dir))
-    summary = train_policy(pc, monitor_base=shared_step0(pc, name, run_dir), extra_callbacks=callbacks)
+    summary = train_policy(pc, monitor_base=shared_step0(pc, name, run_dir), extra_callbacks=callbacks,
+                           monitor_scorer=scorer)
     ch = paired_changes(run_dir, cfg.bootstrap, cfg.seed)
     ch["rollouts"] = summary["steps"] * cfg.prompts_per_step * cfg.num_generations
     ch["completion_tokens"] = cfg.completion_tokens

@@ -84,9 +84,11 @@ class MetricsLogger(TrainerCallback):
             self.run.log_metrics({"step": state.global_step, **logs})
 
 
-def _judges(run: RunDir, judge_spec: JudgeSpec, gold_spec: JudgeSpec | None, models: dict | None):
-    """Reward judge, monitor proxy judge (same backend object), gold judge; weights from the shared
-    registry (each model loaded once per process) unless `models` hands some in by role."""
+def _judges(run: RunDir, judge_spec: JudgeSpec, gold_spec: JudgeSpec | None, models: dict | None,
+            own_proxy: bool = False):
+    """Reward judge, monitor proxy judge (same backend object; with `own_proxy` its own backend on the same
+    weights, so that a monitor scored on another thread does not hold the reward's backend lock), gold judge;
+    weights from the shared registry (each model loaded once per process) unless `models` hands some in by role."""
     loaded: dict = dict(models or {})
 
     def weights(role: str, spec: JudgeSpec):
@@ -96,7 +98,8 @@ def _judges(run: RunDir, judge_spec: JudgeSpec, gold_spec: JudgeSpec | None, mod
 
     m, t = weights("judge", judge_spec)
     reward_judge = run.judge(judge_spec, "policy-reward", model=m, tokenizer=t)
-    proxy = run.judge(judge_spec, "monitor-proxy", backend=reward_judge.backend)
+    proxy = (run.judge(judge_spec, "monitor-proxy", model=m, tokenizer=t) if own_proxy else
+             run.judge(judge_spec, "monitor-proxy", backend=reward_judge.backend))
     gold = None
     if gold_spec is not None:
         gm, gt = weights("gold", gold_spec)
@@ -189,13 +192,15 @@ def build_trainer(cfg: PolicyConfig, policy, tok, reward_funcs: list, args, trai
 
 
 def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = None,
-                 extra_callbacks: list | None = None, monitor_base: dict | None = None) -> dict:
+                 extra_callbacks: list | None = None, monitor_base: dict | None = None,
+                 monitor_scorer=None) -> dict:
     """Validate, build the GRPOTrainer with the judge reward and the gold monitor, train, summarise.
 
     `models` optionally maps "judge" / "gold" to already loaded (model, tokenizer) pairs for hf judges;
     `extra_callbacks` are TrainerCallbacks (e.g. a wall-clock budget), run after the monitor;
     `monitor_base` is the monitor's step 0 computed by an earlier run of the same base policy, prompts, decoding
-    and gold (GoldMonitor.shared_base).
+    and gold (GoldMonitor.shared_base); `monitor_scorer` (evaluation/monitor_async.MonitorScorer) scores the
+    monitor's answers off the training thread (GoldMonitor.scorer).
     """
     from datasets import Dataset
 
@@ -216,7 +221,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     policy, tok = load_model(cfg.policy, "causal", device=None, dtype=cfg.grpo.policy_dtype)
     trainable = freeze_below(policy, cfg.grpo.trainable_layers)
     with full_weights():  # judges are not sharded: whole on every rank
-        reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models)
+        reward_judge, proxy, gold = _judges(run, v["judge"], v["gold"], models, own_proxy=monitor_scorer is not None)
     trainable["shared_with_judge_bytes"] = share_base(cfg, policy, v["judge"], reward_judge)
     reward = make_reward(reward_judge, cfg.reward, cfg.grpo.num_generations)
     train = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in v["prompts"]])
@@ -225,7 +230,7 @@ def train_policy(cfg: PolicyConfig, resume: bool = False, models: dict | None = 
     if cfg.monitor.enabled:
         held = [[{"role": "user", "content": p}] for p in v["heldout"]]
         monitor = GoldMonitor(run, held, proxy, gold, cfg.monitor, cfg.alarm)
-        monitor.shared_base = monitor_base
+        monitor.shared_base, monitor.scorer = monitor_base, monitor_scorer
         callbacks.append(monitor)
     callbacks += list(extra_callbacks or [])
     trainer = build_trainer(cfg, policy, tok, [reward], args, train, callbacks)
