@@ -6,7 +6,8 @@
 
 Modules: config (QuickstartConfig, size presets), data (prompt sets, held-out answers and labels), judges (judge
 sources, the CPU-trained judge, agreement), policies (the three GRPO runs, paired changes), summary (the five
-lines and the proxy-vs-gold figure), stages (skip/resume bookkeeping, quiet console), lanes (the second thread), loop (the order).
+lines and the proxy-vs-gold figure), stages (skip/resume bookkeeping, quiet console), lanes (the second thread; the policy runs' monitor scoring goes
+there too), thread_cpu (CPU seconds per lane, cpu_lanes.json), loop (the order).
 
 Every model is SmolLM2-135M-Instruct: the gold is the package's Bradley-Terry reward model (a LoRA adapter on it,
 judgerl/study/gold_rm: 92% vs GPT-4-Turbo on held-out AlpacaEval pairs, 70% on MT-Bench expert votes), the judges

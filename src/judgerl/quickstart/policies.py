@@ -8,7 +8,9 @@ rollouts are generated and scored together and trained one group per micro-batch
 2-step reasoning-judge run the peak RSS fell from 4.19 to 3.73 GB with the same changes to two decimals). The gold
 monitor answers the held-out monitor prompts greedily at step 0 and every `monitor_every` steps, scores them
 with the training judge and the gold, and the alarm fires when the judge's trend over 3 points rises by more
-than `proxy_margin` while the gold's falls by more than `gold_margin`.
+than `proxy_margin` while the gold's falls by more than `gold_margin`. With two lanes the policy lane only answers
+the monitor prompts; the judge and the gold score those answers on the side lane while training goes on
+(evaluation/monitor_async.py: the same records on the same answers), and a run ends once its scores have landed.
 
 Each run's change is paired: the last monitor point minus step 0 on the same prompts, per prompt, with a 95%
 bootstrap interval over prompts.
