@@ -57,7 +57,7 @@ def test_the_side_lanes_error_is_raised_by_join(threads_restored):
     assert torch.get_num_threads() == 2
 
 
-def test_monitor_scoring_runs_on_the_side_lanes_executor_and_holds_the_policy_lane_at_one_thread(threads_restored):
+def test_monitor_scoring_runs_on_its_own_executor_and_holds_the_policy_lane_at_one_thread(threads_restored):
     seen, gate, side_gate = {}, threading.Event(), threading.Event()
 
     def side():
@@ -83,6 +83,8 @@ def test_monitor_scoring_runs_on_the_side_lanes_executor_and_holds_the_policy_la
     fut.result(10)
     lanes.sync()
     assert torch.get_num_threads() == 2 and model_thread_count() == 2
-    assert seen["job_executor"] is seen["side_executor"] is lanes.executor and seen["job_threads"] == 1
+    ex = seen["job_executor"]
+    assert ex is not None and ex is not seen["side_executor"] and ex is not _MODEL_THREAD
+    assert seen["job_threads"] == 1 and ex.submit(torch.get_num_threads).result() == 1
     lanes.join()
     assert lanes.executor is None and MODEL_EXECUTOR.get() is None

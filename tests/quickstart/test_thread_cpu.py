@@ -18,7 +18,7 @@ def spin(seconds: float) -> None:
 def test_lanes_are_counted_by_thread_name(tmp_path):
     assert lane_of("MainThread") == lane_of("judgerl-model_0") == "policy"
     assert lane_of("judgerl-side-model_0") == lane_of("judgerl-quickstart-side") == "side"
-    assert lane_of("judgerl-monitor-score_0") == "scorer" and lane_of("asyncio_0") == "other"
+    assert lane_of("judgerl-monitor-score_0") == lane_of("judgerl-monitor-model_0") == "scorer" and lane_of("asyncio_0") == "other"
     cpu = ThreadCPU(every=0.05)
     cpu.start()
     t = threading.Thread(target=spin, args=(0.4,), name="judgerl-side-model_0")

@@ -9,8 +9,8 @@ flagged files are the same as the synchronous pass writes on the same answers (e
 scoring code, run in step order), they only land later. The run's `on_train_end` waits for every outstanding job.
 
 `model_executor`: where the judges' model work runs (judges.hf.MODEL_EXECUTOR, which the hf and rm backends
-use when it is set): the quickstart hands its side lane's one-thread executor in, so the monitor's judge forwards
-queue with the side lane's judge batches instead of taking CPU from the policy's lane.
+use when it is set): the quickstart hands in a one-thread executor of the scorer's own (quickstart/lanes.py), so the
+monitor's judge forwards neither queue behind the policy's reward calls nor behind the side lane's judge calls.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class MonitorScorer:
         from judgerl.judges.hf import MODEL_EXECUTOR
 
         if self.threads:
+            torch.get_num_threads()  # torch's lazy per-thread init first, else it resets the count at the first op
             torch.set_num_threads(self.threads)
         if self.model_executor is not None:
             MODEL_EXECUTOR.set(self.model_executor)  # this worker thread's context: its judges' model calls go there

@@ -8,10 +8,11 @@ second than one two-thread lane. The side lane's judges get their own one-thread
 (judges.hf.MODEL_EXECUTOR), so that they do not queue behind the policy runs' reward and monitor calls. When the
 side lane is done, the policy lane goes back to `threads` intra-op threads at its next GRPO step (`ThreadSync`).
 
-The policy runs' gold-monitor scoring (the training judge and the gold on each monitor point's answers) is handed
-to the side lane too: `scorer()` is an evaluation/monitor_async.MonitorScorer whose judges' model work runs on the
-side lane's model executor, queued with the side lane's own judge batches; the executor stays up until `join()`,
-after the policy runs. While a scoring job is outstanding after the side stages, the policy lane keeps one thread.
+The policy runs' gold-monitor scoring (the training judge and the gold on each monitor point's answers) leaves the
+policy lane too: `scorer()` is an evaluation/monitor_async.MonitorScorer with its own one-thread model executor, beside
+both lanes. (Queued on the side lane's executor, a point's scoring waited behind a whole judge's 100-answer
+agreement call, tens of CPU-seconds, and a run's end waited for it: measured, bench/RESULTS.md 7d.) While a scoring
+job is outstanding the policy lane keeps one thread.
 
 Thread counts are per thread in torch (OpenMP and MKL settings of the calling thread; a new thread starts from the
 last value set anywhere): `set_threads` sets the calling thread and the shared judge-model thread.
@@ -23,6 +24,16 @@ import threading
 from typing import Callable
 
 from transformers import TrainerCallback
+
+
+def pin_threads(n: int) -> None:
+    """n intra-op threads for the calling thread, kept when another thread changes its count later: torch sets a
+    thread's count from the last value set anywhere at the thread's first parallel call (its lazy init), so that
+    init is done first."""
+    import torch
+
+    torch.get_num_threads()
+    torch.set_num_threads(n)
 
 
 def set_threads(n: int) -> None:
@@ -48,25 +59,22 @@ class Lanes:
         self.stopping = False  # the policy lane failed: the side lane starts no further stage
         self.executor = None  # the side lane's one-thread model executor (judges.hf.MODEL_EXECUTOR)
         self._scorer = None
+        self._scorer_executor = None
 
     def side(self, fn: Callable[[], None]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        import torch
-
         set_threads(1)
         self._now = 1
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-side-model")
-        self.executor.submit(torch.set_num_threads, 1).result()
+        self.executor.submit(pin_threads, 1).result()
         self._thread = threading.Thread(target=self._run, args=(fn,), name="judgerl-quickstart-side", daemon=True)
         self._thread.start()
 
     def _run(self, fn: Callable[[], None]) -> None:
-        import torch
-
         from judgerl.judges.hf import MODEL_EXECUTOR
 
-        torch.set_num_threads(1)
+        pin_threads(1)
         MODEL_EXECUTOR.set(self.executor)
         try:
             fn()
@@ -76,11 +84,15 @@ class Lanes:
             self.done.set()
 
     def scorer(self):
-        """The policy runs' monitor scorer on the side lane's model executor (one for all runs)."""
+        """The policy runs' monitor scorer (one for all runs), its model work on its own one-thread executor."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from judgerl.evaluation.monitor_async import MonitorScorer
 
         if self._scorer is None:
-            self._scorer = MonitorScorer(self.executor, threads=1)
+            self._scorer_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-monitor-model")
+            self._scorer_executor.submit(pin_threads, 1).result()
+            self._scorer = MonitorScorer(self._scorer_executor, threads=1)
         return self._scorer
 
     def sync(self) -> None:
@@ -94,6 +106,7 @@ class Lanes:
     def _close(self, cancel: bool = False) -> None:
         if self._scorer is not None:
             self._scorer.close(cancel)
+            self._scorer_executor.shutdown()
             self._scorer = None
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=cancel)

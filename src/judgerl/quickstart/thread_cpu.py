@@ -4,8 +4,8 @@ The quickstart's wall time on an idle 2-core machine is set by its busiest lane,
 machine the lanes' CPU seconds are the figure that does not stretch with the load. A sampler thread reads every
 Python thread's user+system ticks once a second (a thread that ends loses at most its last second) and sums them by
 lane: policy = the calling thread (policy runs: rollouts, training, monitor answers) and the judge-model thread
-(its rewards); side = the side lane and its model executor (labels, agreement, probes and, with the asynchronous
-monitor, the monitor's scoring); scorer = the monitor scorer's own thread (its Python work); other = the rest of
+(its rewards); side = the side lane and its model executor (labels, agreement, probes); scorer = the asynchronous
+monitor scorer's thread and its model executor (the monitor's judge and gold scoring); other = the rest of
 the process's CPU (OpenMP workers of two-thread phases, asyncio worker threads, tokenizer pools). Linux only
 (elsewhere the file says so).
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 LANES = (("policy", ("MainThread", "judgerl-model_")), ("side", ("judgerl-quickstart-side", "judgerl-side-model")),
-         ("scorer", ("judgerl-monitor-score",)))
+         ("scorer", ("judgerl-monitor-",)))
 
 
 def lane_of(name: str) -> str:
