@@ -51,15 +51,16 @@ def test_run_resumed_at_an_epoch_boundary_equals_uninterrupted(tmp_path, shared_
     from judgerl.training.policy_grpo import train_policy
     from judgerl.training.policy_config import PolicyConfig
 
-    def cfg(folder, steps):
+    def cfg(folder, steps, save_steps):  # one checkpoint kept at a time (each is ~1.6 GB with Adam's state)
         return PolicyConfig.model_validate(cfg_dict(
-            folder, shared_data, smollm2_path, grpo={"max_steps": steps, "save_steps": 1, "seed": 0,
-                                                     "trl": {"lr_scheduler_type": "constant"}},
+            folder, shared_data, smollm2_path, grpo={"max_steps": steps, "save_steps": save_steps, "seed": 0,
+                                                     "save_total_limit": 1, "trl": {"lr_scheduler_type": "constant"}},
             monitor={"every_steps": 3}))
     models = {"judge": smollm2, "gold": smollm2}
-    train_policy(cfg(tmp_path / "a", 3), models=models)
-    train_policy(cfg(tmp_path / "b", 2), models=models)
-    train_policy(cfg(tmp_path / "b", 3), resume=True, models=models)
+    train_policy(cfg(tmp_path / "a", 3, 100), models=models)  # uninterrupted, no checkpoint
+    train_policy(cfg(tmp_path / "b", 2, 2), models=models)  # stops at checkpoint-2
+    assert [p.name for p in (tmp_path / "b" / "run" / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    train_policy(cfg(tmp_path / "b", 3, 2), resume=True, models=models)
     ref, got = trainer_steps(tmp_path / "a" / "run"), trainer_steps(tmp_path / "b" / "run")
     assert sorted(ref) == sorted(got) == [1, 2, 3]
     a, b = scored(tmp_path / "a" / "run"), scored(tmp_path / "b" / "run")
