@@ -35,6 +35,10 @@ def test_openrlhf_request_through_llama_judge(llama_server, tmp_path):
     expected = asyncio.run(reward([[{"role": "user", "content": p}] for p in prompts],
                                   [[{"role": "assistant", "content": c}] for c in responses]))
     assert None not in expected
-    assert body["rewards"] == pytest.approx(expected, abs=1e-6)
+    # llama-cpp-python re-evaluates only the tokens after the longest prefix shared with the request before, so the
+    # same request's digit logprobs depend on what came before it (another batch split of the quantised matmuls):
+    # the serve call and its twin differed by 0.032 on the 0-9 scale in one CI run (other tests' requests first).
+    # A wrong route (another prompt, a lost group, a failure score) is off by far more.
+    assert body["rewards"] == pytest.approx(expected, abs=0.1)
     assert body["extra_logs"]["judge_failed"] == [0.0, 0.0]
     assert service.judge.ledger.summary("serve")["backend_calls"] == 2
