@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from judgerl.study.analyze import cached_base_nll  # noqa: E402
+from judgerl.study.analyze import cached_base_nll, nll_items  # noqa: E402
 from judgerl.study.run import load_config  # noqa: E402
 from judgerl.study.samples import read_samples  # noqa: E402
 
@@ -48,8 +48,7 @@ def main() -> int:
             rows = read_samples(run, st)
             if not rows:
                 continue
-            items = [(s["prompt"][-1]["content"] if isinstance(s["prompt"], list) else s["prompt"], s["response"])
-                     for s in rows]  # as analyze.run_points reads them (distance_prompts = all)
+            items = nll_items(rows)  # as analyze.run_points reads them (distance_prompts = all)
             t = time.time()
             done = cached_base_nll(cfg, run, st, items, compute=False) is not None
             if not done:

@@ -111,6 +111,12 @@ def cached_base_nll(cfg: StudyConfig, run: Path, step: int, items: list[tuple[st
     return nll
 
 
+def nll_items(rows: list[dict]) -> list[tuple[str, str]]:
+    """(last user message, response) of a point's sample rows: what the base model re-reads for the distance (and
+    what base_nll.json's per-step key hashes)."""
+    return [(r["prompt"][-1]["content"] if isinstance(r["prompt"], list) else r["prompt"], r["response"]) for r in rows]
+
+
 def run_points(cfg: StudyConfig, run: Path, distance: bool | str) -> list[dict]:
     """Per monitor point with samples: judge, gold, their paired changes vs step 0, length, patterns and (distance:
     True computes missing base NLLs, "cached" uses only those already in base_nll.json) the distance from the base."""
@@ -130,7 +136,6 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool | str) -> list[dict]:
     points = []
     for st in steps:
         rows = samples[st]
-        prompt_text = [s["prompt"][-1]["content"] if isinstance(s["prompt"], list) else s["prompt"] for s in rows]
         pt = {"step": st, "n": len(rows),
               "proxy": cluster_bootstrap(rows, key, lambda rs: _mean([r["proxy"] for r in rs]), nb),
               "gold": cluster_bootstrap(rows, key, lambda rs: _mean([r["gold"] for r in rs]), nb),
@@ -146,7 +151,7 @@ def run_points(cfg: StudyConfig, run: Path, distance: bool | str) -> list[dict]:
             pt["kl"] = rec_of[st]["kl"]
         if distance:
             k = cfg.distance_prompts or len(rows)  # the same first k monitor prompts at every point
-            nll = cached_base_nll(cfg, run, st, list(zip(prompt_text, [r["response"] for r in rows]))[:k],
+            nll = cached_base_nll(cfg, run, st, nll_items(rows)[:k],
                                   compute=distance != "cached")
             if nll is not None:
                 pt["base_nll"] = _mean(nll)

@@ -135,12 +135,11 @@ def keep_columns(res: dict, earlier: dict, keep: list[str]) -> dict:
     res["judges"] = order + [j for j in res["judges"] if j not in order]
     for name, row in res["runs"].items():
         old = earlier.get("runs", {}).get(name) or {}
+        moved = old.get("final_step") != row["final_step"]
         for j in kept:
-            cell = dict((old.get("scores") or {}).get(j) or {})
-            if cell and old.get("final_step") != row["final_step"]:
-                cell["scored_step"] = old.get("final_step")
+            cell = (old.get("scores") or {}).get(j)
             if cell:
-                row["scores"][j] = cell
+                row["scores"][j] = {**cell, "scored_step": old.get("final_step")} if moved else dict(cell)
     res["kept_from_earlier"] = kept
     return res
 
