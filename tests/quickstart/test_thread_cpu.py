@@ -21,12 +21,15 @@ def test_lanes_are_counted_by_thread_name(tmp_path):
     assert lane_of("judgerl-monitor-score_0") == lane_of("judgerl-monitor-model_0") == "scorer" and lane_of("asyncio_0") == "other"
     cpu = ThreadCPU(every=0.05)
     cpu.start()
-    t = threading.Thread(target=spin, args=(0.4,), name="judgerl-side-model_0")
+    worked, done = threading.Event(), threading.Event()
+    t = threading.Thread(target=lambda: (spin(0.4), worked.set(), done.wait(60)), name="judgerl-side-model_0")
     t.start()
     spin(0.2)
-    time.sleep(0.2)  # the side thread is still alive at a sample after its work
-    t.join()
+    # the side thread has done its work and is still alive when the result samples it, however loaded the machine is
+    assert worked.wait(60)
     res = cpu.write(tmp_path / "cpu_lanes.json")
+    done.set()
+    t.join()
     assert json.loads((tmp_path / "cpu_lanes.json").read_text()) == res
     c = res["cpu_s"]
     assert 0.3 <= c["side"] <= 0.6 and 0.1 <= c["policy"] <= 0.5 and c["scorer"] == 0.0
