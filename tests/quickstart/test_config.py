@@ -27,3 +27,23 @@ def test_judge_source_switch_is_one_field():
 def test_unknown_judge_source_is_a_one_line_error(bad):
     with pytest.raises(JudgerlError, match="is not a judge source"):
         load_config(QuickstartConfig, None, [f"weak_judge={bad}"])
+
+
+def test_judge_dtype_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, tmp_path):
+    import torch
+
+    from judgerl.quickstart.judges import judge_dtype, spec_for
+    from judgerl.quickstart.loop import Quickstart
+
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        want = "bfloat16" if native else "float32"
+        cfg = QuickstartConfig(run_dir=str(tmp_path))
+        assert judge_dtype(cfg) == want
+        assert spec_for("prompted", cfg, tmp_path).dtype == want
+        assert Quickstart(cfg).gold_spec().dtype == want
+        for fixed in ("float32", "bfloat16"):  # an explicit setting wins over the CPU
+            assert judge_dtype(QuickstartConfig(judge_dtype=fixed)) == fixed
+    with pytest.raises(JudgerlError, match="judge_dtype"):
+        load_config(QuickstartConfig, None, ["judge_dtype=float16"])

@@ -46,6 +46,10 @@ class QuickstartConfig(BaseModel):
                                  "prompted-reasoning, shipped:<name>, trained or a judge.yaml.")
     extra_judges: list[str] | None = Field(None, description="Judges whose agreement is "
                                     "measured beside the two training judges (not trained against).")
+    judge_dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Weights of the judges and the "
+                                "gold RM on the CPU: auto = bfloat16 where the CPU multiplies bf16 natively "
+                                "(AVX512-BF16 or AMX: ~1.7x less CPU a verdict, bench/cpu_bf16.py; the study's judges "
+                                "and gold labels ran in bf16 on the GPU), else float32. Policies keep fp32 weights.")
     train_judge: bool = Field(False, description="Run the train-judge stage (LoRA SFT on gold labels of the base "
                               "policy's answers, on CPU) even when no judge source is `trained`.")
     # held-out agreement set

@@ -21,6 +21,7 @@ import random
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.quickstart.judges import judge_dtype
 
 
 STUDY_PROMPTS = Path("docs/experiments/reward_hacking/contrast/prompts")
@@ -65,12 +66,14 @@ def round_robin(rows: list[dict], n: int, seed: int) -> list[dict]:
     return out
 
 
-def gold_rewards(prompts: list[str], answers: list[str], cache: Path, ledger: Path) -> list[float | None]:
+def gold_rewards(prompts: list[str], answers: list[str], cache: Path, ledger: Path,
+                 dtype: str = "float32") -> list[float | None]:
     from judgerl.judges.judge import Judge
     from judgerl.judges.spec import JudgeRequest
     from judgerl.study.embedded import embedded_gold_spec
 
-    gold = Judge(embedded_gold_spec("cpu", 16, "gold"), cache=cache, ledger=ledger, stage="labels")
+    spec = embedded_gold_spec("cpu", 16, "gold").model_copy(update={"dtype": dtype})
+    gold = Judge(spec, cache=cache, ledger=ledger, stage="labels")
     vs = gold.judge([JudgeRequest(prompt=p, responses=[a]) for p, a in zip(prompts, answers)])
     return [v.expected if v.valid else None for v in vs]
 
@@ -90,11 +93,11 @@ def sample_answers(model: str, prompts: list[str], per_prompt: int, tokens: int,
              "response": a.strip()} for c, a in zip(chats, answers) if a.strip()]
 
 
-def label(rows: list[dict], cache: Path, ledger: Path) -> list[float]:
+def label(rows: list[dict], cache: Path, ledger: Path, dtype: str = "float32") -> list[float]:
     """Gold rewards into rows, labels = number of the rewards' own decile cuts at or below; returns the cuts."""
     from judgerl.study.labels import decile_cuts, to_label
 
-    rewards = gold_rewards([r["prompt"] for r in rows], [r["response"] for r in rows], cache, ledger)
+    rewards = gold_rewards([r["prompt"] for r in rows], [r["response"] for r in rows], cache, ledger, dtype)
     for r, g in zip(rows, rewards):
         r["gold_reward"] = g
     rows[:] = [r for r in rows if r["gold_reward"] is not None]
@@ -114,7 +117,7 @@ def heldout(cfg, sets: dict, folder: Path) -> dict:
         rows = round_robin([r for r in read_shipped(shipped) if r.get("split", "test") == "test"
                             and len(r["prompt"]) <= cfg.max_prompt_chars], cfg.agreement_items, cfg.seed)
         check = rows[:cfg.gold_check]
-        got = gold_rewards([r["prompt"] for r in check], [r["response"] for r in check], cache, ledger)
+        got = gold_rewards([r["prompt"] for r in check], [r["response"] for r in check], cache, ledger, judge_dtype(cfg))
         diffs = [abs(g - r["gold_reward"]) for g, r in zip(got, check) if g is not None]
         rec = {"source": str(shipped), "gold_check": {"n": len(diffs), "max_abs_diff": max(diffs, default=None)}}
     else:
@@ -125,7 +128,7 @@ def heldout(cfg, sets: dict, folder: Path) -> dict:
         rows = sample_answers(cfg.model, prompts, per, cfg.completion_tokens, cfg.seed)
         rows = round_robin(rows, cfg.agreement_items, cfg.seed)
         rec = {"source": "sampled here (base policy, T 1.0) and labelled by the embedded gold RM",
-               "decile_cuts": label(rows, cache, ledger)}
+               "decile_cuts": label(rows, cache, ledger, judge_dtype(cfg))}
     write_jsonl_atomic(folder / "heldout.jsonl", rows)
     rec.update(n=len(rows), prompts=len({r["item_id"] for r in rows}),
                histogram=[sum(r["score"] == k for r in rows) for k in range(10)])
@@ -141,7 +144,7 @@ def train_annotations(cfg, sets: dict, folder: Path) -> Path:
     per = max(1, -(-cfg.train_labels // max(1, len(prompts))))
     rows = sample_answers(cfg.model, prompts[:cfg.train_labels], per, cfg.completion_tokens, cfg.seed + 1)
     rows = round_robin(rows, cfg.train_labels, cfg.seed)
-    cuts = label(rows, folder / "cache.sqlite", folder / "ledger.sqlite")
+    cuts = label(rows, folder / "cache.sqlite", folder / "ledger.sqlite", judge_dtype(cfg))
     n_val = max(1, len(rows) // 8)
     ann = [{"item_id": r["item_id"], "prompt": r["prompt"], "response_idx": i, "response": r["response"],
             "score": r["score"], "expected": None, "reasoning": "", "valid": True,

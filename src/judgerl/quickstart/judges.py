@@ -85,6 +85,17 @@ def shipped_spec(name: str, base: str):
 DIRECT_BATCH, REASONING_BATCH = 4, 8
 
 
+def judge_dtype(cfg) -> str:
+    """The judges' and the gold RM's CPU weight dtype (QuickstartConfig.judge_dtype; auto: bfloat16 where the CPU has
+    native bf16 dot products, AVX512-BF16 or AMX, else float32: emulated bf16 would be slower than fp32)."""
+    if cfg.judge_dtype != "auto":
+        return cfg.judge_dtype
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bfloat16" if native else "float32"
+
+
 def spec_for(source: str, cfg, run_root: Path, batch_size: int | None = None):
     """The JudgeSpec of a judge source (see the module docstring), set up for the CPU (batches: DIRECT_BATCH,
     REASONING_BATCH unless `batch_size` is given)."""
@@ -98,18 +109,23 @@ def spec_for(source: str, cfg, run_root: Path, batch_size: int | None = None):
         tokens = cfg.reasoning_tokens if mode == "reasoning" else 8
         bs = batch_size or (REASONING_BATCH if mode == "reasoning" else DIRECT_BATCH)
         return JudgeSpec(name=name, backend="hf", model=cfg.model, format="pointwise", mode=mode, device="cpu",
-                         batch_size=bs, sampling=Sampling(temperature=0.0, max_new_tokens=tokens))
+                         dtype=judge_dtype(cfg), batch_size=bs, sampling=Sampling(temperature=0.0, max_new_tokens=tokens))
     if source == "trained":
         spec = load_judge_spec(run_root / "judges" / "trained" / "judge.yaml")
     elif source.startswith("shipped:"):
         spec = shipped_spec(name, cfg.model)
     else:
         spec = load_judge_spec(source)
-    upd = {"name": name, "device": "cpu",
+    upd = {"name": name, "device": "cpu", "dtype": judge_dtype(cfg),
            "batch_size": batch_size or (REASONING_BATCH if spec.mode == "reasoning" else DIRECT_BATCH)}
     if spec.mode == "reasoning":
         upd["sampling"] = spec.sampling.model_copy(update={"max_new_tokens": cfg.reasoning_tokens, "temperature": 0.0})
     return spec.model_copy(update=upd)
+
+
+def cpu_dtype(spec) -> str:
+    """The dtype a quickstart judge spec loads with on the CPU (auto there means float32)."""
+    return "float32" if spec.dtype == "auto" else spec.dtype
 
 
 def train(cfg, sets: dict, folder: Path) -> str:
@@ -140,7 +156,7 @@ def agreement(spec, rows: list[dict], folder: Path, n_boot: int, seed: int, cach
     from judgerl.study.stats import cluster_bootstrap, interval_alpha
 
     folder.mkdir(parents=True, exist_ok=True)
-    m, t = shared_model(spec.model, spec.model_kind, "cpu", "float32") if spec.model_kind else (None, None)
+    m, t = shared_model(spec.model, spec.model_kind, "cpu", cpu_dtype(spec)) if spec.model_kind else (None, None)
     judge = Judge(spec, cache=cache, ledger=folder / "ledger.sqlite", stage="agreement", model=m, tokenizer=t)
     vs = judge.judge([JudgeRequest(prompt=r["prompt"], responses=[r["response"]]) for r in rows])
     pairs = [(r["item_id"], r["score"], v.expected if v.valid else None) for r, v in zip(rows, vs)]
