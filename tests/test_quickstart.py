@@ -62,7 +62,8 @@ def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, 
     assert [x.split(" (")[0].split("] ")[0] for x in stage_lines] == [f"[{k}/6" for k in range(1, 7)]
     names = [x.split(" (")[0].split("] ")[1] for x in stage_lines]
     assert sorted(names) == sorted(STAGES)
-    for lane in (STAGES[:1] + STAGES[4:], STAGES[1:4]):
+    # policy lane: the weak then the reasoning run; side lane: labels, agreement, probes, then the gold control
+    for lane in (["policy-weak", "policy-reasoning"], ["labels", "judges", "probes", "policy-gold"]):
         assert [n for n in names if n in lane] == lane
     for noise in NOISE:
         assert noise not in r.output, noise

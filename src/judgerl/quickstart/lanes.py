@@ -7,6 +7,8 @@ thread and 229 at 2 on the same preset (bench/RESULTS.md section 7), so two one-
 second than one two-thread lane. The side lane's judges get their own one-thread model executor
 (judges.hf.MODEL_EXECUTOR), so that they do not queue behind the policy runs' reward and monitor calls. When the
 side lane is done, the policy lane goes back to `threads` intra-op threads at its next GRPO step (`ThreadSync`).
+The gold control run goes on the side lane after its stages (loop.py): the weak and reasoning runs then take about
+as many CPU-seconds as labels, agreement, probes and the control together (bench/RESULTS.md 7e).
 
 The policy runs' gold-monitor scoring (the training judge and the gold on each monitor point's answers) leaves the
 policy lane too: `scorer()` is an evaluation/monitor_async.MonitorScorer with its own one-thread model executor, beside

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ class Quickstart:
         self.data_root = data_root(cfg.shared_data)
         n = 6 + cfg.trains_judge()
         self.stages = Stages(log, self.root / "train.log", n)
+        self.weak_done = threading.Event()  # the weak run (its step 0 is the later runs') has ended
 
     def p(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -114,32 +116,39 @@ class Quickstart:
                 return
             S.run(name, folder, config, needs, fn, owns_folder=owns)
 
-    def policy_runs(self, specs: dict, roles: dict, gold, deps: list[str], lanes) -> None:
+    def policy_runs(self, specs: dict, roles: dict, gold, deps: list[str], lanes, names=None) -> None:
+        """The policy runs `names` (all by default) one after the other on the calling thread."""
         import judgerl.quickstart.policies as policies
         from judgerl.judges.hf import _MODEL_THREAD, MODEL_EXECUTOR
-        from judgerl.quickstart.lanes import ThreadSync
 
         # the policy lane's judge work (hf and rm backends alike) on the judge-model thread, whose thread count the
         # lanes set (an rm judge would otherwise run on asyncio worker threads)
         token = MODEL_EXECUTOR.set(_MODEL_THREAD)
         try:
-            self._policy_runs(specs, roles, gold, deps, lanes, policies, ThreadSync)
+            for name in names or policies.RUNS:
+                try:
+                    self.policy_run(name, specs, roles, gold, deps, lanes)
+                finally:
+                    if name == "weak":
+                        self.weak_done.set()
         finally:
             MODEL_EXECUTOR.reset(token)
 
-    def _policy_runs(self, specs, roles, gold, deps, lanes, policies, ThreadSync) -> None:
+    def policy_run(self, name: str, specs: dict, roles: dict, gold, deps: list[str], lanes, side: bool = False) -> None:
+        """One policy run as a stage; `side`: on the side lane (its own one-thread model executor, no thread sync)."""
+        import judgerl.quickstart.policies as policies
+        from judgerl.quickstart.lanes import ThreadSync
+
         c = self.cfg
-        for name in policies.RUNS:
-            judge = gold if name == "gold" else specs[roles[name]]
-            folder = self.p("policies", name)
-            pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
-            cb = [ThreadSync(lanes)] if lanes is not None else []
-            scorer = lanes.scorer() if lanes is not None else None  # monitor scoring on the side lane
-            if lanes is not None:
-                lanes.sync()
-            self.stages.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
-                            lambda r, n=name, j=judge, f=folder, cb=cb, sc=scorer: policies.train(
-                                c, n, j, gold, self.p("prompts"), f, cb, sc))
+        judge = gold if name == "gold" else specs[roles[name]]
+        folder = self.p("policies", name)
+        pc = policies.policy_config(c, name, judge, gold, self.p("prompts"), folder)
+        cb = [ThreadSync(lanes)] if lanes is not None and not side else []
+        scorer = lanes.scorer() if lanes is not None else None  # monitor scoring off the lane
+        if lanes is not None and not side:
+            lanes.sync()
+        self.stages.run(f"policy-{name}", folder, {**pc, "bootstrap": c.bootstrap}, deps,
+                        lambda r: policies.train(c, name, judge, gold, self.p("prompts"), folder, cb, scorer))
 
     # -- everything
     def run(self) -> dict:
@@ -188,15 +197,20 @@ class Quickstart:
 
         lanes = Lanes(torch.get_num_threads()) if c.lanes == 2 else None
 
+        # two lanes: the side lane's stages, then the gold control (which takes the weak run's step 0), beside the weak
+        # and reasoning runs; the lanes' CPU seconds are then about even (bench/RESULTS.md 7e)
         def side():
             self.side_stages(sets, specs, gold, probe_specs, deps, lanes)
+            if lanes is not None and self.weak_done.wait() and not lanes.stopping:
+                self.policy_run("gold", specs, roles, gold, deps, lanes, side=True)
 
         if lanes is not None:  # the side lane beside the policy runs (lanes.py)
             lanes.side(side)
         try:
-            self.policy_runs(specs, roles, gold, deps, lanes)
+            self.policy_runs(specs, roles, gold, deps, lanes, ("weak", "reasoning") if lanes is not None else None)
         except Exception:
             if lanes is not None:
+                self.weak_done.set()  # the side lane must not wait for a run that will not come
                 lanes.abort()  # no stray thread left behind an in-process caller
             raise
         lanes.join() if lanes is not None else side()
