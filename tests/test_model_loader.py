@@ -118,3 +118,40 @@ def test_share_frozen_lends_a_same_checkpoint_models_weights_to_the_frozen_block
     with torch.no_grad():
         other.model.norm.weight.mul_(2)
     assert model_loader.share_frozen(LlamaForCausalLM(cfg), other) == 0
+
+
+@pytest.mark.slow
+def test_policies_trained_at_once_hold_their_frozen_blocks_once(smollm2_path):
+    """Two real SmolLM2 policies with the same frozen layout: the first lends its frozen tensors to the second (0.43
+    GB of 0.54), the second's outputs do not change, training one leaves the other alone; once the donor is freed
+    the next policy becomes the donor; another layout shares nothing."""
+    from judgerl.training.policy_grpo import freeze_below
+
+    key = (str(smollm2_path), "torch.float32", 6)
+    first, _ = model_loader.load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
+    second, _ = model_loader.load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
+    freeze_below(first, 6), freeze_below(second, 6)
+    ids = torch.randint(100, 40000, (2, 12))
+    with torch.no_grad():
+        before = second(ids).logits
+    assert model_loader.share_frozen_with_peers(first, key) == 0  # the donor
+    n = model_loader.share_frozen_with_peers(second, key)
+    assert n == sum(p.numel() * 4 for p in second.parameters() if not p.requires_grad) > 0.4e9
+    mine, theirs = dict(second.named_parameters()), dict(first.named_parameters())
+    assert all(p.data_ptr() == theirs[k].data_ptr() for k, p in mine.items() if not p.requires_grad)
+    assert all(p.data_ptr() != theirs[k].data_ptr() for k, p in mine.items() if p.requires_grad)
+    with torch.no_grad():
+        assert torch.equal(second(ids).logits, before)
+        for p in first.parameters():
+            if p.requires_grad:
+                p.add_(0.01)  # the donor trains
+        assert torch.equal(second(ids).logits, before)
+    del first
+    import gc
+
+    gc.collect()
+    third, _ = model_loader.load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
+    freeze_below(third, 6)
+    assert model_loader.share_frozen_with_peers(third, key) == 0  # the donor was freed: the third lends from now on
+    assert model_loader.share_frozen_with_peers(second, (str(smollm2_path), "torch.float32", 8)) == 0
+    model_loader._FROZEN_DONORS.clear()

@@ -175,6 +175,25 @@ def share_frozen(model, other) -> int:
     return n
 
 
+_FROZEN_DONORS: dict[tuple, object] = {}  # key -> weakref of a live policy whose frozen weights others may read
+
+
+def share_frozen_with_peers(model, key: tuple) -> int:
+    """Policies trained at the same time from the same checkpoint, dtype and frozen layout (`key`, the caller's)
+    hold their frozen weights once: the first becomes the donor (weakly held: its run may end and free it) and a later
+    one reads its tensors (share_frozen). The quickstart's lanes train two such policies at a time. Returns the
+    bytes shared."""
+    import weakref
+
+    with _REGISTRY_LOCK:
+        ref = _FROZEN_DONORS.get(key)
+        donor = ref() if ref is not None else None
+        if donor is None:
+            _FROZEN_DONORS[key] = weakref.ref(model)
+            return 0
+        return share_frozen(model, donor)
+
+
 def register(name: str, kind: str, device: str, dtype: str, model, tokenizer) -> None:
     """Make already-loaded weights the shared ones (e.g. a policy's base weights reused as a judge)."""
     _REGISTRY[_key(name, kind, device, dtype)] = (model, tokenizer)
