@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from judgerl import model_loader
 from judgerl.cli import app
 from judgerl.quickstart import Quickstart, QuickstartConfig
-from judgerl.quickstart.judges import judge_dtype
+from judgerl.quickstart.config import judge_dtype
 from judgerl.quickstart.stages import Stages
 
 STAGES = ["labels", "policy-weak", "policy-reasoning", "policy-gold", "judges", "probes"]

@@ -32,7 +32,8 @@ def test_unknown_judge_source_is_a_one_line_error(bad):
 def test_judge_dtype_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, tmp_path):
     import torch
 
-    from judgerl.quickstart.judges import judge_dtype, spec_for
+    from judgerl.quickstart.config import judge_dtype
+    from judgerl.quickstart.judges import spec_for
     from judgerl.quickstart.loop import Quickstart
 
     for native in (True, False):

@@ -108,6 +108,17 @@ class QuickstartConfig(BaseModel):
         return self.train_judge or "trained" in self.judge_sources().values()
 
 
+def judge_dtype(cfg) -> str:
+    """The judges' and the gold RM's CPU weight dtype (QuickstartConfig.judge_dtype; auto: bfloat16 where the CPU has
+    native bf16 dot products, AVX512-BF16 or AMX, else float32: emulated bf16 would be slower than fp32)."""
+    if cfg.judge_dtype != "auto":
+        return cfg.judge_dtype
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bfloat16" if native else "float32"
+
+
 def check_source(s: str, what: str) -> None:
     if s in JUDGE_SOURCES or s.startswith("shipped:") or s.endswith((".yaml", ".yml")):
         return

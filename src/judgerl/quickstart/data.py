@@ -21,7 +21,7 @@ import random
 from pathlib import Path
 
 from judgerl import JudgerlError
-from judgerl.quickstart.judges import judge_dtype
+from judgerl.quickstart.config import judge_dtype
 
 
 STUDY_PROMPTS = Path("docs/experiments/reward_hacking/contrast/prompts")

@@ -22,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.quickstart.config import judge_dtype
 
 
 def shipped_dir(name: str) -> Path:
@@ -83,17 +84,6 @@ def shipped_spec(name: str, base: str):
 # same at any batch up to 16 (it reads the weights once a step), but its KV cache of 16 prompts of ~500 tokens is
 # ~0.37 GB beside the policy run of the other lane: batches of 8.
 DIRECT_BATCH, REASONING_BATCH = 4, 8
-
-
-def judge_dtype(cfg) -> str:
-    """The judges' and the gold RM's CPU weight dtype (QuickstartConfig.judge_dtype; auto: bfloat16 where the CPU has
-    native bf16 dot products, AVX512-BF16 or AMX, else float32: emulated bf16 would be slower than fp32)."""
-    if cfg.judge_dtype != "auto":
-        return cfg.judge_dtype
-    import torch
-
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bfloat16" if native else "float32"
 
 
 def spec_for(source: str, cfg, run_root: Path, batch_size: int | None = None):
