@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from judgerl.quickstart.config import QuickstartConfig, source_name
+from judgerl.quickstart.config import QuickstartConfig, judge_dtype, source_name
 from judgerl.quickstart.stages import Stages, free_memory, quiet
 
 
@@ -29,7 +29,7 @@ class Quickstart:
     def gold_spec(self):
         from judgerl.study.embedded import embedded_gold_spec
 
-        from judgerl.quickstart.judges import DIRECT_BATCH, judge_dtype
+        from judgerl.quickstart.judges import DIRECT_BATCH
 
         return embedded_gold_spec("cpu", DIRECT_BATCH, "gold").model_copy(update={"dtype": judge_dtype(self.cfg)})
 
