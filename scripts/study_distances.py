@@ -42,7 +42,8 @@ def main() -> int:
     a = ap.parse_args()
     cfg = load_config(str(a.folder / "config.yaml"), [f"run_dir={a.folder}", "device=cpu", "distance_prompts=null"])
     runs = [a.folder / "policies" / r for r in a.runs.split(",")]
-    steps = sorted({int(p.stem.split("_")[1]) for r in runs for p in (r / "samples").glob("step_*.jsonl")})
+    steps = sorted({int(p.name.split(".")[0].split("_")[1]) for r in runs  # step_0005.jsonl or .jsonl.gz
+                    for p in (r / "samples").glob("step_*.jsonl*")})
     for st in coarse_to_fine(steps, a.every):
         for run in runs:
             rows = read_samples(run, st)
