@@ -44,6 +44,9 @@ def main() -> int:
     runs = [a.folder / "policies" / r for r in a.runs.split(",")]
     steps = sorted({int(p.name.split(".")[0].split("_")[1]) for r in runs  # step_0005.jsonl or .jsonl.gz
                     for p in (r / "samples").glob("step_*.jsonl*")})
+    if not steps:
+        print(f"error: no monitor samples (samples/step_*.jsonl[.gz]) under {', '.join(map(str, runs))}", file=sys.stderr)
+        return 1
     for st in coarse_to_fine(steps, a.every):
         for run in runs:
             rows = read_samples(run, st)
