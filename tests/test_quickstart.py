@@ -79,7 +79,9 @@ def test_quickstart_ci_runs_every_stage_then_reuses_them(tmp_path, shared_data, 
         assert 0 < rec["rss_after_gb"] <= rec["peak_rss_gb"]
     held = [json.loads(x) for x in (root / "labels/heldout.jsonl").read_text().splitlines()]
     assert len(held) == cfg.agreement_items and all(0 <= h["score"] <= 9 for h in held)
-    ev = json.loads((root / "judges/prompted/eval.json").read_text())["gold"]
+    ev = json.loads((root / "judges/prompted/eval.json").read_text())
+    assert ev["judge"]["dtype"] == judge_dtype(cfg)  # the weights the verdicts came from
+    ev = ev["gold"]
     assert ev["n"] == cfg.agreement_items and ev["alpha_expected"] is not None
     # the run against the prompted base model reads the judge's weights for its frozen blocks (policy_grpo.share_base)
     shared = {n: json.loads((root / f"policies/{n}/summary.json").read_text())["trainable_params"]

@@ -154,7 +154,8 @@ def agreement(spec, rows: list[dict], folder: Path, n_boot: int, seed: int, cach
                            n_boot, seed)
     valid = [v for v in vs if v.valid]
     exact = [round(v.expected) == r["score"] for r, v in zip(rows, vs) if v.valid]
-    res = {"judge": {"name": spec.name, "model": spec.model, "mode": spec.mode, "source": source},
+    res = {"judge": {"name": spec.name, "model": spec.model, "mode": spec.mode, "source": source,
+                     "dtype": cpu_dtype(spec)},
            "gold": {"alpha_expected": ci["value"], "alpha_expected_ci": [ci["lo"], ci["hi"]], "n": ci["n"],
                     "items": ci["clusters"], "small_n": ci["small_n"],
                     "exact_match": sum(exact) / len(exact) if exact else None,
