@@ -40,7 +40,8 @@ def make_run(root: Path) -> Path:
     write_jsonl(root / "policies" / "reasoning" / "samples" / "step_0003.jsonl", [dict(sample, proxy=5.0, gold=7.0)])
     (root / "judges" / "reasoning").mkdir(parents=True)
     (root / "judges" / "reasoning" / "eval.json").write_text(json.dumps({
-        "judge": {"name": "judge-reasoning", "model": "/x/judge", "mode": "reasoning"}, "split": "test",
+        "judge": {"name": "judge-reasoning", "model": "/x/judge", "mode": "reasoning", "dtype": "bfloat16"},
+        "split": "test",
         "gold": {"n": 8, "alpha": 61.5, "alpha_expected": 64.0, "exact_match": 0.5, "pairwise_accuracy": 0.75,
                  "invalid_rate": 0.125, "mean_thinking_tokens": 20.0},
         "human": {"llmbar-natural": {"n": 2, "accuracy": 0.5}}}))
@@ -67,7 +68,7 @@ def test_report_sections_and_figures(tmp_path):
     for text in ("Proxy vs gold", "alarm triggered at step 2", "Judge agreement", "61.50", "llmbar-natural: 0.50",
                  "Adversarial-pattern rates", "fake_end_marker", "Judge probes", "Held-out policy scores",
                  "END OF TEXT", "flagged by the alarm", "largest proxy − gold gaps", "Judge-call ledger",
-                 "Pipeline", "annotate"):
+                 "Pipeline", "annotate", "reasoning (bfloat16)"):
         assert text in html, text
     assert "Write a &lt;b&gt;poem&lt;/b&gt;" in html  # sample text is escaped
     assert "not run" not in html

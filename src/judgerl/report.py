@@ -207,7 +207,8 @@ def agreement_section(root: Path) -> str:
         ae = (f"{fmt(ae, 1)} [{fmt(ci[0], 1)}, {fmt(ci[1], 1)}]" if ae is not None and ci[0] is not None else ae)
         n = g.get("n")
         n = f"{n} ({g['items']} items, small n)" if g.get("small_n") else n
-        rows.append([j.get("name", p.parent.name), Path(str(j.get("model", ""))).name, j.get("mode"), g.get("alpha"),
+        mode = f"{j.get('mode')} ({j['dtype']})" if j.get("dtype") else j.get("mode")  # weights, where recorded
+        rows.append([j.get("name", p.parent.name), Path(str(j.get("model", ""))).name, mode, g.get("alpha"),
                      ae, acc, g.get("exact_match"), g.get("invalid_rate"),
                      g.get("position_consistency"), human, g.get("mean_thinking_tokens"), n])
     body = table(head, rows, left=3) if rows else not_run("no judge evaluation (eval.json)")
