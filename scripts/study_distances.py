@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from judgerl.study.analyze import cached_base_nll, nll_items  # noqa: E402
 from judgerl.study.run import load_config  # noqa: E402
-from judgerl.study.samples import read_samples  # noqa: E402
+from judgerl.evaluation.monitor import read_monitor  # noqa: E402
+from judgerl.study.samples import read_samples, sample_file  # noqa: E402
 
 
 def coarse_to_fine(steps: list[int], every: int) -> list[int]:
@@ -42,8 +43,8 @@ def main() -> int:
     a = ap.parse_args()
     cfg = load_config(str(a.folder / "config.yaml"), [f"run_dir={a.folder}", "device=cpu", "distance_prompts=null"])
     runs = [a.folder / "policies" / r for r in a.runs.split(",")]
-    steps = sorted({int(p.name.split(".")[0].split("_")[1]) for r in runs  # step_0005.jsonl or .jsonl.gz
-                    for p in (r / "samples").glob("step_*.jsonl*")})
+    steps = sorted({rec["step"] for r in runs for rec in read_monitor(r / "monitor.jsonl")  # as analyze.run_points
+                    if sample_file(r, rec["step"]) is not None})
     if not steps:
         print(f"error: no monitor samples (samples/step_*.jsonl[.gz]) under {', '.join(map(str, runs))}", file=sys.stderr)
         return 1
