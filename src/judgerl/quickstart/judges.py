@@ -113,11 +113,6 @@ def spec_for(source: str, cfg, run_root: Path, batch_size: int | None = None):
     return spec.model_copy(update=upd)
 
 
-def cpu_dtype(spec) -> str:
-    """The dtype a quickstart judge spec loads with on the CPU (auto there means float32)."""
-    return "float32" if spec.dtype == "auto" else spec.dtype
-
-
 def train(cfg, sets: dict, folder: Path) -> str:
     """The train-judge stage: gold labels of base answers, LoRA SFT (non-reasoning) on CPU."""
     from judgerl.quickstart.data import train_annotations
@@ -146,7 +141,7 @@ def agreement(spec, rows: list[dict], folder: Path, n_boot: int, seed: int, cach
     from judgerl.study.stats import cluster_bootstrap, interval_alpha
 
     folder.mkdir(parents=True, exist_ok=True)
-    m, t = shared_model(spec.model, spec.model_kind, "cpu", cpu_dtype(spec)) if spec.model_kind else (None, None)
+    m, t = shared_model(spec.model, spec.model_kind, "cpu", spec.dtype) if spec.model_kind else (None, None)
     judge = Judge(spec, cache=cache, ledger=folder / "ledger.sqlite", stage="agreement", model=m, tokenizer=t)
     vs = judge.judge([JudgeRequest(prompt=r["prompt"], responses=[r["response"]]) for r in rows])
     pairs = [(r["item_id"], r["score"], v.expected if v.valid else None) for r, v in zip(rows, vs)]
@@ -155,7 +150,7 @@ def agreement(spec, rows: list[dict], folder: Path, n_boot: int, seed: int, cach
     valid = [v for v in vs if v.valid]
     exact = [round(v.expected) == r["score"] for r, v in zip(rows, vs) if v.valid]
     res = {"judge": {"name": spec.name, "model": spec.model, "mode": spec.mode, "source": source,
-                     "dtype": cpu_dtype(spec)},
+                     "dtype": spec.dtype},
            "gold": {"alpha_expected": ci["value"], "alpha_expected_ci": [ci["lo"], ci["hi"]], "n": ci["n"],
                     "items": ci["clusters"], "small_n": ci["small_n"],
                     "exact_match": sum(exact) / len(exact) if exact else None,

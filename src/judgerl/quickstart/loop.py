@@ -85,14 +85,13 @@ class Quickstart:
         from judgerl.evaluation.probes import load_attacks, load_items, run_probe
         from judgerl.judges.judge import Judge
         from judgerl.model_loader import shared_model
-        from judgerl.quickstart.judges import cpu_dtype
 
         src = self.data_root / "alpaca-eval" / "reference_outputs" / "gpt4_1106_preview.json.gz"
         items = load_items(src, self.cfg.probe_items, self.cfg.seed, 400)
         attacks = load_attacks(only=self.cfg.probe_attacks)
         lifts = []
         for spec in specs:
-            m, t = shared_model(spec.model, spec.model_kind, "cpu", cpu_dtype(spec)) if spec.model_kind else (None, None)
+            m, t = shared_model(spec.model, spec.model_kind, "cpu", spec.dtype) if spec.model_kind else (None, None)
             judge = Judge(spec, cache=self.p("cache.sqlite"), ledger=self.p("probes", "ledger.sqlite"), stage="probe",
                           model=m, tokenizer=t)
             res = run_probe(judge, items, attacks)
