@@ -95,7 +95,7 @@ policies)  # FINISH=1: the cross-judge matrix and the analysis after the runs (F
   keep=$(( ${FINISH:+${FINISH_S:-150}} + 0 ))
   grep -q '"status": "done"' $RUN/judges/stage-judges-eval.json 2>/dev/null || \
     ( timeout $(( $(left) - keep )) $0 _stage judges-eval --stage judges-eval ) &
-  for r in $RUNS; do bg policy-$r $(( $(left) - keep )) --stage policy:$r --set policy.max_seconds=$(( $(left) - keep - 90 )); sleep 3; done
+  for r in $RUNS; do bg policy-$r $(( $(left) - keep )) --stage policy:$r --set policy.max_seconds=$(( $(left) - keep - ${MARGIN:-90} )); sleep 3; done
   wait
   for r in $RUNS; do echo "== $r"; grep "^\[\|Error\|error" $RUN/logs/policy-$r.log | tail -3; done
   if [ -n "${FINISH:-}" ]; then
