@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from synthetic import write_run
 
-from judgerl.study.analyze import analyze, run_points
+from judgerl.study.analyze import analyze, logged_steps, run_points
 from judgerl.study.config import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,21 @@ def test_missing_points_and_a_long_synthetic_run(tmp_path):
     assert q["runs"]["best"]["onset_step"] is not None and q["runs"]["best"]["onset_step"] > best["peak_step"]
     assert q["runs"]["gold_control"]["status"] == "quiet" and q["held_out"]["false_alarms"] == 0
     assert {"gold_vs_sqrt_kl.png", "proxy_vs_gold.png"} <= set(res["figures"])
+
+
+def test_a_run_cut_before_its_summary_gets_its_steps_from_its_metrics(tmp_path):
+    """A call's timeout can kill a policy run after its last monitor point and before summary.json: the runs table
+    takes its step count from the last training step metrics.jsonl logged, and a run with neither says none."""
+    root = tmp_path / "study"
+    run = write_run(root / "policies" / "best", [0.1 * t for t in range(5)], [5.0] * 5)
+    (run / "summary.json").unlink()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 19, "loss": 0.1}, {"step": 20, "monitor/n": 24}, {"step": 20, "loss": 0.0}, {"time": 1.0}]))
+    analyze(cfg_for([("best", "sft-best")]), root, lambda m: None, distance=False)
+    study = json.loads((root / "analysis" / "study.json").read_text())
+    assert study["runs"]["best"]["steps"] == 20
+    (run / "metrics.jsonl").unlink()
+    assert logged_steps(run) is None
 
 
 @pytest.mark.slow

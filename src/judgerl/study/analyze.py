@@ -224,6 +224,17 @@ def with_thinking_tokens(root: Path, curve: list[dict]) -> list[dict]:
     return curve
 
 
+def logged_steps(run: Path) -> int | None:
+    """The last training step in metrics.jsonl: the step count of a run cut before it wrote summary.json (a call's
+    timeout killed it), so the runs table still says how far it got."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    steps = [json.loads(x).get("step") for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    steps = [int(s) for s in steps if s is not None]
+    return max(steps) if steps else None
+
+
 def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool | str) -> dict:
     """One run's entry of study.json: points, training curve, alarm as run, gold peak and fall, exploit table,
     the trained judge and its alpha, and the online Gao fit."""
@@ -236,7 +247,7 @@ def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool
     tj = trained_judge(run, r.judge, curve, cfg)
     rec = {"judge": r.judge, "judge_name": tj["name"], "alpha": tj["alpha"], "points": pts, "train": train_curve(run),
            "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
-           "steps": summ.get("steps"), "judge_calls": summ.get("judge_calls"),
+           "steps": summ.get("steps") if summ else logged_steps(run), "judge_calls": summ.get("judge_calls"),
            **peak_and_fall(pts, run, cfg.gold.bootstrap)}
     if pts:
         rec["exploit"] = exploit_table(run, pts[-1]["step"])
