@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from synthetic import write_run
 
-from judgerl.study.analyze import analyze, logged_steps, run_points
+from judgerl.study.analyze import analyze, run_points
 from judgerl.study.config import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,12 +100,16 @@ def test_a_run_cut_before_its_summary_gets_its_steps_from_its_metrics(tmp_path):
     run = write_run(root / "policies" / "best", [0.1 * t for t in range(5)], [5.0] * 5)
     (run / "summary.json").unlink()
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        {"step": 19, "loss": 0.1}, {"step": 20, "monitor/n": 24}, {"step": 20, "loss": 0.0}, {"time": 1.0}]))
-    analyze(cfg_for([("best", "sft-best")]), root, lambda m: None, distance=False)
-    study = json.loads((root / "analysis" / "study.json").read_text())
-    assert study["runs"]["best"]["steps"] == 20
+        {"step": 19, "loss": 0.1, "reward": 5.0}, {"step": 20, "monitor/n": 24}, {"step": 20, "loss": 0.0, "reward": 5.1},
+        {"time": 1.0}]))
+
+    def steps() -> int | None:
+        analyze(cfg_for([("best", "sft-best")]), root, lambda m: None, distance=False)
+        return json.loads((root / "analysis" / "study.json").read_text())["runs"]["best"]["steps"]
+
+    assert steps() == 20
     (run / "metrics.jsonl").unlink()
-    assert logged_steps(run) is None
+    assert steps() is None
 
 
 @pytest.mark.slow

@@ -224,17 +224,6 @@ def with_thinking_tokens(root: Path, curve: list[dict]) -> list[dict]:
     return curve
 
 
-def logged_steps(run: Path) -> int | None:
-    """The last training step in metrics.jsonl: the step count of a run cut before it wrote summary.json (a call's
-    timeout killed it), so the runs table still says how far it got."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    steps = [json.loads(x).get("step") for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    steps = [int(s) for s in steps if s is not None]
-    return max(steps) if steps else None
-
-
 def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool | str) -> dict:
     """One run's entry of study.json: points, training curve, alarm as run, gold peak and fall, exploit table,
     the trained judge and its alpha, and the online Gao fit."""
@@ -245,9 +234,11 @@ def run_record(cfg: StudyConfig, r, run: Path, curve: list[dict], distance: bool
     alarm = json.loads((run / "alarm.json").read_text()) if (run / "alarm.json").is_file() else {"triggered": False}
     summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     tj = trained_judge(run, r.judge, curve, cfg)
-    rec = {"judge": r.judge, "judge_name": tj["name"], "alpha": tj["alpha"], "points": pts, "train": train_curve(run),
+    train = train_curve(run)  # a run cut before summary.json (a call's timeout) counts its steps from metrics.jsonl
+    rec = {"judge": r.judge, "judge_name": tj["name"], "alpha": tj["alpha"], "points": pts, "train": train,
            "alarm": {"triggered": alarm.get("triggered"), "first_step": alarm.get("first_step")},
-           "steps": summ.get("steps") if summ else logged_steps(run), "judge_calls": summ.get("judge_calls"),
+           "steps": summ.get("steps") if summ else (train[-1]["step"] if train else None),
+           "judge_calls": summ.get("judge_calls"),
            **peak_and_fall(pts, run, cfg.gold.bootstrap)}
     if pts:
         rec["exploit"] = exploit_table(run, pts[-1]["step"])
