@@ -112,6 +112,10 @@ class ReasoningSettings(BaseModel):
     items: int = Field(2000, ge=1, description="Judge-train labelled items sampled for traces.")
     samples: int = Field(4, ge=1, description="k: traces sampled per item (T 1.0).")
     tolerance: int = Field(1, ge=0, description="Keep a trace when |its score - gold label| <= this.")
+    traces: Literal["rejection", "rationalize"] = Field(
+        "rejection", description="How traces are sampled: 'rejection' (the base model unaided; kept near the gold "
+        "label) or 'rationalize' (STaR: the gold label shown as a hint while the base model thinks; the SFT prompt "
+        "has no hint).")
     max_new_tokens: int = Field(192, ge=16, description="Thinking + verdict budget (tokens), sampling and use.")
     lora: LoraSpec = Field(default_factory=lambda: LoraSpec(r=8, alpha=16), description="LoRA adapter.")
     sft_learning_rate: float = Field(2e-4, gt=0, description="SFT lr (LoRA).")

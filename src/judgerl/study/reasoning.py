@@ -7,6 +7,10 @@ reason by rejection-sampled self-distillation, then RL on the labels:
    reasoning mode (think, then `Score: N`; T 1.0, one sampling seed per pass). A trace is kept when its score
    is within `reasoning.tolerance` of the gold label; its verdict line is then set to the gold label (the
    target the judge should state; at most `tolerance` away from what the trace argued).
+   `reasoning.traces: rationalize` (STaR's rationalisation, Zelikman et al. 2022) shows the base model the gold
+   label as a hint while it thinks (in the prompt's rubric slot, `rationale_hint`), so the kept traces argue for
+   the gold's grade on every item, not only where the unaided model happened to land near it; the SFT prompt
+   has no hint (the judge must reach the grade from the answer alone).
 2. sft: LoRA SFT on the kept traces (reasoning + verdict; loss on the assistant turn), merged.
 3. grpo: a second LoRA trained with GRPO on the Eq. 1 reward against the gold labels of the whole judge-train
    split (the library's reasoning-judge trainer), merged.
@@ -35,9 +39,16 @@ def base_reasoning_spec(cfg: StudyConfig, seed: int, batch_size: int = 128):
     from judgerl.judges.spec import JudgeSpec, Sampling
 
     r = cfg.reasoning
-    return JudgeSpec(name=f"base-reasoning-s{seed}", backend="hf", model=cfg.base, format="pointwise",
-                     mode="reasoning", device=cfg.device, batch_size=batch_size,
+    hinted = r.traces == "rationalize"
+    return JudgeSpec(name=f"base-reasoning{'-hinted' if hinted else ''}-s{seed}", backend="hf", model=cfg.base,
+                     format="pointwise", mode="reasoning", device=cfg.device, batch_size=batch_size, rubric=hinted,
                      sampling=Sampling(temperature=1.0, max_new_tokens=r.max_new_tokens, seed=seed))
+
+
+def rationale_hint(score: int) -> str:
+    """The gold label shown to the base model while it writes a rationalised trace (not to the trained judge)."""
+    return (f"A reference grader who compared many responses to this instruction gave this one {score}. "
+            f"Explain step by step what in the response earns {score}, then end with Score: {score}")
 
 
 def sample_traces(cfg: StudyConfig, annotations: Path, folder: Path, log: Callable[[str], None]) -> dict:
@@ -49,7 +60,9 @@ def sample_traces(cfg: StudyConfig, annotations: Path, folder: Path, log: Callab
 
     r = cfg.reasoning
     rows = load_annotations(annotations, "pointwise", "train")[:r.items]
-    reqs = [JudgeRequest(prompt=x["prompt"], responses=[x["response"]]) for x in rows]
+    hint = r.traces == "rationalize"
+    reqs = [JudgeRequest(prompt=x["prompt"], responses=[x["response"]],
+                         rubric=rationale_hint(x["score"]) if hint else None) for x in rows]
     kept, stats = [], {"items": len(rows), "samples": r.samples, "sampled": 0, "valid": 0, "kept": 0,
                        "abs_err": []}
     for s in range(r.samples):
@@ -66,10 +79,11 @@ def sample_traces(cfg: StudyConfig, annotations: Path, folder: Path, log: Callab
                 kept.append({**x, "reasoning": v.reasoning.strip(), "trace_score": v.label, "trace_seed": s,
                              "split": "train"})
     errs = stats.pop("abs_err")
-    stats.update(kept=len(kept), items_with_a_trace=len({(k["item_id"], k["response_idx"]) for k in kept}),
+    stats.update(traces=r.traces, kept=len(kept), items_with_a_trace=len({(k["item_id"], k["response_idx"]) for k in kept}),
                  base_mean_abs_error=sum(errs) / len(errs) if errs else None)
+    how = "shown the gold label as a hint (rationalisation), " if hint else ""
     write_annotations(folder / "annotations", "pointwise", kept,
-                      {"source": "base-model reasoning traces on judge-train answers, kept when within "
+                      {"source": f"base-model reasoning traces on judge-train answers, {how}kept when within "
                                  f"{r.tolerance} of the gold label (verdict set to the gold label)",
                        "judge": {"name": "gold-rm", "score_min": 0, "score_max": 9}})
     (folder / "traces.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")

@@ -245,14 +245,16 @@ class Study:
             S.run(f"judge-sft-{n}", self.p("judges", f"sft-{n}"), {"judges": jcfg, "labels": n, "base": c.base},
                   ["labels"], sft)
 
-        rcfg = c.reasoning.model_dump()
+        # the default trace sampling stays out of the hashes, so the judges trained before the field existed stay done
+        rcfg = c.reasoning.model_dump(exclude={"traces"} if c.reasoning.traces == "rejection" else None)
         if c.reasoning.enabled:
             def traces():
                 from judgerl.study.reasoning import sample_traces
 
                 return sample_traces(c, ann, self.p("judges", "reasoning-traces"), self.log)
             S.run("reasoning-traces", self.p("judges", "reasoning-traces"),
-                  {"reasoning": {k: rcfg[k] for k in ("items", "samples", "tolerance", "max_new_tokens")},
+                  {"reasoning": {k: rcfg[k] for k in ("items", "samples", "tolerance", "max_new_tokens", "traces")
+                                 if k in rcfg},
                    "base": c.base, "seed": c.seed}, ["labels"], traces)
 
             def reasoning_judge():
