@@ -13,6 +13,9 @@
 #        (SFT kept when its adapter is there, then GRPO), then every judge's alpha (judges-eval); with SKIP_EVAL=1
 #        and `; DEADLINE=<rest> bash scripts/device/study.sh policies` the policy runs start in the same call
 #   4. carry []:                                       bash scripts/device/study.sh policies   (again, to continue)
+#   (a fresh machine whose run dir came from the committed study folder, docs/experiments/reward_hacking/contrast:
+#    `labels` re-makes the answers and labels the folder does not keep, then the reasoning traces; `reasoning` trains
+#    the reasoning judge on them and, with FRESH_EVAL=1, measures every judge's alpha and cost again)
 #        RUNS= picks arms; each call stops its runs on a monitor step before DEADLINE s (checkpoints stay in
 #        /tmp: an arm's calls must all be on ONE warm machine) and packs; FINISH=1 adds the cross-judge matrix.
 # A machine that went cold loses /tmp: unpack the returned tarballs (scripts/device/unpack_study.sh) and start at 1.
@@ -59,9 +62,21 @@ prep)  # only the set-up of `judges` (the judges are shipped): the policies call
   env_setup; prep_run || exit $?; ls $RUN/judges/*/ ;;
 _stage)  # internal: one stage, logged to logs/$2.log
   env_setup; name=$2; shift 2; study "$@" > $RUN/logs/$name.log 2>&1; echo "$name rc $?" ;;
+labels)  # a fresh machine: the labels again (the committed study keeps no answers or train annotations: too large to
+  # carry), then the reasoning judge's traces (e.g. STUDY_SET with --set reasoning.traces=rationalize)
+  env_setup; prep_run || exit $?
+  [ -f $RUN/answers/answers.jsonl ] || rm -f $RUN/answers/stage-answers.json
+  [ -f $RUN/labels/annotations/pointwise.jsonl ] || rm -f $RUN/labels/stage-labels.json
+  timeout $(left) $0 _stage labels --stage answers --stage labels
+  timeout $(left) $0 _stage traces --stage reasoning-traces
+  grep "^\[" $RUN/logs/labels.log $RUN/logs/traces.log | tail -8
+  pack traces.tgz judges/reasoning-traces answers/stage-answers.json labels/labels.json labels/stage-labels.json logs
+  pack annotations.tgz labels/annotations ;;
 reasoning)  # the reasoning judge (SFT on the traces, GRPO) alone on the GPU (beside four policy runs its GRPO
-  # ran out of memory on an 80 GB H100, 2026-12-06), then every judge's alpha
+  # ran out of memory on an 80 GB H100, 2026-12-06), then every judge's alpha (FRESH_EVAL=1: measured again, e.g.
+  # for a new reasoning judge: the judges-eval record does not depend on it)
   env_setup
+  [ -n "${FRESH_EVAL:-}" ] && rm -f $RUN/judges/stage-judges-eval.json
   timeout $(left) $0 _stage reasoning --stage judge-reasoning
   timeout $(left) $0 _stage judges-eval --stage judges-eval
   grep "^\[" $RUN/logs/reasoning.log $RUN/logs/judges-eval.log | tail -12
