@@ -30,21 +30,29 @@ def test_rationalize_shows_the_gold_label_only_while_sampling():
     assert "gave this one" not in "\n".join(m["content"] for m in render(plain, req.model_copy(update={"rubric": None})))
 
 
-def test_default_trace_mode_keeps_the_committed_stage_records_done(tmp_path):
-    """The committed study's judges and runs stay done under its own config: the new field must not enter the
-    hashes at its default (else every judge would be retrained on a GPU)."""
+def test_default_trace_mode_keeps_the_hashes_of_records_made_before_it(tmp_path):
+    """The new field must not enter the stage hashes at its default (else every judge trained before it would be
+    trained again on a GPU): the first reasoning judge's traces (rejection sampling, 1,500 items x 4, recorded on
+    2026-12-06 with hash b1b892384083c574) stay done under that config; the committed rationalised traces are done
+    under the committed config, and not under the default trace mode."""
     from judgerl.study.run import Study, load_config
 
     for p in CONTRAST.rglob("stage-*.json"):
         q = tmp_path / p.relative_to(CONTRAST)
         q.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(p, q)
-    cfg = load_config(str(CONTRAST / "config.yaml"), [f"run_dir={tmp_path}"])
-    done = set(Study(cfg, lambda m: None).run(set())["stages"])
-    assert {"reasoning-traces", "judge-reasoning", "judge-sft-5000", "policy-best", "policy-prompted"} <= done
-    hinted = load_config(str(CONTRAST / "config.yaml"), [f"run_dir={tmp_path}", "reasoning.traces=rationalize"])
-    done = set(Study(hinted, lambda m: None).run(set())["stages"])
-    assert "judge-sft-5000" in done and not {"reasoning-traces", "judge-reasoning"} & done
+
+    def done(*sets: str) -> set[str]:
+        cfg = load_config(str(CONTRAST / "config.yaml"), [f"run_dir={tmp_path}", *sets])
+        return set(Study(cfg, lambda m: None).run(set())["stages"])
+
+    assert {"reasoning-traces", "judge-sft-5000", "policy-best", "policy-prompted"} <= done()
+    assert "reasoning-traces" not in done("reasoning.traces=rejection")
+    rec = tmp_path / "judges/reasoning-traces/stage-reasoning-traces.json"
+    rec.write_text(json.dumps({**json.loads(rec.read_text()), "hash": "b1b892384083c574"}))
+    first = ("reasoning.traces=rejection", "reasoning.items=1500", "reasoning.samples=4")
+    assert "reasoning-traces" in done(*first)
+    assert "reasoning-traces" not in done(*first[1:])  # the committed config says rationalize: not the same stage
 
 
 @pytest.mark.slow
