@@ -49,8 +49,8 @@ def test_a_judge_call_is_split_into_its_phases_with_the_same_verdicts(smollm2, t
     assert rec.entries["generate"] == rec.entries["backend"] == 2  # Judge sends batches of <= batch_size (2 + 1)
     assert rec.seconds["backend"] >= rec.seconds["generate"] > 0
     assert rec.counts["new_tokens"] == sum(v.tokens_out - 1 for v in timed)
-    # the verdict pass: from the plain path's decode cache on CPU; the engine's re-prefills unless engine_kv_verdict
-    assert rec.counts.get("verdict_kv_rows", 0) == (0 if fast else 3)
-    assert rec.counts.get("verdict_prefill_rows", 0) == (3 if fast else 0)
+    # the verdict pass continues the decode's KV on both paths (the engine's since engine_kv_verdict is on by default)
+    assert judge.backend.engine_kv_verdict
+    assert rec.counts.get("verdict_kv_rows", 0) == 3 and rec.counts.get("verdict_prefill_rows", 0) == 0
     if fast:
         assert rec.counts["decode_steps"] >= 2 and rec.counts["prompt_tokens"] <= rec.counts["prefill_tokens"]

@@ -125,13 +125,15 @@ def test_kept_cache_holds_every_rows_kv_though_rows_left_the_batch(fused, monkey
 
 
 def test_entry_headroom_lets_a_longer_call_reuse_the_entry(monkeypatch):
-    """ENTRY_HEADROOM (opt-in): a call whose prompt is a little longer reuses the first call's cache (and, on CUDA,
-    its graphs) instead of a new entry; the tokens are those without headroom."""
+    """ENTRY_HEADROOM (on by default): a call whose prompt is a little longer reuses the first call's cache (and, on
+    CUDA, its graphs) instead of a new entry; the tokens are those without headroom."""
     from judgerl.judges import static_decode
 
+    assert static_decode.ENTRY_HEADROOM == 256
     model = tiny("llama", vocab=40, max_position_embeddings=1024)
     short, long_ = batch(6, 100, 40, seed=4), batch(6, 120, 40, seed=5)
     kw = dict(max_new_tokens=150, eos_token_ids=[7], pad_token_id=0)
+    monkeypatch.setattr(static_decode, "ENTRY_HEADROOM", 0)
     plain = engine(model, True, monkeypatch)
     want = [plain.generate(*b, **kw).tokens for b in (short, long_)]
     assert list(plain.entries) == [(6, 256), (6, 512)]  # 250 then 270 columns: a second entry
@@ -290,6 +292,9 @@ def test_fused_step_default_is_on_for_cpu_and_cuda_and_the_flag_turns_it_off(mon
 def test_attended_length_grows_in_chunks_past_long_prompts(monkeypatch):
     """120-token prompts and 150 new tokens: the attention reads 128, then 256, then 384 columns of a 512-column
     cache (LEN_CHUNK steps) while rows end and leave; every row still equals `generate`."""
+    from judgerl.judges import static_decode
+
+    monkeypatch.setattr(static_decode, "ENTRY_HEADROOM", 0)  # the cache exactly 512 columns
     model = tiny("qwen3", vocab=40, head_dim=32, max_position_embeddings=1024)
     ids, mask = batch(19, 120, 40, seed=1)
     dec = engine(model, True, monkeypatch)

@@ -46,8 +46,9 @@ LEN_CHUNK = 128       # the fused step's attention reads the cache up to the nex
 WARM = 2              # eager warm-up steps before a capture (their writes are undone)
 # Tokens of headroom a new (rows, length) entry gets past the call that creates it, so that a later call a little
 # longer (a judge batch whose longest prompt grew) reuses its cache and graphs instead of a new entry whose graphs are
-# all captured again. Opt-in (0: as before) until bench 3 on a GPU shows it pays; it costs only cache memory.
-ENTRY_HEADROOM = 0
+# all captured again. On since bench 3 on an H100 (2026-12-07, section 3e of bench/RESULTS.md) ran with it; it costs only
+# cache memory (0: an entry fits its first call).
+ENTRY_HEADROOM = 256
 
 
 def supported(model) -> bool:
