@@ -62,12 +62,14 @@ def test_openrlhf_requests_equal_train_policy_reward(point_server):
         assert body["extra_logs"]["judge_failed"] == [0.0] and body["extra_logs"]["judge_valid"] == [1.0]
         single.append(body["rewards"][0])
     expected = [trl_reward(twin, [p], [r])[0] for p, r in zip(PROMPTS, RESPONSES)]
-    assert single == pytest.approx(expected, abs=1e-6)
+    # the server batches requests, the twin scores one at a time: padding changes float32 summation order (up to
+    # ~1e-5 on an Intel host without bf16; 1e-6 held on an AMD one)
+    assert single == pytest.approx(expected, abs=1e-4)
     assert all(0.0 <= x <= 9.0 for x in single) and len(set(single)) > 1  # real, differing scores
     # older OpenRLHF sends a batch in one request: same numbers as the reward callable on that batch
     batch = httpx.post(url + "/get_reward", json={"query": [p + r for p, r in zip(PROMPTS, RESPONSES)],
                                                   "prompts": PROMPTS}, timeout=300).json()
-    assert batch["rewards"] == pytest.approx(trl_reward(twin, PROMPTS, RESPONSES), abs=1e-6)
+    assert batch["rewards"] == pytest.approx(trl_reward(twin, PROMPTS, RESPONSES), abs=1e-4)
 
 
 def test_sixteen_concurrent_clients_share_model_calls(point_server):
