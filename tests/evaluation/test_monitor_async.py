@@ -58,25 +58,24 @@ def files(run: RunDir) -> dict:
     return out
 
 
-def same(a, b):
-    """Equal up to float noise: 1e-4 relative (the scorer thread and the training thread run torch with different
-    thread counts, so float32 sums come out in another order: ~1e-5 on an Intel host without bf16)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= 1e-4 * max(1.0, abs(a))
-    return a == b
-
-
 def first_difference(a, b, path="") -> str | None:
-    """Where `same(a, b)` fails first (for the assertion message), None where it holds."""
+    """Where `a` and `b` first differ beyond float noise (None: equal up to it): 1e-4 relative, since the scorer
+    thread and the training thread run torch with different thread counts, so float32 sums come out in another
+    order (~1e-5 on an Intel host without bf16)."""
     if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
         return next((d for k in a if (d := first_difference(a[k], b[k], f"{path}/{k}"))), None)
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := first_difference(x, y, f"{path}[{i}]"))), None)
-    return None if same(a, b) else f"{path}: {str(a)[:120]!r} vs {str(b)[:120]!r}"
+    if isinstance(a, float) and isinstance(b, float):
+        equal = abs(a - b) <= 1e-4 * max(1.0, abs(a))
+    else:
+        equal = not isinstance(a, (dict, list)) and a == b
+    return None if equal else f"{path}: {str(a)[:120]!r} vs {str(b)[:120]!r}"
+
+
+def same(a, b) -> bool:
+    """Equal up to float noise (first_difference)."""
+    return first_difference(a, b) is None
 
 
 @pytest.mark.slow

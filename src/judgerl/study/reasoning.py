@@ -79,7 +79,8 @@ def sample_traces(cfg: StudyConfig, annotations: Path, folder: Path, log: Callab
                 kept.append({**x, "reasoning": v.reasoning.strip(), "trace_score": v.label, "trace_seed": s,
                              "split": "train"})
     errs = stats.pop("abs_err")
-    stats.update(traces=r.traces, kept=len(kept), items_with_a_trace=len({(k["item_id"], k["response_idx"]) for k in kept}),
+    stats.update(traces=r.traces, kept=len(kept),
+                 items_with_a_trace=len({(k["item_id"], k["response_idx"]) for k in kept}),
                  base_mean_abs_error=sum(errs) / len(errs) if errs else None)
     how = "shown the gold label as a hint (rationalisation), " if hint else ""
     write_annotations(folder / "annotations", "pointwise", kept,
