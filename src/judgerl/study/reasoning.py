@@ -164,12 +164,17 @@ def train_reasoning_judge(cfg: StudyConfig, labels: Path, traces: Path, folder: 
     return rec
 
 
+def has_grpo_adapter(folder: Path) -> bool:
+    """Whether the GRPO stage saved an adapter (an empty adapter/ folder, e.g. made by a copy script, is none)."""
+    return (folder / "adapter" / "adapter_config.json").is_file()
+
+
 def merged_reasoning(cfg: StudyConfig, folder: Path) -> Path:
     """base + sft_adapter (+ adapter, the GRPO stage) merged into folder/merged (rebuilt from the adapters)."""
     from judgerl.study.adapters import merged_model
 
     sft = merged_model(cfg.base, folder / "sft_adapter", "causal", folder / "merged_sft")
-    if not (folder / "adapter").is_dir():
+    if not has_grpo_adapter(folder):
         return sft
     return merged_model(str(sft.resolve()), folder / "adapter", "causal", folder / "merged")
 
@@ -180,9 +185,9 @@ def reasoning_spec(cfg: StudyConfig, folder: Path, batch_size: int = 64):
     from judgerl.config import load_judge_spec
     from judgerl.training.train_judge import judge_spec
 
-    merged = folder / "merged" if (folder / "adapter").is_dir() else folder / "merged_sft"
+    merged = folder / "merged" if has_grpo_adapter(folder) else folder / "merged_sft"
     spec = load_judge_spec(str(folder / "judge.yaml")) if (folder / "judge.yaml").is_file() else \
         judge_spec(_train_config(cfg, folder, folder, "lora"), str(merged.resolve()))
-    stage = "sft+grpo" if (folder / "adapter").is_dir() else "sft only"
+    stage = "sft+grpo" if has_grpo_adapter(folder) else "sft only"
     return spec.model_copy(update={"name": f"reasoning ({stage})", "device": cfg.device, "batch_size": batch_size,
                                    "model": str(merged.resolve())})

@@ -275,7 +275,9 @@ class Study:
                 row = {"judge": name, "labels": 0 if name == "prompted" else int(name[4:]) if name.startswith("sft-")
                        else c.reasoning.items}
                 if name == "reasoning":
-                    row.update(reasoning=True, stages="sft+grpo" if self.p("judges", name, "adapter").is_dir()
+                    from judgerl.study.reasoning import has_grpo_adapter
+
+                    row.update(reasoning=True, stages="sft+grpo" if has_grpo_adapter(self.p("judges", name))
                                else "sft only")
                 if spec is None:  # not trained (yet): said so in the curve, not skipped silently
                     rows.append({**row, "missing": "not trained"})
