@@ -10,6 +10,9 @@ Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
   engine_rollout / engine_judge   one half of `new` each (the other half as in `today`), for --profile.
   new_opt  `new` with the judge options that are off by default until measured on a GPU (JUDGE_OPTIONS: the verdict
          read from the engine's KV instead of a re-prefill, tokenisation on a few threads).
+  new_bkt  `new` with the judge's prompts prefilled in length buckets (JudgeSpec.prefill_buckets = --prefill-buckets,
+         judges/prefill.py); with --judge-phases or --replay each arm reports its prefilled tokens (padded), those one
+         forward would have prefilled, and the real ones (`judge_prefill`).
 Split per step: rollout = `GRPOTrainer._generate`, judge = `GRPOTrainer._calculate_rewards` (the device is
 synchronised at both ends), update = the rest of the step (policy log-probs, loss, backward, optimizer).
 Step time = wall time between optimizer steps; medians exclude the first step (warm-up, compilation).
@@ -49,10 +52,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # (used with --profile to find which half changes the update time).
 JUDGERL_ARMS = {"new": ("engine", "engine"), "today": ("trl", "compile"),
                 "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine"),
-                "new_opt": ("engine", "engine")}
-# Options an arm sets for its run (and its replay), still off by default: HFBackend class attributes, and
-# judges/static_decode.py module settings (prefixed "static_decode.")
-JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4, "static_decode.ENTRY_HEADROOM": 256}}
+                "new_opt": ("engine", "engine"), "new_bkt": ("engine", "engine")}
+# Options an arm sets for its run (and its replay), still off by default: HFBackend class attributes,
+# judges/static_decode.py module settings (prefixed "static_decode.") and JudgeSpec fields (prefixed "spec.")
+JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4, "static_decode.ENTRY_HEADROOM": 256},
+                 "new_bkt": {"spec.prefill_buckets": 4}}
+PREFILL_COUNTS = ("prefill_tokens", "prefill_tokens_one_forward", "prompt_tokens", "prefill_forwards")
 
 
 def set_options(options: dict) -> dict:
@@ -62,10 +67,30 @@ def set_options(options: dict) -> dict:
 
     saved = {}
     for k, v in options.items():
+        if k.startswith("spec."):  # a JudgeSpec field: the arm's spec (spec_options)
+            continue
         owner, attr = (static_decode, k.split(".", 1)[1]) if k.startswith("static_decode.") else (HFBackend, k)
         saved[k] = getattr(owner, attr)
         setattr(owner, attr, v)
     return saved
+
+
+def spec_options(options: dict) -> dict:
+    """The JudgeSpec fields an arm's JUDGE_OPTIONS set."""
+    return {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("spec.")}
+
+
+def prefill_counts(phase_dicts: list[dict | None]) -> dict | None:
+    """The prefill counters and seconds of judge calls split into phases: medians per call (median() leaves the
+    first call out, as for times)."""
+    calls = [p for p in phase_dicts if p]
+    if not calls:
+        return None
+    out = {k: median([p["counts"].get(k, 0) for p in calls]) for k in PREFILL_COUNTS}
+    out["prefill_s"] = median([p["seconds"].get("prefill", 0.0) for p in calls])
+    if out["prefill_tokens"]:
+        out["padding_frac"] = 1 - out["prompt_tokens"] / out["prefill_tokens"]
+    return out
 
 
 def median(xs: list[float]) -> float | None:
@@ -178,6 +203,7 @@ def summarise(name: str, stamps: list[float], calls: list[dict], roof) -> dict:
     r["judge_tok_s"] = sum(c["tokens"] for c in jl) / sum(c["s"] for c in jl) if jl else None
     if any("phases" in c for c in ju):
         r["judge_phases_all"] = [c.get("phases") for c in ju]
+        r["judge_prefill"] = prefill_counts([c.get("phases") for c in ju])
     if roof:
         mean_prompt = sum(c["prompt_tokens"] for c in later) / sum(c["rows"] for c in later)
         r["rollout_roofline_tok_s"] = roof(later[0]["rows"], mean_prompt + r["rollout_tokens"] / later[0]["rows"] / 2)
@@ -218,10 +244,12 @@ def main() -> None:
                     help="replay each judgerl arm's last judge call alone (same Judge, warm) and split it into phases")
     ap.add_argument("--replay-reps", type=int, default=2, help="timed replays (best kept), after one warm-up")
     ap.add_argument("--judge-phases", action="store_true", help="split every in-loop judge call into phases")
+    ap.add_argument("--prefill-buckets", type=int, default=4, help="JudgeSpec.prefill_buckets of the new_bkt arm")
     ap.add_argument("--cpu-engine-judge", action="store_true",
                     help="on a CPU, judge on the graph engine (eager) as on CUDA instead of plain generate (the CPU "
                          "default): the GPU's code path, for profiling it without a GPU")
     a = ap.parse_args()
+    JUDGE_OPTIONS["new_bkt"]["spec.prefill_buckets"] = a.prefill_buckets
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
     tmp = Path(tempfile.mkdtemp())
@@ -252,8 +280,8 @@ def main() -> None:
         def roof(rows: int, ctx: float) -> float:
             return rows / ((n_params * 2 + rows * ctx * kv_tok) / bw)
 
-    def cfg(run: str, rollout: str, steps: int) -> PolicyConfig:
-        return PolicyConfig(name=run, run_dir=str(tmp / run), policy=a.model, judge=judge_spec,
+    def cfg(run: str, rollout: str, steps: int, judge: JudgeSpec | None = None) -> PolicyConfig:
+        return PolicyConfig(name=run, run_dir=str(tmp / run), policy=a.model, judge=judge or judge_spec,
                             grpo={"num_generations": a.generations, "per_device_train_batch_size": batch,
                                   "max_steps": steps, "max_completion_length": a.completion, "save_steps": 10_000,
                                   "save_final": False, "logging_steps": 1, "learning_rate": 1e-6, "rollout": rollout},
@@ -329,13 +357,15 @@ def main() -> None:
             options = JUDGE_OPTIONS.get(name, {})
             saved = set_options(options)
             split.judge_tokens = lambda n=name: ledger_tokens(tmp / n / "ledger.sqlite")
-            s = train_policy(cfg(name, roll, a.steps), extra_callbacks=[cb])
+            spec = judge_spec.model_copy(update=spec_options(options))
+            s = train_policy(cfg(name, roll, a.steps, spec), extra_callbacks=[cb])
             wall = time.perf_counter() - t0
             if a.replay and split.requests and judge_path == "engine":
                 last = next(c for c in reversed(split.calls) if c["what"] == "judge")
                 replays[name] = replay_judge(torch, *split.requests[-1], last, tmp / f"replay_{name}.sqlite",
                                              a.replay_reps)
                 replays[name]["judge_options"] = options
+                replays[name]["judge_prefill"] = prefill_counts([replays[name]["phases"]])
                 print(json.dumps({"replay": name, **{k: v for k, v in replays[name].items() if k != "phases"}}),
                       flush=True)
             set_options(saved)
@@ -388,6 +418,8 @@ def main() -> None:
             res[f"{other}_over_new"] = arms[other]["step_s"] / base
         if arms.get("new_opt", {}).get("step_s") and other in arms and arms[other]["step_s"]:
             res[f"{other}_over_new_opt"] = arms[other]["step_s"] / arms["new_opt"]["step_s"]
+    if base and arms.get("new_bkt", {}).get("step_s"):  # > 1: bucketed prefill made the step / the judge faster
+        res["new_over_new_bkt"] = {k: arms["new"][k] / arms["new_bkt"][k] for k in ("step_s", "judge_s")}
     if base:  # steps in 25 minutes of one GPU: the first step (warm-up) once, then the median step
         first = arms["new"]["first_step_s"] or base
         res["steps_in_25_min"] = int(1 + max(0.0, 1500 - first) // base)
@@ -396,6 +428,12 @@ def main() -> None:
     for n, r in arms.items():
         print(f"{n:<6}{r['step_s']:>8.2f}{r['rollout_s']:>11.2f}{r['judge_s']:>9.2f}{r['update_s']:>10.2f}"
               f"{r['rollout_tok_s']:>15.0f}{(r['judge_tok_s'] or 0):>13.0f}")
+    for n, r in arms.items():  # in-loop prefill per judge call (--judge-phases); the replays' counts are printed above
+        if r.get("judge_prefill"):
+            p = r["judge_prefill"]
+            print(f"{n}: prefill {p['prefill_s']:.3f} s, {p['prefill_tokens']:.0f} tokens prefilled in "
+                  f"{p['prefill_forwards']:.0f} forward(s), {p['prefill_tokens_one_forward']:.0f} in one forward, "
+                  f"{p['prompt_tokens']:.0f} real ({p.get('padding_frac', 0):.1%} padding)")
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2))
 

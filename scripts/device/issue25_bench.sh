@@ -21,6 +21,13 @@
 #          every in-loop call) --standalone engine; then bench 3 small shape (SMALL3_ARMS, default new,today,trl);
 #          then the trl arm at the long shape if ~330 s are left of DEADLINE. ~300 s without the long trl arm.
 #   part3trl  the trl arm at the long shape alone (~5 min; a call of its own when part3 left no room for it)
+#   part4  length-bucketed prefill of the judge's prompts (judges/prefill.py, JudgeSpec.prefill_buckets), on a machine
+#          set up as for part3, or a fresh one with part2's carries (.whl, device_carry/p1 after part1's p0 call,
+#          device_carry/data/self-instruct): GPU guards (judge scores and thinking with buckets == one forward ==
+#          plain generate; SKIP_TESTS=1 skips them); bench 3 long shape then small shape, arms LONG4_ARMS /
+#          SMALL4_ARMS (default new,new_bkt: buckets off / on, BUCKETS of them, default 4) with --replay --judge-phases
+#          --standalone engine: step, judge and prefill seconds, tokens prefilled (padded) vs one forward's vs real,
+#          per arm (`judge_prefill`, `new_over_new_bkt`; grpo_step_long4.json, grpo_step_small4.json). ~250 s.
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
 E=${ENGINE_DIR:-device_carry/engine}
@@ -103,12 +110,39 @@ part3() {
   fits 330 "bench 3 long trl arm" && long_trl
 }
 
+part4() {
+  if [ -d /tmp/site/trl ] && [ -d /tmp/jc ]; then warm_setup || return 1
+  else
+    source scripts/device/setup.sh > "$OUT/setup4.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup4.log"; return 1; }
+    export PYTHONPATH=/tmp/site:$PWD/$E/src JUDGERL_SHARED_DATA=$PWD/device_carry/data
+    log "setup done"
+  fi
+  if [ -z "${SKIP_TESTS:-}" ] && fits 90 "GPU guards (bucketed prefill)"; then
+    timeout 120 python3 -m pytest -q -p no:cacheprovider -c pyproject.toml --rootdir "$E" "$E/tests/judges/test_prefill.py" \
+      "$E/tests/judges/test_static_decode.py" -k "gpu_judge_scores" > "$OUT/gpu_tests4.log" 2>&1
+    log "GPU guards rc=$?"; tail -4 "$OUT/gpu_tests4.log"
+  fi
+  local flags="--replay --judge-phases --standalone engine --prefill-buckets ${BUCKETS:-4}"
+  fits 120 "bench 3 long (part4)" && {
+    timeout ${LONG4_S:-200} python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG4_ARMS:-new,new_bkt} \
+      --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 $flags \
+      --out "$OUT/grpo_step_long4.json" > "$OUT/grpo_step_long4.log" 2>&1
+    log "bench 3 long rc=$?"; grep -A16 "judge call of arm" "$OUT/grpo_step_long4.log" | head -40; tail -9 "$OUT/grpo_step_long4.log"; }
+  fits 90 "bench 3 small (part4)" && {
+    timeout $(( DEADLINE - (SECONDS - T0) - 5 < ${SMALL4_S:-150} ? DEADLINE - (SECONDS - T0) - 5 : ${SMALL4_S:-150} )) \
+      python3 $E/bench/grpo_step.py --steps ${SMALL_STEPS:-4} --arms ${SMALL4_ARMS:-new,new_bkt} --prompts 4 \
+      --generations 8 --completion 64 --judge-tokens 128 --judge-batch 32 $flags \
+      --out "$OUT/grpo_step_small4.json" > "$OUT/grpo_step_small4.log" 2>&1
+    log "bench 3 small rc=$?"; tail -9 "$OUT/grpo_step_small4.log"; }
+}
+
 case "$1" in
   part1) part1 ;;
   part2) part2 ;;
   part3) part3 ;;
   part3trl) warm_setup && fits 330 "bench 3 long trl arm" && long_trl ;;
+  part4) part4 ;;
   all) part1; part2 ;;
-  *) echo "usage: $0 part1|part2|part3|part3trl|all"; exit 2 ;;
+  *) echo "usage: $0 part1|part2|part3|part3trl|part4|all"; exit 2 ;;
 esac
 log "done"

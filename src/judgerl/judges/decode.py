@@ -135,14 +135,15 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
                  top_p: float = 1.0, top_k: int = 0, seed: int = 0, pad_token_id: int | None = None,
                  eos_token_id=None, fast: bool | str | None = None, pad_rows_to: int | None = None,
                  min_new_tokens: int | None = None, reuse_prefix: bool = False, keep_cache: bool = False,
-                 engine_cache: bool = False):
+                 engine_cache: bool = False, prefill_buckets: int = 1):
     """Generate continuations; returns the new token ids [batch, <=max_new_tokens] (prompt stripped,
     pad after EOS). fast: False = plain `generate`; True = the graph engine where the model supports
     it (else the compiled path); "compile" = transformers' compiled static-cache path; None = True on
     CUDA. Sampling is seeded with `seed` without touching the global RNG.
     keep_cache: return (tokens, kept) where kept = (the decode's KV cache, the attention mask of the prompt
     layout it holds) on the plain path (kv_reuse.py continues it), None on the fast paths; with engine_cache also on
-    the graph engine (a copy of its rows' KV: static_decode.generate(keep_cache=True))."""
+    the graph engine (a copy of its rows' KV: static_decode.generate(keep_cache=True)). prefill_buckets: the graph
+    engine prefills ragged prompts in up to this many length buckets (prefill.py); the other paths ignore it."""
     import torch
 
     from judgerl.judges.static_decode import decoder_for, supported
@@ -160,7 +161,7 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, tempe
                                           temperature=temperature, top_p=top_p, top_k=top_k, eos_token_ids=eos,
                                           pad_token_id=pad_token_id if pad_token_id is not None else 0, generator=gen,
                                           prefix_len=p, pad_rows_to=max(target, rows),
-                                          keep_cache=keep_cache and engine_cache)
+                                          keep_cache=keep_cache and engine_cache, prefill_buckets=prefill_buckets)
         if not keep_cache:
             return out.tokens
         return out.tokens, (None if out.cache is None else (out.cache, attention_mask))

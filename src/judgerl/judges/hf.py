@@ -151,7 +151,7 @@ class HFBackend:
                                    temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, pad_token_id=pad,
                                    eos_token_id=self.tok.eos_token_id, fast=self.fast, pad_rows_to=bs,
                                    reuse_prefix=self.spec.reuse_prefix, keep_cache=then is not None,
-                                   engine_cache=self.engine_kv_verdict)
+                                   engine_cache=self.engine_kv_verdict, prefill_buckets=self.spec.prefill_buckets)
             out, kept = out if then is not None else (out, None)
             with phases.phase("detokenize"):
                 new_ids = out.tolist()  # one copy to the host, not one sync per row

@@ -64,6 +64,9 @@ class JudgeSpec(BaseModel):
     batch_size: int = Field(8, ge=1, le=4096, description="Requests per forward batch (in-process backends).")
     reuse_prefix: bool = Field(True, description="Compute the prompt head shared by a batch once "
                                "(judge template, group question); same outputs, less prefill.")
+    prefill_buckets: int = Field(1, ge=1, le=16, description="Graph engine (hf on CUDA): prefill a batch of ragged "
+                                 "prompts in up to this many length buckets, each padded only to its own longest "
+                                 "prompt; 1 = one forward padded to the longest. Same outputs up to float rounding.")
     # openai backend
     base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  description="One or more OpenAI-compatible endpoints; requests spread across them.")
@@ -146,7 +149,7 @@ class JudgeSpec(BaseModel):
         """Hash of every field that changes verdicts (not concurrency, timeouts or the name)."""
         keep = self.model_dump(exclude={"name", "concurrency", "timeout_s", "max_retries", "cache",
                                         "base_urls", "api_key_env", "batch_size", "device",
-                                        "reuse_prefix", "max_prompt_chars", "max_response_chars",
+                                        "reuse_prefix", "prefill_buckets", "max_prompt_chars", "max_response_chars",
                                         "max_input_tokens"})
         if not keep["extra_body"]:
             del keep["extra_body"]  # keeps fingerprints of specs made before the field existed

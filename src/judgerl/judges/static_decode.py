@@ -22,7 +22,8 @@ captured on the leading rows of the same buffers, so this needs no re-capture an
 
 Prefill runs eagerly, at most once per distinct row: `rows` maps output rows to input rows (the G
 rollouts of a prompt share one prefill) and `prefix_len` shares a leading span of every row
-(judge template: computed once at batch 1). Its KV is copied into the static cache.
+(judge template: computed once at batch 1). Its KV is copied into the static cache (prefill.py: in one forward
+padded to the longest prompt, or with `prefill_buckets` in a few length buckets, each padded to its own longest).
 
 Weights are read in place: optimizer steps update parameters without moving them, so the next replay
 sees them (the fused step's concatenated copies are refreshed at every call). The graphs are re-captured if any
@@ -261,27 +262,17 @@ class StaticDecoder:
             self._capture(e, e.rows, e.length, sampling, eos, pad_token_id)
 
     # ---- prefill ----------------------------------------------------------------------------
-    def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int):
-        """Eager prefill of the distinct input rows; KV copied into the cache rows; returns last logits."""
+    def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int, buckets: int = 1):
+        """Eager prefill of the distinct input rows into the cache rows (prefill.py: one forward, or length buckets);
+        masks, positions and the slot set for the decode; returns last logits."""
         import torch
-        from transformers import DynamicCache
 
-        m = self.model
-        pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        kv = DynamicCache(config=m.config)
-        if prefix_len:
-            m(input_ids=input_ids[:1, :prefix_len], position_ids=pos[:1, :prefix_len], past_key_values=kv, use_cache=True)
-            kv.batch_repeat_interleave(input_ids.shape[0])
-            out = m(input_ids=input_ids[:, prefix_len:], attention_mask=attention_mask, position_ids=pos[:, prefix_len:],
-                    past_key_values=kv, use_cache=True, logits_to_keep=1)
-        else:
-            out = m(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, past_key_values=kv,
-                    use_cache=True, logits_to_keep=1)
+        from judgerl.judges.prefill import prefill
+
+        last = prefill(self.model, e.cache, input_ids, attention_mask, rows, prefix_len, buckets)
         width = input_ids.shape[1]
-        for src, dst in zip(kv.layers, e.cache.layers):
-            dst.keys[:, :, :width].copy_(src.keys.index_select(0, rows))
-            dst.values[:, :, :width].copy_(src.values.index_select(0, rows))
-            dst.cumulative_length.fill_(width)
+        for layer in e.cache.layers:
+            layer.cumulative_length.fill_(width)
         real = attention_mask.bool().index_select(0, rows)
         e.mask.zero_()
         e.mask[:, 0, 0, :width] = real
@@ -290,7 +281,7 @@ class StaticDecoder:
         e.slot.fill_(width)
         e.pos.copy_(attention_mask.long().sum(-1, keepdim=True).index_select(0, rows))
         e.orig.copy_(torch.arange(e.rows, device=e.orig.device))
-        return out.logits[:, -1].float().index_select(0, rows)
+        return last
 
     # ---- early exit of finished rows ----------------------------------------------------------
     def _compact(self, e: _Entry, r: int, n_real: int, res: tuple, keep: bool = False) -> tuple[int, int]:
@@ -349,12 +340,14 @@ class StaticDecoder:
     def generate(self, input_ids, attention_mask, *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, eos_token_ids=(), pad_token_id: int = 0, generator=None,
                  rows=None, prefix_len: int = 0, pad_rows_to: int | None = None,
-                 keep_cache: bool = False) -> Generated:
+                 keep_cache: bool = False, prefill_buckets: int = 1) -> Generated:
         """Decode up to `max_new_tokens` for each output row. Inputs are left padded (or laid out
         [prefix][pad][suffix] with `prefix_len` > 0); `rows` (LongTensor) maps each output row to an input
         row (default: one each); `pad_rows_to` pads the batch with copies of the last row (fixed shapes).
         keep_cache: also return each output row's KV (`Generated.cache`, a DynamicCache of the input layout's
-        columns then the tokens fed back, in output-row order) for a verdict pass that continues it (kv_reuse.py)."""
+        columns then the tokens fed back, in output-row order) for a verdict pass that continues it (kv_reuse.py).
+        prefill_buckets > 1: prefill ragged prompts in up to that many length buckets (prefill.py; same outputs up to
+        float rounding)."""
         import torch
 
         from judgerl.judges.attention import use_grouped_attention
@@ -380,9 +373,9 @@ class StaticDecoder:
                 if use_graph:
                     self._ensure_graphs(e, sampling, eos, pad_token_id)
                 with phases.phase("prefill"):
-                    last = self._prefill(e, input_ids, attention_mask, rows, prefix_len)
-                if phases.active():  # padded prefill tokens vs real ones (the count is a host sync: only here)
-                    phases.count("prefill_tokens", input_ids.numel())
+                    last = self._prefill(e, input_ids, attention_mask, rows, prefix_len, prefill_buckets)
+                if phases.active():  # tokens prefilled (prefill.py) vs one forward's vs real ones (a host sync)
+                    phases.count("prefill_tokens_one_forward", input_ids.numel())
                     phases.count("prompt_tokens", int(attention_mask.sum()))
                 if temperature > 0:
                     e.noise.exponential_(generator=generator)
