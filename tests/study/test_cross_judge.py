@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from judgerl import JudgerlError
-from judgerl.study.cross_judge import cross_judge_matrix, final_and_base, keep_columns
+from judgerl.study.cross_judge import cross_judge_matrix, final_and_base, keep_columns, keep_rows
 from judgerl.study.samples import read_samples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +56,41 @@ def test_kept_columns_come_from_the_earlier_matrix_marked_with_their_step():
     text = cross_judge_table({"cross_judge": res})
     assert text.count("[step-105 answers]") == 1 and "kept from an earlier matrix (reasoning not re-scored)" in text
     assert keep_columns(new, earlier, []) is new and keep_columns(new, {}, ["reasoning"]) is new
+
+
+def test_rows_of_runs_not_rescored_are_kept_without_the_changed_judges_cells():
+    cell = {"final": {"value": 7.0, "lo": 6.9, "hi": 7.1}}
+    earlier = {"judges": ["prompted", "reasoning", "gold"], "trained_on": {"a": "prompted", "b": "reasoning"},
+               "runs": {"a": {"final_step": 200, "scores": {"prompted": cell, "reasoning": cell}, "arena": {"x": 1}},
+                        "b": {"final_step": 50, "scores": {"prompted": cell, "reasoning": cell}}}}
+    new = {"judges": ["prompted"], "trained_on": {"b": "reasoning"},
+           "runs": {"b": {"final_step": 200, "scores": {"prompted": cell}}}}
+    res = keep_rows(new, earlier, ["reasoning"])
+    assert set(res["runs"]) == {"a", "b"} and res["runs"]["b"]["final_step"] == 200  # b re-scored, not replaced
+    assert res["runs"]["a"]["scores"] == {"prompted": cell} and res["runs"]["a"]["arena"] == {"x": 1}
+    assert res["runs"]["a"]["kept_from_earlier_pass"] and res["trained_on"]["a"] == "prompted"
+    assert res["judges"] == ["prompted", "gold"] and res["dropped_stale"] == ["reasoning"]
+    assert "reasoning" in earlier["runs"]["a"]["scores"]  # the earlier matrix is not changed
+
+
+def test_an_interrupted_pass_keeps_the_columns_it_finished(tmp_path, monkeypatch):
+    import judgerl.study.cross_judge as cj
+
+    def fake_runs(judge, runs, nb, seed=0):
+        if judge is broken:
+            raise RuntimeError("backend died")
+        return {r: {"final": {"value": 1.0}} for r in runs}
+    broken, ok = object(), object()  # fault injection: the second judge's backend dies mid-pass
+    monkeypatch.setattr(cj, "judge_runs", fake_runs)
+    out = tmp_path / "cross_judge.json"
+    with pytest.raises(RuntimeError, match="backend died"):
+        cross_judge_matrix({"weak": RUNS / "weak"}, {"ok": ok, "broken": broken}, out, log=lambda m: None, limit=3)
+    saved = json.loads(out.read_text())
+    assert saved["incomplete"] and saved["runs"]["weak"]["scores"] == {"ok": {"final": {"value": 1.0}}}
+    with pytest.raises(JudgerlError, match="no policy run named nope"):
+        cross_judge_matrix({"weak": RUNS / "weak"}, {"ok": ok}, out, log=lambda m: None, only=["nope"])
+    res = cross_judge_matrix({"weak": RUNS / "weak"}, {"ok": ok}, out, log=lambda m: None, limit=3)
+    assert "incomplete" not in res and "incomplete" not in json.loads(out.read_text())
 
 
 @pytest.mark.slow

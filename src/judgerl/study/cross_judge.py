@@ -144,35 +144,72 @@ def keep_columns(res: dict, earlier: dict, keep: list[str]) -> dict:
     return res
 
 
+def keep_rows(res: dict, earlier: dict, drop: list[str]) -> dict:
+    """Add the rows of `earlier` for runs `res` did not score, without the cells of the `drop` judges (judges that
+    changed since that matrix was made; listed in `dropped_stale`)."""
+    kept = [r for r in earlier.get("runs", {}) if r not in res["runs"]]
+    for name in kept:
+        row = json.loads(json.dumps(earlier["runs"][name]))
+        row["scores"] = {j: c for j, c in row.get("scores", {}).items() if j not in drop}
+        row["kept_from_earlier_pass"] = True
+        res["runs"][name] = row
+        res["trained_on"].setdefault(name, earlier.get("trained_on", {}).get(name))
+    res["judges"] += [j for j in earlier.get("judges", []) if j not in res["judges"] and j not in drop]
+    if kept:
+        res["rows_kept_from_earlier"], res["dropped_stale"] = kept, list(drop)
+    return res
+
+
+def _write(out: Path | None, res: dict) -> None:
+    if out is not None:  # after every column and arena row: a call cut by its deadline keeps what it scored
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
+        tmp.replace(out)
+
+
 def cross_judge_matrix(runs: dict[str, Path], judges: dict, out: Path | None = None, arena=None, nb: int = 1000,
                        limit: int | None = None, cache_dir: Path | None = None,
                        log: Callable[[str], None] = print, trained_on: dict[str, str] | None = None,
-                       keep: list[str] | None = None) -> dict:
+                       keep: list[str] | None = None, only: list[str] | None = None,
+                       drop: list[str] | None = None) -> dict:
     """The matrix (module docstring) of `runs` ({name: policy run folder}) under `judges` ({name: JudgeSpec or
     Judge}); `arena`: a JudgeSpec/Judge for the arena vs base (None: skip; "default": the embedded SmolLM2);
     `limit`: first n held-out prompts per run (small n on a CPU); `trained_on`: {run: judge name it trained
     against}, marking the own-judge cell; `keep`: judges whose columns are copied from the matrix already at `out`
-    (keep_columns) instead of scored. Writes `out` (JSON) when given; returns the matrix."""
-    earlier = json.loads(out.read_text(encoding="utf-8")) if keep and out is not None and out.is_file() else {}
+    (keep_columns) instead of scored; `only`: the runs scored in this pass, the others' rows copied from the matrix
+    at `out` without the cells of the `drop` judges (keep_rows). Writes `out` (JSON) when given, after each judge
+    and arena row (an interrupted pass keeps what it scored, marked `incomplete`); returns the matrix."""
+    earlier = json.loads(out.read_text(encoding="utf-8")) if (keep or only) and out is not None and out.is_file() \
+        else {}
     if not judges:
         raise JudgerlError("cross-judge: no judges given")
-    data = {k: final_and_base(Path(v), limit) for k, v in runs.items()}
-    res: dict = {"judges": list(judges), "limit": limit, "bootstrap": nb, "trained_on": trained_on or {},
+    unknown = sorted(set(only or []) - set(runs))
+    if unknown:
+        raise JudgerlError(f"cross-judge: no policy run named {', '.join(unknown)} (runs: {', '.join(runs)})")
+    data = {k: final_and_base(Path(v), limit) for k, v in runs.items() if only is None or k in only}
+    res: dict = {"judges": list(judges), "limit": limit, "bootstrap": nb, "incomplete": True,
+                 "trained_on": {k: v for k, v in (trained_on or {}).items() if k in data},
                  "runs": {k: {"final_step": x["final_step"], "base_step": x["base_step"], "n": len(x["items"]),
                               "scores": {}} for k, x in data.items()}}
+
+    def save():
+        merged = keep_columns(json.loads(json.dumps(res)), earlier, keep or [])
+        _write(out, keep_rows(merged, earlier, drop or []) if only is not None else merged)
     for name, j in judges.items():
         judge = as_judge(j, cache_dir, name)
         log(f"cross-judge: {name} on {sum(len(x['items']) for x in data.values())} final answers and their base answers")
         for run, cell in judge_runs(judge, data, nb).items():
             res["runs"][run]["scores"][name] = cell
+        save()
     if arena is not None:
         judge = as_judge(default_arena_spec() if arena == "default" else arena, cache_dir, "arena")
         res["arena_judge"] = judge.spec.name
         for run, x in data.items():
             log(f"cross-judge: arena {run} (step {x['final_step']}) vs base, {len(x['items'])} prompts x 2 orders")
             res["runs"][run]["arena"] = arena_vs_base(judge, x["items"], nb)
-    res = keep_columns(res, earlier, keep or [])
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
-    return res
+            save()
+    del res["incomplete"]
+    save()
+    merged = keep_columns(res, earlier, keep or [])
+    return keep_rows(merged, earlier, drop or []) if only is not None else merged

@@ -178,7 +178,8 @@ class Study:
         return cross_judge_matrix(runs, judges, self.p("analysis", "cross_judge.json"), arena="default",
                                   nb=self.cfg.gold.bootstrap, limit=self.cfg.cross_judge_prompts,
                                   cache_dir=self.p("analysis", "cross_judge_cache"), log=self.log,
-                                  trained_on=trained_on, keep=keep)
+                                  trained_on=trained_on, keep=keep, only=self.cfg.cross_judge_runs,
+                                  drop=self.cfg.cross_judge_drop)
 
     # ---- the stages ----------------------------------------------------------------------------
     def run(self, selected: set[str] | None = None) -> dict:
