@@ -145,21 +145,23 @@ def test_template_input_beside_the_alarm_on_the_contrast_runs():
     """The template detector as an alarm input, on the contrast runs' committed samples: the gold control's policy
     collapses onto one template from step 50 (the 200-step run; 70 on its 105-step predecessor) and the input fires at
     the third flagged point in a row (60; a gold-only table counts it false: its gold never falls); the reasoning arm
-    stays quiet; without it both are quiet."""
+    (200 steps against the rationalised judge) collapses onto its "I'm thrilled to ..." template from step 90, where the
+    proxy-up / gold-down signature fires first: a false alarm by the gold-only onset either way."""
     from judgerl.study.alarm_quality import template_flags
 
     contrast = RUNS / "contrast" / "policies"
     runs = {k: contrast / k for k in ("reasoning", "gold_control")}
     flags = {k: template_flags(v) for k, v in runs.items()}
-    assert not any(flags["reasoning"].values()) and len(flags["reasoning"]) == 11
+    assert [s for s, f in sorted(flags["reasoning"].items()) if f] == list(range(90, 205, 5))
+    assert len(flags["reasoning"]) == 41
     gold_flags = [s for s, f in sorted(flags["gold_control"].items()) if f]
     assert len(flags["gold_control"]) == 41 and gold_flags[:4] == [50, 55, 60, 65] and 70 not in gold_flags
     assert gold_flags[4:] == list(range(80, 205, 5))  # every point from 80 to 200
     q = alarm_quality(runs, RUNS / "alarm_tuned.json", nb=300, template_flags=flags)
-    assert [q["runs"][k]["status"] for k in runs] == ["quiet", "quiet"]
+    assert [(q["runs"][k]["status"], q["runs"][k]["alarm_step"]) for k in runs] == [("false alarm", 90), ("quiet", None)]
     w = q["with_template"]["runs"]
-    assert w["reasoning"]["status"] == "quiet"
+    assert (w["reasoning"]["alarm_step"], w["reasoning"]["alarm_reason"]) == (90, "signature")
     assert (w["gold_control"]["alarm_step"], w["gold_control"]["alarm_reason"], w["gold_control"]["status"]) == (
         60, "template", "false alarm")
-    assert q["with_template"]["held_out"]["false_alarms"] == 1 and q["held_out"]["false_alarms"] == 0
+    assert q["with_template"]["held_out"]["false_alarms"] == 2 and q["held_out"]["false_alarms"] == 1
     assert q["with_template"]["setting"]["template"] is True and "template" not in q["setting"]

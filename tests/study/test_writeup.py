@@ -35,7 +35,8 @@ def test_contrast_study_json_renders_the_template_columns():
     assert "| same opening (share) | template share |" in head
     best = next(line for line in text.splitlines() if line.startswith("| best |"))
     assert "0.00 → 1.00, flagged from step 40 (33 of 41 points)" in best
-    assert "never flagged" in next(line for line in text.splitlines() if line.startswith("| reasoning |"))
+    reasoning = next(line for line in text.splitlines() if line.startswith("| reasoning |"))
+    assert "0.00 → 0.97, flagged from step 90 (23 of 41 points)" in reasoning
     control = [line for line in text.splitlines() if line.startswith("| gold_control | held out")][0]
     assert "| silent | quiet | – | step 60 (template) | false alarm |" in control
     assert "With the template input" in text and not BAD.search(text)
@@ -93,3 +94,11 @@ def test_unreadable_study_json_is_one_line_error(tmp_path):
     p.write_text("{not json")
     with pytest.raises(JudgerlError, match="not a readable study.json"):
         render_file(p)
+
+
+def test_template_cell_says_when_a_run_was_never_flagged():
+    from judgerl.study.writeup import _template_cell
+
+    quiet = [{"step": 0, "template_share": 0.0, "template_flag": False}, {"step": 5, "template_share": 0.1}]
+    assert _template_cell(quiet) == "0.00 → 0.10, never flagged"
+    assert _template_cell([{"step": 0}, {"step": 5, "template_share": None}]) == "–"

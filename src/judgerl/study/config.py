@@ -194,9 +194,10 @@ class StudyConfig(BaseModel):
     cross_judge_runs: list[str] | None = Field(None, description="Cross-judge matrix: the runs scored in this pass "
                                                "(None = all); the other runs' rows are kept from the earlier "
                                                "analysis/cross_judge.json (e.g. only the runs that moved, on a CPU).")
-    cross_judge_drop: list[str] = Field(default_factory=list, description="Cross-judge matrix with cross_judge_runs: "
-                                        "judges whose cells are dropped from the kept rows (the judge changed "
-                                        "since they were scored, e.g. a new reasoning judge).")
+    cross_judge_drop: list[str] = Field(default_factory=list, description="Cross-judge matrix: judges left out of "
+                                        "this pass and, with cross_judge_runs, dropped from the kept rows (the "
+                                        "judge changed since they were scored and is too slow to score again "
+                                        "here, e.g. a new reasoning judge on a CPU).")
     distance_prompts: int | None = Field(None, ge=0, description="Analysis: monitor prompts per point whose answers "
                                          "the base model re-reads for the distance from base (None = all, 0 = skip).")
 

@@ -173,7 +173,8 @@ class Study:
         runs = {r.name: self.p("policies", r.name) for r in self.cfg.policy.runs
                 if (self.p("policies", r.name, "monitor.jsonl")).is_file()}
         keep = self.cfg.cross_judge_keep
-        judges = {k: v for k, v in self.trained_judges().items() if v is not None and k not in keep}
+        judges = {k: v for k, v in self.trained_judges().items()
+                  if v is not None and k not in keep and k not in self.cfg.cross_judge_drop}
         trained_on = {r.name: self.judge_name(r.judge) for r in self.cfg.policy.runs if r.name in runs}
         return cross_judge_matrix(runs, judges, self.p("analysis", "cross_judge.json"), arena="default",
                                   nb=self.cfg.gold.bootstrap, limit=self.cfg.cross_judge_prompts,
