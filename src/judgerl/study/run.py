@@ -168,7 +168,7 @@ class Study:
     def cross_judge(self) -> dict:
         """analysis/cross_judge.json: every policy run's final held-out answers (and its step-0 answers) scored by
         every judge, and an arena against the base with the embedded SmolLM2 (study/cross_judge.py)."""
-        from judgerl.study.cross_judge import cross_judge_matrix
+        from judgerl.study.cross_judge import cross_judge_matrix, default_arena_spec
 
         runs = {r.name: self.p("policies", r.name) for r in self.cfg.policy.runs
                 if (self.p("policies", r.name, "monitor.jsonl")).is_file()}
@@ -176,7 +176,8 @@ class Study:
         judges = {k: v for k, v in self.trained_judges().items()
                   if v is not None and k not in keep and k not in self.cfg.cross_judge_drop}
         trained_on = {r.name: self.judge_name(r.judge) for r in self.cfg.policy.runs if r.name in runs}
-        return cross_judge_matrix(runs, judges, self.p("analysis", "cross_judge.json"), arena="default",
+        return cross_judge_matrix(runs, judges, self.p("analysis", "cross_judge.json"),
+                                  arena=default_arena_spec(self.cfg.device),  # auto: the GPU when there is one
                                   nb=self.cfg.gold.bootstrap, limit=self.cfg.cross_judge_prompts,
                                   cache_dir=self.p("analysis", "cross_judge_cache"), log=self.log,
                                   trained_on=trained_on, keep=keep, only=self.cfg.cross_judge_runs,
