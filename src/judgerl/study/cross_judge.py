@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from judgerl import JudgerlError
+from judgerl.data import write_text_atomic
 
 
 def final_and_base(run: Path, limit: int | None = None) -> dict:
@@ -160,14 +161,6 @@ def keep_rows(res: dict, earlier: dict, drop: list[str]) -> dict:
     return res
 
 
-def _write(out: Path | None, res: dict) -> None:
-    if out is not None:  # after every column and arena row: a call cut by its deadline keeps what it scored
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
-        tmp.replace(out)
-
-
 def cross_judge_matrix(runs: dict[str, Path], judges: dict, out: Path | None = None, arena=None, nb: int = 1000,
                        limit: int | None = None, cache_dir: Path | None = None,
                        log: Callable[[str], None] = print, trained_on: dict[str, str] | None = None,
@@ -193,9 +186,12 @@ def cross_judge_matrix(runs: dict[str, Path], judges: dict, out: Path | None = N
                  "runs": {k: {"final_step": x["final_step"], "base_step": x["base_step"], "n": len(x["items"]),
                               "scores": {}} for k, x in data.items()}}
 
-    def save():
+    def save() -> dict:  # after every column and arena row: a call cut by its deadline keeps what it scored
         merged = keep_columns(json.loads(json.dumps(res)), earlier, keep or [])
-        _write(out, keep_rows(merged, earlier, drop or []) if only is not None else merged)
+        merged = keep_rows(merged, earlier, drop or []) if only is not None else merged
+        if out is not None:
+            write_text_atomic(out, json.dumps(merged, indent=2, default=float) + "\n")
+        return merged
     for name, j in judges.items():
         judge = as_judge(j, cache_dir, name)
         log(f"cross-judge: {name} on {sum(len(x['items']) for x in data.values())} final answers and their base answers")
@@ -210,6 +206,4 @@ def cross_judge_matrix(runs: dict[str, Path], judges: dict, out: Path | None = N
             res["runs"][run]["arena"] = arena_vs_base(judge, x["items"], nb)
             save()
     del res["incomplete"]
-    save()
-    merged = keep_columns(res, earlier, keep or [])
-    return keep_rows(merged, earlier, drop or []) if only is not None else merged
+    return save()

@@ -271,6 +271,7 @@ class Study:
 
         def judges_eval():
             from judgerl.study.judges import judge_alpha
+            from judgerl.study.reasoning import has_grpo_adapter
             from judgerl.study.stats import fmt_ci
 
             rows = []
@@ -278,8 +279,6 @@ class Study:
                 row = {"judge": name, "labels": 0 if name == "prompted" else int(name[4:]) if name.startswith("sft-")
                        else c.reasoning.items}
                 if name == "reasoning":
-                    from judgerl.study.reasoning import has_grpo_adapter
-
                     row.update(reasoning=True, stages="sft+grpo" if has_grpo_adapter(self.p("judges", name))
                                else "sft only")
                 if spec is None:  # not trained (yet): said so in the curve, not skipped silently
