@@ -36,6 +36,34 @@ def test_config_refuses_unknown_judge_and_weak():
         StudyConfig.model_validate({"policy": {"runs": [{"name": "a", "judge": "sft-77"}]}})
     with pytest.raises(Exception, match="judges.weak"):
         StudyConfig.model_validate({"judges": {"label_counts": [10], "weak": 5}})
+    with pytest.raises(Exception, match="judges.best"):
+        StudyConfig.model_validate({"judges": {"label_counts": [10], "weak": 10, "best": 5}})
+
+
+def test_best_judge_is_pinned_when_larger_judges_come_later():
+    from judgerl.study.run import Study
+
+    cfg = load_config(str(ROOT / "configs/study/hacking.yaml"), [])
+    assert max(cfg.judges.label_counts) == 20000 and Study(cfg).judge_name("sft-best") == "sft-5000"
+    assert Study(load_config(None, ["judges.label_counts=[500,1500,5000,10000]"])).judge_name("sft-best") == "sft-10000"
+
+
+def test_earlier_alpha_rows_hold_only_for_judges_trained_before_them(tmp_path):
+    from judgerl.study.judges import earlier_alpha_rows
+
+    cfg = {"eval_limit": 1500, "counts": [500, 5000], "reasoning_eval_limit": None, "bootstrap": 1000}
+    rows = [{"judge": "prompted"}, {"judge": "sft-500"}, {"judge": "sft-5000"},
+            {"judge": "reasoning (sft only)", "reasoning": True}, {"judge": "sft-900", "missing": "not trained"}]
+    (tmp_path / "curve.json").write_text(json.dumps(rows))
+    for name, finished in (("sft-500", 10.0), ("sft-5000", 30.0), ("reasoning", 5.0)):  # sft-5000 trained again
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"stage-judge-{name}.json").write_text(json.dumps({"finished": finished}))
+    rec = {"status": "done", "config": cfg, "started": 20.0}
+    (tmp_path / "stage-judges-eval.json").write_text(json.dumps(rec))
+    assert sorted(earlier_alpha_rows(tmp_path, {**cfg, "counts": [500, 5000, 20000]})) == ["prompted", "reasoning", "sft-500"]
+    assert earlier_alpha_rows(tmp_path, {**cfg, "eval_limit": 800}) == {}  # other settings: every judge again
+    (tmp_path / "stage-judges-eval.json").write_text(json.dumps({**rec, "status": "running"}))
+    assert earlier_alpha_rows(tmp_path, cfg) == {}
 
 
 def test_bad_override_is_one_line_error(capsys):
@@ -223,6 +251,15 @@ def test_study_end_to_end_toy(tmp_path, capsys):
     assert "SFT adapter of an earlier run kept" in capsys.readouterr().out
     assert json.loads((rj / "sft_adapter" / "adapter.json").read_text())["sha256"] == sft_sha
     assert (rj / "adapter" / "adapter_model.safetensors").is_file()
+    # a judge added to the curve later is scored alone: the earlier rows are kept, not re-scored
+    more = ["--set", "judges.label_counts=[4,6]", "--set", "judges.best=4"]
+    assert main(["--config", str(cfg_path), *more, "--stage", "judge-sft-6", "--stage", "judges-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "judge sft-6: SFT" in out and "policy-weak" not in out  # sft-best stays sft-4: no run is stale
+    assert out.count("alpha kept from the earlier evaluation") == 3 and "judge sft-4: alpha kept" in out
+    curve2 = json.loads((root / "judges" / "curve.json").read_text())
+    assert [r["judge"] for r in curve2] == ["prompted", "sft-4", "sft-6", "reasoning (sft+grpo)"]
+    assert [curve2[i] for i in (0, 1, 3)] == curve and curve2[2]["alpha_expected"]["n"] == 2
 
 
 def test_gold_pairs_keep_a_held_out_split():

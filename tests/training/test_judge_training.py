@@ -100,6 +100,36 @@ def test_non_reasoning_lora_sft_saves_a_working_judge(format_judge, smollm2_path
     assert spec2 == spec and v.valid and 0 <= v.label <= 9
 
 
+def test_sft_stopped_and_run_again_resumes_from_its_last_checkpoint(setup, smollm2_path):
+    """save_steps: 2 steps, then the same training to 4 steps in a new process's place (fresh model) picks up
+    checkpoint-2 and ends where 4 uninterrupted steps end (constant lr, so the schedule does not depend on the
+    step count)."""
+    import torch
+
+    from judgerl.training.checkpoints import load_causal
+    from judgerl.training.judge_sft import run_sft
+    from judgerl.training.train_judge import judge_spec
+
+    def train(name, steps, out):
+        cfg = config(setup, name, variant="non_reasoning", finetune="lora",
+                     sft={"max_steps": steps, "save_steps": 1, "lr_scheduler_type": "constant",
+                          "learning_rate": 1e-3, "per_device_train_batch_size": 1})
+        model, tok = load_causal(str(smollm2_path), "float32")
+        model, stats = run_sft(cfg, judge_spec(cfg, "x", cfg.template), model, tok, str(out))
+        return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}, stats
+
+    d = setup[1]
+    _, first = train("resume", 2, d / "ckpt_resume")
+    assert first["sft_steps"] == 2 and "sft_resumed_from_step" not in first
+    assert [p.name for p in (d / "ckpt_resume").glob("checkpoint-*")] == ["checkpoint-2"]  # only the last kept
+    resumed, second = train("resume", 4, d / "ckpt_resume")
+    assert second["sft_resumed_from_step"] == 2 and second["sft_steps"] == 4
+    straight, _ = train("straight", 4, d / "ckpt_straight")
+    assert resumed.keys() == straight.keys() and resumed
+    assert all(torch.allclose(resumed[k], straight[k], atol=1e-5) for k in resumed)
+    assert not all(torch.equal(resumed[k], torch.zeros_like(resumed[k])) for k in resumed if "lora_B" in k)
+
+
 def test_rl_only_grpo_changes_parameters(setup, format_judge):
     base = format_judge[0]
     cfg = config(setup, "rlonly", variant="rl_only", base_model=str(base), finetune="lora", limit=2,

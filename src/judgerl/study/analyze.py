@@ -195,7 +195,7 @@ DEFAULT_ALARM_SETTINGS = Path(__file__).resolve().parents[3] / "docs/experiments
 
 def trained_judge(run: Path, judge: str, curve: list[dict], cfg: StudyConfig) -> dict:
     """{name, alpha} of the judge a run trained against: the name in the run's config.yaml (else resolved from the
-    run spec: sft-best = most labels, sft-weak / sft-mid = judges.weak / judges.mid or the median count), and its
+    run spec: sft-best = judges.best or most labels, sft-weak / sft-mid = judges.weak / judges.mid or the median count), and its
     alpha x100 interval from judges/curve.json (the gold control: the gold itself, alpha 100 by definition)."""
     import yaml
 
@@ -208,7 +208,8 @@ def trained_judge(run: Path, judge: str, curve: list[dict], cfg: StudyConfig) ->
     if name not in rows:
         counts = sorted(cfg.judges.label_counts)
         mid = getattr(cfg.judges, "mid", None) or counts[(len(counts) - 1) // 2]
-        alias = {"sft-best": f"sft-{counts[-1]}", "sft-weak": f"sft-{cfg.judges.weak}", "sft-mid": f"sft-{mid}"}
+        best = getattr(cfg.judges, "best", None) or counts[-1]
+        alias = {"sft-best": f"sft-{best}", "sft-weak": f"sft-{cfg.judges.weak}", "sft-mid": f"sft-{mid}"}
         cand = alias.get(judge, judge)
         name = cand if cand in rows or name is None else name
     return {"name": name, "alpha": rows[name].get("alpha_expected") if name in rows else None}

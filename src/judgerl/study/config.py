@@ -96,6 +96,12 @@ class JudgeSettings(BaseModel):
                                      "N labels trains min(epochs, max_examples / N) epochs (None = no cap).")
     mid: int | None = Field(None, ge=1, description="The label count whose judge is the 'middling' one "
                             "(judge: sft-mid); None = the median of label_counts.")
+    best: int | None = Field(None, ge=1, description="The label count whose judge is 'best' (judge: sft-best); None = "
+                             "the largest of label_counts. Set it to keep a finished best run's judge when larger "
+                             "judges are trained later for the learning curve.")
+    save_steps: int = Field(50, ge=0, description="Keep an SFT checkpoint every N optimizer steps (the last one) and "
+                            "resume from it when a stopped judge stage runs again (0: off; not part of the stage "
+                            "hash).")
     max_length: int = Field(2048, ge=64, description="Longer judge prompts are dropped, and counted.")
     eval_limit: int | None = Field(800, ge=1, description="Held-out labelled answers scored for alpha (None = all).")
 
@@ -132,7 +138,7 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., description="Run name (folder under policies/).")
     judge: str = Field(..., description="'prompted' (base model as judge), 'sft-<N>' (the SFT judge on N labels, "
-                       "'sft-best' = the largest, 'sft-weak' / 'sft-mid' = judges.weak / judges.mid), 'reasoning' "
+                       "'sft-best' = judges.best or the largest, 'sft-weak' / 'sft-mid' = judges.weak / judges.mid), 'reasoning' "
                        "(the reasoning judge) or 'gold' (the control: the gold RM itself as the reward).")
 
 
@@ -213,7 +219,7 @@ class StudyConfig(BaseModel):
             if not ok:
                 raise ValueError(f"policy.runs[{r.name}].judge {j!r}: use prompted, gold, reasoning, sft-best, sft-weak, sft-mid or "
                                  f"sft-<N> with N in judges.label_counts {self.judges.label_counts}")
-        for field in ("weak", "mid"):
+        for field in ("weak", "mid", "best"):
             n = getattr(self.judges, field)
             if n is not None and n not in self.judges.label_counts:
                 raise ValueError(f"judges.{field} ({n}) must be one of judges.label_counts {self.judges.label_counts}")

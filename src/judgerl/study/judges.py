@@ -57,7 +57,7 @@ def train_sft_judge(cfg: StudyConfig, n_labels: int, annotations: Path, folder: 
                             sft={"learning_rate": j.learning_rate, "num_train_epochs": sft_epochs(cfg, n_labels),
                                  "max_steps": j.max_steps, "per_device_train_batch_size": min(j.micro_batch, j.batch_size),
                                  "gradient_accumulation_steps": max(1, j.batch_size // j.micro_batch),
-                                 "max_length": j.max_length, "logging_steps": 20},
+                                 "max_length": j.max_length, "logging_steps": 20, "save_steps": j.save_steps},
                             judge_sampling={"temperature": 0.0, "max_new_tokens": 8})
     check_data(tcfg)
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,3 +117,26 @@ def verdict_cost(wall: float, n: int, calls: dict) -> dict:
     return {"seconds_per_verdict": round(wall / n, 5),
             "tokens_in_per_verdict": round(calls["tokens_in"] / calls["backend_calls"], 1),
             "tokens_out_per_verdict": round(calls["tokens_out"] / calls["backend_calls"], 1)}
+
+
+def earlier_alpha_rows(judges_dir: Path, config: dict) -> dict[str, dict]:
+    """The curve rows of the last judges-eval that still hold, by judge folder (prompted, sft-<N>, reasoning): that
+    evaluation finished with the same settings (the label counts aside) after the judge's own stage finished. A
+    judge added to the curve later is then scored alone instead of every judge again (the reasoning judge alone
+    takes minutes of GPU); a judge trained again after it is scored again."""
+    rec_path, curve = judges_dir / "stage-judges-eval.json", judges_dir / "curve.json"
+    if not (rec_path.is_file() and curve.is_file()):
+        return {}
+    rec = json.loads(rec_path.read_text())
+    same = {k: v for k, v in rec.get("config", {}).items() if k != "counts"} == \
+        {k: v for k, v in config.items() if k != "counts"}
+    if rec.get("status") != "done" or not same:
+        return {}
+    kept = {}
+    for row in json.loads(curve.read_text()):
+        folder = "reasoning" if row.get("reasoning") else row["judge"]
+        stage = judges_dir / folder / f"stage-judge-{folder}.json"
+        trained = json.loads(stage.read_text()).get("finished") if stage.is_file() else None
+        if "missing" not in row and (folder == "prompted" or (trained is not None and trained < rec["started"])):
+            kept[folder] = row
+    return kept

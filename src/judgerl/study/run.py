@@ -101,7 +101,7 @@ class Study:
 
     def judge_name(self, judge: str) -> str:
         """A policy run's `judge` with the aliases resolved: prompted, gold, reasoning or sft-<N>."""
-        n = {"sft-best": max(self.sft_counts()), "sft-weak": self.cfg.judges.weak,
+        n = {"sft-best": self.cfg.judges.best or max(self.sft_counts()), "sft-weak": self.cfg.judges.weak,
              "sft-mid": self.mid_count()}.get(judge)
         return f"sft-{n}" if n else judge
 
@@ -236,7 +236,7 @@ class Study:
                                  self.log)
         S.run("labels", self.p("labels"), {"scoring": c.labels.scoring, "seed": c.seed}, ["gold", "answers"], labels)
 
-        jcfg = c.judges.model_dump(exclude={"label_counts", "weak", "mid", "eval_limit"})
+        jcfg = c.judges.model_dump(exclude={"label_counts", "weak", "mid", "best", "eval_limit", "save_steps"})
         ann = self.p("labels", "annotations")
         for n in self.sft_counts():
             def sft(n=n):
@@ -269,6 +269,12 @@ class Study:
             S.run("judge-reasoning", self.p("judges", "reasoning"), {"reasoning": rcfg, "judges": jcfg},
                   ["reasoning-traces"], reasoning_judge)
 
+        eval_cfg = {"eval_limit": c.judges.eval_limit, "counts": self.sft_counts(),
+                    "reasoning_eval_limit": c.reasoning.eval_limit, "bootstrap": c.gold.bootstrap}
+        from judgerl.study.judges import earlier_alpha_rows
+
+        kept = earlier_alpha_rows(self.p("judges"), eval_cfg)  # read before the stage marks its record running
+
         def judges_eval():
             from judgerl.study.judges import judge_alpha
             from judgerl.study.reasoning import has_grpo_adapter
@@ -276,6 +282,10 @@ class Study:
 
             rows = []
             for name, spec in self.trained_judges(gold=False).items():
+                if spec is not None and name in kept:
+                    self.log(f"judge {name}: alpha kept from the earlier evaluation (same settings, trained before it)")
+                    rows.append(kept[name])
+                    continue
                 row = {"judge": name, "labels": 0 if name == "prompted" else int(name[4:]) if name.startswith("sft-")
                        else c.reasoning.items}
                 if name == "reasoning":
@@ -293,10 +303,7 @@ class Study:
                          f"{r.get('tokens_out_per_verdict')} output tokens a verdict")
             (self.p("judges", "curve.json")).write_text(json.dumps(rows, indent=2, default=float))
             return {"curve": rows}
-        S.run("judges-eval", self.p("judges"), {"eval_limit": c.judges.eval_limit, "counts": self.sft_counts(),
-                                                 "reasoning_eval_limit": c.reasoning.eval_limit,
-                                                 "bootstrap": c.gold.bootstrap},
-              ["labels"], judges_eval, owns_folder=False)  # every judge trained so far; the others marked missing
+        S.run("judges-eval", self.p("judges"), eval_cfg, ["labels"], judges_eval, owns_folder=False)  # every judge trained so far; the others marked missing
 
         pcfg = c.policy.model_dump(exclude={"runs", "max_seconds"})  # a budget change must not restart a run
         for r in c.policy.runs:

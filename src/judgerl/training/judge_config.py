@@ -55,6 +55,9 @@ class SFTSettings(BaseModel):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, slower).")
     logging_steps: int = Field(10, ge=1, description="Log trainer metrics every N steps.")
     save_strategy: Literal["no", "epoch", "steps"] = Field("no", description="Intermediate TRL checkpoints.")
+    save_steps: int = Field(0, ge=0, description="Keep a checkpoint every N optimizer steps (only the last) and "
+                            "resume from the latest one in the output folder when the same training runs again "
+                            "(0: off). Ignored with select_by_validation (it checkpoints every epoch).")
 
 
 class GRPOSettings(BaseModel):

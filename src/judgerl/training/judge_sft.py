@@ -14,6 +14,7 @@ Algorithm choices:
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from judgerl.judges.spec import JudgeSpec
 from judgerl.training.checkpoints import peft_config, training_precision
@@ -53,6 +54,7 @@ def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, le
     train_ds, val_ds, stats = sft_datasets(cfg, spec, tok)
     s = cfg.sft
     select = val_ds is not None  # by validation loss, through the Trainer's own evaluation
+    periodic = bool(s.save_steps) and not select  # resumable: the last checkpoint kept, picked up on a re-run
     selector = None
     if "sft" in cfg.judged_selection:
         from judgerl.training.judge_selection import ValidationSelector
@@ -65,17 +67,28 @@ def run_sft(cfg: TrainJudgeConfig, spec: JudgeSpec, model, tok, out_dir: str, le
         per_device_train_batch_size=s.per_device_train_batch_size,
         gradient_accumulation_steps=s.gradient_accumulation_steps, weight_decay=s.weight_decay,
         max_length=s.max_length, completion_only_loss=True, gradient_checkpointing=s.gradient_checkpointing,
-        logging_steps=s.logging_steps, save_strategy="epoch" if select else s.save_strategy,
+        logging_steps=s.logging_steps, save_strategy="epoch" if select else "steps" if periodic else s.save_strategy,
+        save_steps=s.save_steps or 500,
         eval_strategy="epoch" if select else "no", load_best_model_at_end=select,
         metric_for_best_model="eval_loss" if select else None, greater_is_better=False if select else None,
-        save_total_limit=None, report_to=[], seed=cfg.seed, dataset_num_proc=None, **training_precision(),
+        save_total_limit=1 if periodic else None, report_to=[], seed=cfg.seed, dataset_num_proc=None, **training_precision(),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tok, peft_config=peft_config(cfg), callbacks=[selector] if selector else None)
-    result = trainer.train()
+    resume = latest_checkpoint(out_dir) if periodic else None
+    if resume:
+        stats["sft_resumed_from_step"] = int(resume.rsplit("-", 1)[1])
+    result = trainer.train(resume_from_checkpoint=resume)
     if selector:
         stats.update(selector.stats())
     stats.update({"sft_steps": trainer.state.global_step, "sft_train_loss": float(result.training_loss)})
     if select and trainer.state.best_metric is not None:
         stats["sft_best_eval_loss"] = float(trainer.state.best_metric)
     return trainer.model, stats
+
+
+def latest_checkpoint(out_dir: str) -> str | None:
+    """The Trainer's newest complete checkpoint-<step> folder in `out_dir` (None: none to resume from)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(out_dir) if Path(out_dir).is_dir() else None
