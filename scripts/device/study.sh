@@ -85,6 +85,20 @@ stash)  # a GGUF part (and the wheels, when carried) into /tmp for the next call
   [ -d .whl ] && [ ! -d /tmp/site/trl ] && python3 -m pip install -q --no-index --no-deps --no-compile \
     --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   cp device_carry/g/*/gpart* /tmp/ 2>/dev/null; ls -la /tmp/gpart* ;;
+sft)  # SFT judges alone, one lane each (LABELS="10000 20000"); a judge a call before stopped resumes from its last
+  # checkpoint (judges.save_steps; /tmp survives only on the warm machine); when all are trained, judges-eval scores
+  # the new ones (the earlier judges' rows are kept). STUDY_SET must equal the first call's (the stage hashes)
+  env_setup; prep_run || exit $?
+  L=${LABELS:-10000 20000}; EVAL_S=${EVAL_S:-90}
+  for n in $L; do ( timeout $(( $(left) - EVAL_S )) $0 _stage sft-$n --stage judge-sft-$n ) & sleep 2; done
+  wait
+  for n in $L; do echo "== sft-$n"; grep "^\[\|Error" $RUN/logs/sft-$n.log | tail -2; ls $RUN/judges/sft-$n/checkpoints 2>/dev/null; done
+  if [ -z "$(for n in $L; do [ -f $RUN/judges/sft-$n/adapter/adapter_config.json ] || echo $n; done)" ]; then
+    timeout $(( $(left) - 10 )) $0 _stage judges-eval --stage judges-eval
+    grep "^\[" $RUN/logs/judges-eval.log | tail -8
+  fi
+  pack sft.tgz $(for n in $L; do echo judges/sft-$n; done) judges/curve.json judges/stage-judges-eval.json \
+    'judges/*/eval' logs ;;
 judges)
   env_setup; prep_run || exit $?
   study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -4
