@@ -250,6 +250,10 @@ def main() -> None:
                          "default): the GPU's code path, for profiling it without a GPU")
     a = ap.parse_args()
     JUDGE_OPTIONS["new_bkt"]["spec.prefill_buckets"] = a.prefill_buckets
+    if "new_bkt" in a.arms.split(","):  # refused on CUDA in use (RESULTS.md 3g); the bench arm still measures it
+        from judgerl.judges.hf import HFBackend
+
+        HFBackend.allow_cuda_buckets = True
     if a.data:
         os.environ["JUDGERL_SHARED_DATA"] = a.data
     tmp = Path(tempfile.mkdtemp())

@@ -174,12 +174,26 @@ def test_judge_scores_and_thinking_equal_with_bucketed_prefill(smollm2, monkeypa
     assert len({round(v.expected, 3) for v in got}) > 1
 
 
+def test_bucketed_prefill_is_refused_on_cuda_only():
+    from judgerl import JudgerlError
+    from judgerl.judges.hf import check_prefill_buckets
+
+    check_prefill_buckets(4, "cpu")
+    check_prefill_buckets(1, "cuda:0")
+    check_prefill_buckets(4, "cuda:0", allow_cuda=True)
+    with pytest.raises(JudgerlError, match="prefill_buckets 4 is refused on CUDA"):
+        check_prefill_buckets(4, "cuda:0")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CUDA, reason="CUDA graphs need a GPU")
+@pytest.mark.xfail(strict=True, reason="H100, 2026-12-07: one of six verdicts took other thinking tokens "
+                   "(bench/RESULTS.md 3g); refused on CUDA until this passes")
 def test_gpu_judge_scores_equal_with_bucketed_prefill(smollm2_path, monkeypatch):
     """On CUDA (captured graphs, fp32): bucketed prefill vs one forward vs the plain-generate judge."""
     from judgerl.judges.hf import HFBackend
 
+    monkeypatch.setattr(HFBackend, "allow_cuda_buckets", True)
     monkeypatch.setenv("JUDGERL_FUSED_STEP", "1")
     monkeypatch.setattr(prefill_mod, "MIN_SAVING", 0)
     model, tok = _smollm2_cuda(smollm2_path)

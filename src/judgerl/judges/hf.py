@@ -85,6 +85,17 @@ def value_token_ids(tok, values: list[int]) -> dict[int, list[int]]:
     return out
 
 
+def check_prefill_buckets(buckets: int, device: str, allow_cuda: bool = False) -> None:
+    """Refuse spec.prefill_buckets > 1 on a CUDA model: on an H100 (2026-12-07) one of six verdicts of the real
+    SmolLM2 took other thinking tokens than the one-forward prefill's in fp32 (a row read another prompt's text), and
+    it was not faster (bench/RESULTS.md 3g). The CPU engine passes the same checks (tests/judges/test_prefill.py)."""
+    if buckets > 1 and device.startswith("cuda") and not allow_cuda:
+        from judgerl import JudgerlError
+
+        raise JudgerlError(f"prefill_buckets {buckets} is refused on CUDA: its GPU guard gave other verdicts than the "
+                           "one-forward prefill (bench/RESULTS.md 3g); use prefill_buckets: 1")
+
+
 class HFBackend:
     # decode path (decode.generate_ids): None = the graph engine on CUDA, plain generate() on CPU; False = plain;
     # "compile" = transformers' compiled static-cache path. Set per instance, or on the class (benches).
@@ -104,12 +115,15 @@ class HFBackend:
     # model thread. Same ids either way. 4 where the host has >= 8 cores (a GPU host: render + verdict ids 0.27 ->
     # 0.13 s a long-shape call on the H100's 16), none on a small CPU machine (no gain on 2 cores).
     tokenize_threads: int = 4 if (os.cpu_count() or 1) >= 8 else 0
+    # bucketed prefill on CUDA failed its GPU guard (bench/RESULTS.md 3g): refused there unless a test opts in
+    allow_cuda_buckets: bool = False
 
     def __init__(self, spec: JudgeSpec, model=None, tokenizer=None):
         self.spec = spec
         if model is None:
             model, tokenizer = shared_model(spec.model, "causal", spec.device, spec.dtype)
         self.model, self.tok = model, tokenizer
+        check_prefill_buckets(spec.prefill_buckets, str(getattr(model, "device", "cpu")), self.allow_cuda_buckets)
         self.values = verdict_values(spec.format, spec.score_min, spec.score_max)
         self.value_ids = value_token_ids(self.tok, self.values)
         self.prefix = forced_prefix(self.tok, verdict_prefix(spec.format).strip(), self.values[-1])

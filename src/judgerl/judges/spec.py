@@ -64,9 +64,10 @@ class JudgeSpec(BaseModel):
     batch_size: int = Field(8, ge=1, le=4096, description="Requests per forward batch (in-process backends).")
     reuse_prefix: bool = Field(True, description="Compute the prompt head shared by a batch once "
                                "(judge template, group question); same outputs, less prefill.")
-    prefill_buckets: int = Field(1, ge=1, le=16, description="Graph engine (hf on CUDA): prefill a batch of ragged "
+    prefill_buckets: int = Field(1, ge=1, le=16, description="Graph engine (hf): prefill a batch of ragged "
                                  "prompts in up to this many length buckets, each padded only to its own longest "
-                                 "prompt; 1 = one forward padded to the longest. Same outputs up to float rounding.")
+                                 "prompt; 1 = one forward padded to the longest. Refused on CUDA: its GPU guard gave other verdicts and no "
+                                 "speed-up (bench/RESULTS.md 3g).")
     # openai backend
     base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"],
                                  description="One or more OpenAI-compatible endpoints; requests spread across them.")
