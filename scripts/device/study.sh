@@ -16,6 +16,8 @@
 #   (a fresh machine whose run dir came from the committed study folder, docs/experiments/reward_hacking/contrast:
 #    `labels` re-makes the answers and labels the folder does not keep, then the reasoning traces; `reasoning` trains
 #    the reasoning judge on them and, with FRESH_EVAL=1, measures every judge's alpha and cost again)
+#   (more judges later: `LABELS="10000 20000" study.sh sft`, resumable across calls on one warm machine; then
+#    `study.sh finish`: the cross-judge matrix and the distances, packed)
 #        RUNS= picks arms; each call stops its runs on a monitor step before DEADLINE s (checkpoints stay in
 #        /tmp: an arm's calls must all be on ONE warm machine) and packs; FINISH=1 adds the cross-judge matrix.
 # A machine that went cold loses /tmp: unpack the returned tarballs (scripts/device/unpack_study.sh) and start at 1.
@@ -99,6 +101,13 @@ sft)  # SFT judges alone, one lane each (LABELS="10000 20000"); a judge a call b
   fi
   pack sft.tgz $(for n in $L; do echo judges/sft-$n; done) judges/curve.json judges/stage-judges-eval.json \
     'judges/*/eval' logs ;;
+finish)  # the cross-judge matrix (every judge, every run, the arena) then the analysis (distances cached in each
+  # run's base_nll.json, packed with it: an analyze cut by the deadline keeps the points it computed)
+  env_setup
+  timeout $(( $(left) - ${ANALYZE_S:-180} )) $0 _stage cross-judge --stage cross-judge
+  timeout $(( $(left) - 15 )) $0 _stage analyze --stage analyze
+  grep "^\[\|Error" $RUN/logs/cross-judge.log $RUN/logs/analyze.log | tail -10
+  pack finish.tgz analysis 'policies/*/base_nll.json' judges/curve.json judges/stage-judges-eval.json logs ;;
 judges)
   env_setup; prep_run || exit $?
   study --stage gold --stage answers --stage labels 2>&1 | grep "^\[" | tail -4

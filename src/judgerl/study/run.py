@@ -38,6 +38,16 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def last_done(rec: dict | None) -> dict | None:
+    """The last finished record of a stage: itself when done, else the one a re-run kept as `previous` (without its
+    own `previous`)."""
+    if not rec:
+        return None
+    if rec.get("status") == "done":
+        return {k: v for k, v in rec.items() if k != "previous"}
+    return rec.get("previous")
+
+
 class StageRunner:
     """Runs the selected stages whose record is not done; checks that unselected dependencies are done."""
 
@@ -66,7 +76,8 @@ class StageRunner:
             shutil.rmtree(folder)  # its config changed: start it over
         folder.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
-        rec = {"stage": name, "hash": h, "status": "running", "deps": deps, "config": config, "started": t0}
+        rec = {"stage": name, "hash": h, "status": "running", "deps": deps, "config": config, "started": t0,
+               **({"previous": last_done(rec)} if last_done(rec) else {})}  # what a stopped re-run leaves intact
         rec_path.write_text(json.dumps(rec, indent=2, default=str))
         result = fn()
         partial = isinstance(result, dict) and result.get("incomplete")
