@@ -333,3 +333,18 @@ def test_verdict_cost_only_from_backend_calls():
         "seconds_per_verdict": 0.5, "tokens_in_per_verdict": 100.0, "tokens_out_per_verdict": 10.0}
     assert verdict_cost(0.01, 4, {"backend_calls": 1, "tokens_in": 100, "tokens_out": 10}) == {
         "cost_note": "not measured: 3 of 4 verdicts came from the cache"}
+
+
+def test_a_run_can_take_its_own_seed(tmp_path):
+    """policy.runs[].seed: a second draw of an arm (other GRPO seed) beside the first; a run without it keeps
+    policy.seed and its stage hash (the committed runs stay done: tests/study/test_reasoning.py)."""
+    from judgerl.study.judges import prompted_spec
+    from judgerl.study.policy import policy_config
+
+    cfg = load_config(None, ["policy.runs=[{name: mid, judge: sft-mid}, {name: mid_s1, judge: sft-mid, seed: 1}]",
+                             "judges.label_counts=[500,1500,5000]", "policy.seed=7"])
+    (tmp_path / "monitor_prompts.jsonl").write_text('{"prompt": "hi"}\n')
+    seeds = [policy_config(cfg, r, prompted_spec(cfg), prompted_spec(cfg), tmp_path, tmp_path / r.name)["grpo"]["seed"]
+             for r in cfg.policy.runs]
+    assert seeds == [7, 1]
+

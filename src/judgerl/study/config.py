@@ -140,6 +140,8 @@ class RunSpec(BaseModel):
     judge: str = Field(..., description="'prompted' (base model as judge), 'sft-<N>' (the SFT judge on N labels, "
                        "'sft-best' = judges.best or the largest, 'sft-weak' / 'sft-mid' = judges.weak / judges.mid), 'reasoning' "
                        "(the reasoning judge) or 'gold' (the control: the gold RM itself as the reward).")
+    seed: int | None = Field(None, description="GRPO seed of this run (None: policy.seed). Another draw of an arm's "
+                             "trajectory: e.g. {name: mid_s1, judge: sft-mid, seed: 1} beside mid.")
 
 
 class PolicySettings(BaseModel):

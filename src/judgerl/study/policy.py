@@ -54,7 +54,7 @@ def policy_config(cfg: StudyConfig, run: RunSpec, judge, gold, prompt_dir: Path,
                      "loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.3, "beta": 0.0,
                      "scale_rewards": p.scale_rewards, "logging_steps": 1, "save_steps": p.save_steps,
                      "save_total_limit": 1,
-                     "save_final": False, "seed": p.seed, "policy_dtype": p.policy_dtype,
+                     "save_final": False, "seed": p.seed if run.seed is None else run.seed, "policy_dtype": p.policy_dtype,
                      "bf16": p.policy_dtype != "float32",  # fp32 weights + bf16 autocast break the KV cache (dtype)
                      "trl": {"lr_scheduler_type": p.lr_scheduler_type}},
             "data": {"sources": [str(prompt_dir / "policy_prompts.jsonl")], "monitor_sources": [str(prompt_dir / "monitor_prompts.jsonl")],

@@ -326,7 +326,8 @@ class Study:
                                self.p("policies", r.name), self.log)
                 return {k: s.get(k) for k in ("steps", "wall_s", "stopped_by_budget_at", "monitor", "alarm", "incomplete")}
             dep = self.judge_stage(r.judge)
-            S.run(f"policy-{r.name}", self.p("policies", r.name), {"policy": pcfg, "run": r.model_dump()},
+            run_cfg = r.model_dump(exclude={"seed"} if r.seed is None else None)  # runs made before the field: done
+            S.run(f"policy-{r.name}", self.p("policies", r.name), {"policy": pcfg, "run": run_cfg},
                   ["prompts", "gold"] + ([dep] if dep and dep != "gold" else []), pol)
 
         if selected is not None and "cross-judge" in selected:
