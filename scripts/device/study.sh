@@ -55,7 +55,8 @@ prep_run() {  # the GGUF assembled from its parts, the run dir unpacked, the ada
   # the adapters the repo ships (left out of the tarballs)
   # (into the folders the tarballs made: they hold the adapters' configs, not their weights)
   mkdir -p $RUN/gold/adapter && cp -rn src/judgerl/study/gold_rm/. $RUN/gold/adapter/
-  for a in sft-500/adapter sft-1500/adapter sft-5000/adapter reasoning/adapter reasoning/sft_adapter; do
+  for a in sft-500/adapter sft-1500/adapter sft-5000/adapter sft-10000/adapter sft-20000/adapter reasoning/adapter \
+      reasoning/sft_adapter; do
     [ -d src/judgerl/study/judges/$a ] && mkdir -p $RUN/judges/$a && cp -rn src/judgerl/study/judges/$a/. $RUN/judges/$a/; done
   python3 -m judgerl.cli models fetch smollm2-135m-instruct > /dev/null || return 1
 }
