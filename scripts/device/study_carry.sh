@@ -35,6 +35,6 @@ for i in $(seq 0 $((n - 1))); do
     skip=${offs[$i]} count=$(( ${offs[$((i + 1))]} - ${offs[$i]} ))
 done
 sha256sum "$G" | cut -d' ' -f1 > device_carry/g/$((n - 1))/gguf.sha256
-cat device_carry/g/*/gpart* | cmp - "$G" || { echo "the parts do not re-assemble the GGUF" >&2; exit 1; }
+cat $(ls device_carry/g/*/gpart* | sort -V) | cmp - "$G" || { echo "the parts do not re-assemble the GGUF" >&2; exit 1; }
 echo "GGUF in $n parts (tree $(( tree / 1048576 )) MiB): carry device_carry/g/0 with .whl, then g/1 ... g/$((n - 1)) (the last with device_carry/st)"
 du -sh device_carry/g/* device_carry/st
