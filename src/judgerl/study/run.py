@@ -38,6 +38,12 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def stale_verdicts(judge_folder: Path) -> None:
+    """A judge trained (again) gets a fresh evaluation: its eval/ folder's verdict cache is keyed by the judge's spec,
+    whose model path does not change when the weights do."""
+    shutil.rmtree(judge_folder / "eval", ignore_errors=True)
+
+
 def last_done(rec: dict | None) -> dict | None:
     """The last finished record of a stage: itself when done, else the one a re-run kept as `previous` (without its
     own `previous`)."""
@@ -253,6 +259,7 @@ class Study:
             def sft(n=n):
                 from judgerl.study.judges import train_sft_judge
 
+                stale_verdicts(self.p("judges", f"sft-{n}"))
                 rec = train_sft_judge(c, n, ann, self.p("judges", f"sft-{n}"), self.log)
                 return {"labels": n, "train_examples": rec["train"].get("sft_train_examples"),
                         "loss": rec["train"].get("sft_train_loss"), "adapter_sha256": rec["adapter"]["sha256"]}
@@ -274,6 +281,7 @@ class Study:
             def reasoning_judge():
                 from judgerl.study.reasoning import train_reasoning_judge
 
+                stale_verdicts(self.p("judges", "reasoning"))
                 rec = train_reasoning_judge(c, ann, self.p("judges", "reasoning-traces", "annotations"),
                                             self.p("judges", "reasoning"), self.log)
                 return {"train": rec["train"], "adapter_sha256": (rec["adapter"] or rec["sft_adapter"])["sha256"]}
