@@ -20,6 +20,31 @@ Format = Literal["pointwise", "pairwise"]
 Mode = Literal["reasoning", "direct"]
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+_WEIGHT_DIGESTS: dict[tuple, str] = {}  # (file, size, mtime_ns) -> sha256: each weight file is read once a process
+
+
+def weights_identity(model: str) -> str | None:
+    """Hash of the contents of a local model's weight files (the folder's top-level *.safetensors / *.bin / *.gguf /
+    *.pt, or the file itself); None for a model named by a registry or a server. Part of the fingerprint: a judge
+    trained again into the same folder is another judge, whose verdicts the cache must not serve from the old one's."""
+    from judgerl.models import sha256_file
+
+    p = Path(model)
+    files = sorted(f for f in (p.iterdir() if p.is_dir() else [p] if p.is_file() else [])
+                   if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in _WEIGHT_DIGESTS:
+            _WEIGHT_DIGESTS[key] = sha256_file(f)
+        h.update(f"{f.name}:{_WEIGHT_DIGESTS[key]}\n".encode())
+    return h.hexdigest()[:16]
+
+
 class Sampling(BaseModel):
     """Decoding settings of the judge. temperature 0 means greedy."""
 
@@ -155,6 +180,9 @@ class JudgeSpec(BaseModel):
         if not keep["extra_body"]:
             del keep["extra_body"]  # keeps fingerprints of specs made before the field existed
         keep["template_text"] = read_template(self.template, self.format)
+        weights = weights_identity(self.model) if self.in_process else None
+        if weights is not None:  # a local folder's weights (named models keep the fingerprints they had)
+            keep["weights"] = weights
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -8,23 +8,17 @@ adapter applied and merged, and the result saved once as a plain HF folder the `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 from judgerl import JudgerlError
+from judgerl.models import sha256_file
 
 ADAPTER_FILE = "adapter_model.safetensors"
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_adapter(peft_model, out: str | Path, meta: dict | None = None) -> dict:
