@@ -38,8 +38,20 @@ def test_each_weight_file_is_read_once_a_process(tmp_path, monkeypatch):
     import judgerl.models as models
 
     real = models.sha256_file
-    monkeypatch.setattr(models, "sha256_file", lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(models, "sha256_file", lambda p: reads.append(p) or real(p))  # spec imports it per call
     monkeypatch.setattr(spec_mod, "_WEIGHT_DIGESTS", {})
     a = weights_identity(str(tmp_path))
     b = weights_identity(str(tmp_path))
     assert a == b and len(reads) == 1
+
+
+def test_large_weight_files_are_sampled_and_still_tell_retrained_weights_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(spec_mod, "SAMPLED_ABOVE", 4 << 20)
+    monkeypatch.setattr(spec_mod, "_WEIGHT_DIGESTS", {})
+    w = tmp_path / "model.safetensors"
+    w.write_bytes(os.urandom(6 << 20))
+    a = weights_identity(str(tmp_path))
+    data = bytearray(w.read_bytes())
+    data[3 << 20] ^= 0xFF  # one byte inside the sampled blocks 15 and 16 (they start at 15/31 and 16/31 of 5 MiB)
+    w.write_bytes(bytes(data))
+    assert weights_identity(str(tmp_path)) != a

@@ -24,12 +24,28 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 _WEIGHT_DIGESTS: dict[tuple, str] = {}  # (file, size, mtime_ns) -> sha256: each weight file is read once a process
 
 
-def weights_identity(model: str) -> str | None:
-    """Hash of the contents of a local model's weight files (the folder's top-level *.safetensors / *.bin / *.gguf /
-    *.pt, or the file itself); None for a model named by a registry or a server. Part of the fingerprint: a judge
-    trained again into the same folder is another judge, whose verdicts the cache must not serve from the old one's."""
+SAMPLED_ABOVE = 256 << 20  # larger weight files are hashed from 32 spread 1 MiB blocks and their size (a 70B
+                           # model's 140 GB would take minutes to read whole; new weights differ in every block)
+
+
+def _weights_digest(f: Path, size: int) -> str:
     from judgerl.models import sha256_file
 
+    if size <= SAMPLED_ABOVE:
+        return sha256_file(f)
+    h = hashlib.sha256(str(size).encode())
+    with open(f, "rb") as fh:
+        for i in range(32):
+            fh.seek((size - (1 << 20)) * i // 31)
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()
+
+
+def weights_identity(model: str) -> str | None:
+    """Hash of the contents of a local model's weight files (the folder's top-level *.safetensors / *.bin / *.gguf /
+    *.pt, or the file itself; large files sampled, SAMPLED_ABOVE); None for a model named by a registry or a server.
+    Part of the fingerprint: a judge trained again into the same folder is another judge, whose verdicts the cache
+    must not serve from the old one's."""
     p = Path(model)
     files = sorted(f for f in (p.iterdir() if p.is_dir() else [p] if p.is_file() else [])
                    if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
@@ -40,7 +56,7 @@ def weights_identity(model: str) -> str | None:
         st = f.stat()
         key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
         if key not in _WEIGHT_DIGESTS:
-            _WEIGHT_DIGESTS[key] = sha256_file(f)
+            _WEIGHT_DIGESTS[key] = _weights_digest(f, st.st_size)
         h.update(f"{f.name}:{_WEIGHT_DIGESTS[key]}\n".encode())
     return h.hexdigest()[:16]
 
