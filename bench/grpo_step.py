@@ -13,6 +13,11 @@ Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
   new_bkt  `new` with the judge's prompts prefilled in length buckets (JudgeSpec.prefill_buckets = --prefill-buckets,
          judges/prefill.py); with --judge-phases or --replay each arm reports its prefilled tokens (padded), those one
          forward would have prefilled, and the real ones (`judge_prefill`).
+  new_cmp  `new` with the decode step compiled (judges/compiled_step.py, JUDGERL_COMPILED_STEP=1, off by default): the
+         policy's rollouts and the judge (same engine) through torch.compile'd fused steps. Its compile (tens of
+         seconds, once per process and model shape) lands in its first step; `compiled_steps` says whether each
+         engine's step compiled (false: it fell back to the eager step) and its first call's seconds;
+         `new_over_new_cmp`: new's step / rollout / judge seconds over new_cmp's (> 1: compiled faster).
 Split per step: rollout = `GRPOTrainer._generate`, judge = `GRPOTrainer._calculate_rewards` (the device is
 synchronised at both ends), update = the rest of the step (policy log-probs, loss, backward, optimizer).
 Step time = wall time between optimizer steps; medians exclude the first step (warm-up, compilation).
@@ -52,11 +57,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # (used with --profile to find which half changes the update time).
 JUDGERL_ARMS = {"new": ("engine", "engine"), "today": ("trl", "compile"),
                 "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine"),
-                "new_opt": ("engine", "engine"), "new_bkt": ("engine", "engine")}
+                "new_opt": ("engine", "engine"), "new_bkt": ("engine", "engine"), "new_cmp": ("engine", "engine")}
 # Options an arm sets for its run (and its replay), still off by default: HFBackend class attributes,
-# judges/static_decode.py module settings (prefixed "static_decode.") and JudgeSpec fields (prefixed "spec.")
+# judges/static_decode.py module settings (prefixed "static_decode."), JudgeSpec fields (prefixed "spec.") and
+# environment variables (prefixed "env."; the engine reads JUDGERL_COMPILED_STEP at every generate)
 JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4, "static_decode.ENTRY_HEADROOM": 256},
-                 "new_bkt": {"spec.prefill_buckets": 4}}
+                 "new_bkt": {"spec.prefill_buckets": 4}, "new_cmp": {"env.JUDGERL_COMPILED_STEP": "1"}}
 PREFILL_COUNTS = ("prefill_tokens", "prefill_tokens_one_forward", "prompt_tokens", "prefill_forwards")
 
 
@@ -69,6 +75,10 @@ def set_options(options: dict) -> dict:
     for k, v in options.items():
         if k.startswith("spec."):  # a JudgeSpec field: the arm's spec (spec_options)
             continue
+        if k.startswith("env."):  # None: unset
+            saved[k] = os.environ.get(k[4:])
+            os.environ.pop(k[4:], None) if v is None else os.environ.__setitem__(k[4:], str(v))
+            continue
         owner, attr = (static_decode, k.split(".", 1)[1]) if k.startswith("static_decode.") else (HFBackend, k)
         saved[k] = getattr(owner, attr)
         setattr(owner, attr, v)
@@ -78,6 +88,27 @@ def set_options(options: dict) -> dict:
 def spec_options(options: dict) -> dict:
     """The JudgeSpec fields an arm's JUDGE_OPTIONS set."""
     return {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("spec.")}
+
+
+def watch_compiled() -> list:
+    """Every CompiledStep built from now on (the policy's and the judge's engines), to report whether it compiled."""
+    from judgerl.judges.compiled_step import CompiledStep
+
+    built, init = [], CompiledStep.__init__
+
+    def recorded(step, model):
+        init(step, model)
+        built.append(step)
+
+    CompiledStep.__init__ = recorded
+    return built
+
+
+def dynamo_graphs() -> int:
+    """Graphs torch.compile has compiled in this process so far (recompiles included)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def prefill_counts(phase_dicts: list[dict | None]) -> dict | None:
@@ -250,6 +281,7 @@ def main() -> None:
                          "default): the GPU's code path, for profiling it without a GPU")
     a = ap.parse_args()
     JUDGE_OPTIONS["new_bkt"]["spec.prefill_buckets"] = a.prefill_buckets
+    compiled_steps = watch_compiled() if "new_cmp" in a.arms.split(",") else []
     if "new_bkt" in a.arms.split(","):  # refused on CUDA in use (RESULTS.md 3g); the bench arm still measures it
         from judgerl.judges.hf import HFBackend
 
@@ -351,6 +383,7 @@ def main() -> None:
     replays = {}
     for name in a.arms.split(","):
         split.calls, split.requests = [], []
+        graphs0 = dynamo_graphs()
         cb = Stamp(name)
         t0 = time.perf_counter()
         if name in JUDGERL_ARMS:
@@ -403,6 +436,11 @@ def main() -> None:
         arms[name].update(rollout=rollout, wall_s=wall if name in JUDGERL_ARMS else time.perf_counter() - t0)
         if cb.mem:
             arms[name]["memory_per_step"] = cb.mem
+        if compiled_steps:  # built during this arm (new_cmp): did each compile, how long its first call took
+            arms[name]["compiled_steps"] = [{"compiled": c.compiled, "first_call_s": c.first_call_s, "calls": c.calls}
+                                            for c in compiled_steps]
+            arms[name]["dynamo_graphs"] = dynamo_graphs() - graphs0  # compiles + recompiles in this arm
+            compiled_steps.clear()
         print(json.dumps({k: v for k, v in arms[name].items() if not k.endswith("_all")}), flush=True)
         if a.out:
             Path(a.out).write_text(json.dumps({**res, "arms": arms}, indent=2))
@@ -422,16 +460,18 @@ def main() -> None:
             res[f"{other}_over_new"] = arms[other]["step_s"] / base
         if arms.get("new_opt", {}).get("step_s") and other in arms and arms[other]["step_s"]:
             res[f"{other}_over_new_opt"] = arms[other]["step_s"] / arms["new_opt"]["step_s"]
+    if base and arms.get("new_cmp", {}).get("step_s"):  # > 1: the compiled step made the step / rollouts / judge faster
+        res["new_over_new_cmp"] = {k: arms["new"][k] / arms["new_cmp"][k] for k in ("step_s", "rollout_s", "judge_s")}
     if base and arms.get("new_bkt", {}).get("step_s"):  # > 1: bucketed prefill made the step / the judge faster
         res["new_over_new_bkt"] = {k: arms["new"][k] / arms["new_bkt"][k] for k in ("step_s", "judge_s")}
     if base:  # steps in 25 minutes of one GPU: the first step (warm-up) once, then the median step
         first = arms["new"]["first_step_s"] or base
         res["steps_in_25_min"] = int(1 + max(0.0, 1500 - first) // base)
     print(json.dumps({k: v for k, v in res.items() if k != "arms"}, indent=2))
-    print("\narm    step_s  rollout_s  judge_s  update_s  rollout tok/s  judge tok/s")
+    print("\narm    step_s  rollout_s  judge_s  update_s  rollout tok/s  judge tok/s  rollout roofline")
     for n, r in arms.items():
         print(f"{n:<6}{r['step_s']:>8.2f}{r['rollout_s']:>11.2f}{r['judge_s']:>9.2f}{r['update_s']:>10.2f}"
-              f"{r['rollout_tok_s']:>15.0f}{(r['judge_tok_s'] or 0):>13.0f}")
+              f"{r['rollout_tok_s']:>15.0f}{(r['judge_tok_s'] or 0):>13.0f}{r.get('rollout_roofline_frac', 0):>17.1%}")
     for n, r in arms.items():  # in-loop prefill per judge call (--judge-phases); the replays' counts are printed above
         if r.get("judge_prefill"):
             p = r["judge_prefill"]

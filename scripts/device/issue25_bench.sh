@@ -28,6 +28,22 @@
 #          SMALL4_ARMS (default new,new_bkt: buckets off / on, BUCKETS of them, default 4) with --replay --judge-phases
 #          --standalone engine: step, judge and prefill seconds, tokens prefilled (padded) vs one forward's vs real,
 #          per arm (`judge_prefill`, `new_over_new_bkt`; grpo_step_long4.json, grpo_step_small4.json). ~250 s.
+#   part5  the decode step through torch.compile (judges/compiled_step.py, JUDGERL_COMPILED_STEP=1, off by default), on
+#          a machine set up as for part4 (or a fresh one with part2's carries). Three stages, each skippable
+#          (SKIP_TESTS=1, SKIP_BENCH1=1, SKIP_BENCH3=1) and each run only if its need is left of DEADLINE:
+#          GPU guards with JUDGERL_COMPILED_STEP=1 (test_compiled_step.py's guard: greedy rollouts through captured
+#          graphs of the compiled step == plain generate, no recompile at other rows; test_static_decode.py's and
+#          test_rollout.py's GPU guards, all through the compiled step) -> gpu_tests5.log (-rP: compile seconds);
+#          bench 1 rollout shape (batch 64, prompt 128 + 256 new), variants BENCH1_5_VARIANTS (default
+#          plain,fused,compiled) with --profile -> judge_decode_rollout5.json, decode_profile_rollout5.txt, bench1_5.log;
+#          bench 3 long shape, arms LONG5_ARMS (default new,new_cmp) with LONG5_FLAGS (default --judge-phases) ->
+#          grpo_step_long5.json (`new_over_new_cmp`, each arm's `rollout_roofline_frac`, new_cmp's `compiled_steps`
+#          and `dynamo_graphs`). Every process compiles the step once per model shape / dtype / grad setting (tens of
+#          seconds; on this 2-core CPU 14-18 s for SmolLM2; inductor's cache in /tmp makes a later call on the same
+#          machine faster). Estimated, not measured on a GPU: ~150-250 s for the tests, ~150 s for bench 1, ~250 s for
+#          bench 3, so all three may not fit one 570 s call: run SKIP_BENCH3=1, then SKIP_TESTS=1 SKIP_BENCH1=1.
+#          Triton needs a C compiler on the machine: without one the step falls back to eager with one warning
+#          (the GPU guard then fails on `dec.fused.compiled`; bench 1 says "compiled": false).
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
 E=${ENGINE_DIR:-device_carry/engine}
@@ -136,13 +152,43 @@ part4() {
     log "bench 3 small rc=$?"; tail -9 "$OUT/grpo_step_small4.log"; }
 }
 
+cap() { local left=$((DEADLINE - (SECONDS - T0) - 5)); echo $(( left < $1 ? left : $1 )); }
+
+part5() {
+  if [ -d /tmp/site/trl ] && [ -d /tmp/jc ]; then warm_setup || return 1
+  else
+    source scripts/device/setup.sh > "$OUT/setup5.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup5.log"; return 1; }
+    export PYTHONPATH=/tmp/site:$PWD/$E/src JUDGERL_SHARED_DATA=$PWD/device_carry/data
+    log "setup done"
+  fi
+  if [ -z "${SKIP_TESTS:-}" ] && fits 150 "GPU guards (compiled step)"; then
+    JUDGERL_COMPILED_STEP=1 timeout $(cap ${TESTS5_S:-300}) python3 -m pytest -q -rP -p no:cacheprovider -c pyproject.toml \
+      --rootdir "$E" "$E/tests/judges/test_compiled_step.py" "$E/tests/judges/test_static_decode.py" \
+      "$E/tests/training/test_rollout.py" -k "gpu or cuda_graph or eviction" > "$OUT/gpu_tests5.log" 2>&1
+    log "GPU guards (compiled step) rc=$?"; grep -h "compiled step: first call\|passed\|failed" "$OUT/gpu_tests5.log" | tail -6
+  fi
+  if [ -z "${SKIP_BENCH1:-}" ] && fits 150 "bench 1 rollout shape (compiled)"; then
+    timeout $(cap ${BENCH1_5_S:-240}) python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 \
+      --new 256 --variants ${BENCH1_5_VARIANTS:-plain,fused,compiled} --profile --tag _rollout5 --out "$OUT" \
+      > "$OUT/bench1_5.log" 2>&1
+    log "bench 1 rollout shape rc=$?"; grep "kernels a step\|compile" "$OUT/bench1_5.log" | tail -6; tail -3 "$OUT/bench1_5.log"
+  fi
+  if [ -z "${SKIP_BENCH3:-}" ] && fits 200 "bench 3 long (compiled)"; then
+    timeout $(cap ${LONG5_S:-400}) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG5_ARMS:-new,new_cmp} \
+      --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 ${LONG5_FLAGS:---judge-phases} \
+      --out "$OUT/grpo_step_long5.json" > "$OUT/grpo_step_long5.log" 2>&1
+    log "bench 3 long rc=$?"; grep -A3 '"new_over_new_cmp"' "$OUT/grpo_step_long5.log"; tail -4 "$OUT/grpo_step_long5.log"
+  fi
+}
+
 case "$1" in
   part1) part1 ;;
   part2) part2 ;;
   part3) part3 ;;
   part3trl) warm_setup && fits 330 "bench 3 long trl arm" && long_trl ;;
   part4) part4 ;;
+  part5) part5 ;;
   all) part1; part2 ;;
-  *) echo "usage: $0 part1|part2|part3|part3trl|part4|all"; exit 2 ;;
+  *) echo "usage: $0 part1|part2|part3|part3trl|part4|part5|all"; exit 2 ;;
 esac
 log "done"

@@ -1,0 +1,110 @@
+"""The fused decode step through `torch.compile` (inductor): a layer's element-wise work in a few generated kernels.
+
+An H100 profile of the fused step (bench/RESULTS.md 3c) put ~50% of a decode step's GPU time in ~12 small
+element-wise / index / norm kernels a layer (RMSNorm, rotary, the cache writes, silu * mul, the mask), 1-4 us each and
+launch-bound; the GEMMs took 21% and SDPA 26%. Inductor fuses such chains into a few Triton kernels (C++ loops on the
+CPU) and leaves the GEMMs and SDPA as library calls. `CompiledStep` is `FusedStep` whose `forward` runs through
+`torch.compile`; nothing else in the engine changes: static_decode.py captures this forward into its own CUDA graph
+per (row bucket, attended length) and replays it.
+
+How it fits the engine:
+  no inductor cudagraphs   default mode, `triton.cudagraphs` off: the engine captures the graph itself
+                           (static_decode._capture_now); inductor's own graphs inside a capture would fail.
+  compile outside capture  dynamo compiles on the first call at a new signature. The engine runs WARM eager steps at
+                           the exact shapes before every capture, so compiles, recompiles and Triton autotuning all
+                           happen in those warm-up steps, never while a graph is being captured.
+  one graph for all shapes the rows (dim 0 of every per-row input), the attended length (mask dim 1) and the cache
+                           length (K/V dim 2, rope tables dim 0) are marked dynamic (`maybe_mark_dynamic`: a size-1 dim
+                           stays specialised rather than erroring), so every row bucket, chunk and cache entry reuses
+                           one compiled graph instead of a recompile per (rows, length). Recompiles can still happen
+                           (a batch of 1, two sizes first seen equal and duck-sized into one symbol, a stride first seen
+                           static): dynamo's recompile limit (8, after which it silently runs eager) is raised to
+                           RECOMPILE_LIMIT for this step's calls only (a scoped config patch), so it never falls back.
+  live weights             parameters and the concatenated copies are graph inputs, read on every call (inductor's
+                           freezing is off): `refresh()` copying in place and optimizer steps are seen by the next
+                           replay, as with the eager step.
+  failure                  no C++ compiler, no triton, a graph break (fullgraph): one warning line, then the eager
+                           fused step for the rest of this instance's life; never a crash.
+
+Off by default everywhere (`ON_BY_DEFAULT`) until its GPU guards pass; `JUDGERL_COMPILED_STEP=1` / `=0` turns it on /
+off (read when the engine is built and at every `generate`, so a bench arm can flip it between calls).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+from judgerl.judges.fused_step import FusedStep
+
+# Where the compiled step is the default: nowhere yet. CUDA once tests/judges/test_compiled_step.py's GPU guard
+# (greedy rollouts through captured graphs of the compiled step == plain generate) has passed on a GPU.
+ON_BY_DEFAULT = {"cpu": False, "cuda": False}
+RECOMPILE_LIMIT = 64  # dynamo's per-function limit within this step's calls (default 8, then eager)
+
+
+def compiled_on(device_type: str) -> bool:
+    """Whether the fused step should be compiled on this device: `JUDGERL_COMPILED_STEP=1` / `=0`, else
+    `ON_BY_DEFAULT`."""
+    flag = os.environ.get("JUDGERL_COMPILED_STEP")
+    return flag == "1" or (flag != "0" and ON_BY_DEFAULT.get(device_type, False))
+
+
+def kind_changed(step, model) -> bool:
+    """True when `step` (a FusedStep) is compiled and the switch now says eager, or the other way round."""
+    return isinstance(step, CompiledStep) != compiled_on(next(model.parameters()).device.type)
+
+
+def _forward(step, tok, pos, cos_tab, sin_tab, mask, keys, values, slot):
+    """What dynamo traces: the eager fused step, the attended length taken from the mask (a dynamic size)
+    rather than a Python int argument (an int would be specialised, one graph per length)."""
+    return FusedStep.forward(step, tok, pos, cos_tab, sin_tab, mask, keys, values, slot, mask.shape[-1])
+
+
+class CompiledStep(FusedStep):
+    """`FusedStep` with `forward` compiled by inductor (module docstring). `compiled` is False after a failure."""
+
+    mode = None  # torch.compile mode: default (no inductor cudagraphs); "max-autotune-no-cudagraphs" also fits
+    options = {"triton.cudagraphs": False}
+
+    def __init__(self, model):
+        import torch
+
+        super().__init__(model)
+        opts = None if self.mode else dict(self.options)  # torch.compile takes a mode or options, not both
+        self._fn = torch.compile(_forward, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
+        self.compiled = True
+        self.calls = 0
+        self.first_call_s = None  # seconds of the first call (the compile, and one step)
+
+    def forward(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length: int):
+        """As `FusedStep.forward` (`length` must equal mask.shape[-1]), through the compiled function."""
+        if not self.compiled:
+            return super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
+        import torch
+
+        assert mask.shape[-1] == length, (mask.shape, length)
+        mark = torch._dynamo.maybe_mark_dynamic
+        for t in (tok, pos, mask, *keys, *values):
+            mark(t, 0)
+        mark(mask, 1)
+        for t in (*keys, *values):
+            mark(t, 2)
+        mark(cos_tab, 0)
+        mark(sin_tab, 0)
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        t0 = time.perf_counter()
+        try:
+            with torch._dynamo.config.patch(**{limit: max(RECOMPILE_LIMIT, getattr(torch._dynamo.config, limit))}):
+                out = self._fn(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot)
+        except Exception as e:  # noqa: BLE001 - any compile failure: the eager step computes the same function
+            self.compiled = False
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            warnings.warn(f"judgerl: compiled decode step unavailable ({type(e).__name__}: {first}); "
+                          "running the eager fused step", RuntimeWarning, stacklevel=2)
+            return super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
+        if self.calls == 0:
+            self.first_call_s = time.perf_counter() - t0
+        self.calls += 1
+        return out
