@@ -126,13 +126,17 @@ part3() {
   fits 330 "bench 3 long trl arm" && long_trl
 }
 
-part4() {
+any_setup() {  # a warm machine's set-up (warm_setup) or a fresh one's (setup.sh, log setup$1.log)
   if [ -d /tmp/site/trl ] && [ -d /tmp/jc ]; then warm_setup || return 1
   else
-    source scripts/device/setup.sh > "$OUT/setup4.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup4.log"; return 1; }
+    source scripts/device/setup.sh > "$OUT/setup$1.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup$1.log"; return 1; }
     export PYTHONPATH=/tmp/site:$PWD/$E/src JUDGERL_SHARED_DATA=$PWD/device_carry/data
     log "setup done"
   fi
+}
+
+part4() {
+  any_setup 4 || return 1
   if [ -z "${SKIP_TESTS:-}" ] && fits 90 "GPU guards (bucketed prefill)"; then
     timeout 120 python3 -m pytest -q -p no:cacheprovider -c pyproject.toml --rootdir "$E" "$E/tests/judges/test_prefill.py" \
       "$E/tests/judges/test_static_decode.py" -k "gpu_judge_scores" > "$OUT/gpu_tests4.log" 2>&1
@@ -155,12 +159,7 @@ part4() {
 cap() { local left=$((DEADLINE - (SECONDS - T0) - 5)); echo $(( left < $1 ? left : $1 )); }
 
 part5() {
-  if [ -d /tmp/site/trl ] && [ -d /tmp/jc ]; then warm_setup || return 1
-  else
-    source scripts/device/setup.sh > "$OUT/setup5.log" 2>&1 || { log "setup failed"; tail -20 "$OUT/setup5.log"; return 1; }
-    export PYTHONPATH=/tmp/site:$PWD/$E/src JUDGERL_SHARED_DATA=$PWD/device_carry/data
-    log "setup done"
-  fi
+  any_setup 5 || return 1
   if [ -z "${SKIP_TESTS:-}" ] && fits 150 "GPU guards (compiled step)"; then
     JUDGERL_COMPILED_STEP=1 timeout $(cap ${TESTS5_S:-300}) python3 -m pytest -q -rP -p no:cacheprovider -c pyproject.toml \
       --rootdir "$E" "$E/tests/judges/test_compiled_step.py" "$E/tests/judges/test_static_decode.py" \

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from test_static_decode import PROMPTS, _chat_batch, _smollm2_cuda, batch, tiny
+from test_static_decode import PROMPTS, _smollm2_cuda, batch, greedy_engine_and_generate, tiny
 
 from judgerl.judges.compiled_step import CompiledStep
 from judgerl.judges.fused_step import FusedStep
@@ -149,20 +149,13 @@ def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeyp
     from torch._dynamo.utils import counters
 
     model, tok = _smollm2_cuda(smollm2_path)
-    ids, mask = _chat_batch(tok, PROMPTS * 2)
     dec = engine(model, True, monkeypatch)
-    eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
-    out = dec.generate(ids, mask, max_new_tokens=64, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
-    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=64, do_sample=False,
-                         pad_token_id=tok.pad_token_id, eos_token_id=eos)[:, ids.shape[1]:]
+    out, ref = greedy_engine_and_generate(dec, model, tok, PROMPTS * 2, 64)
     print(f"compiled step: first call {dec.fused.first_call_s:.1f} s, {dec.captures} graphs captured")
     assert dec.fused.compiled  # it compiled (no fallback to the eager step)
     assert dec.compactions >= 1
     assert 2 <= dec.captures <= 2 * len(row_buckets(20))
     assert out.tokens.shape == ref.shape and torch.equal(out.tokens, ref)
     graphs = counters["stats"]["unique_graphs"]
-    ids2, mask2 = _chat_batch(tok, PROMPTS[:6] * 2)
-    out2 = dec.generate(ids2, mask2, max_new_tokens=32, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
-    ref2 = model.generate(input_ids=ids2, attention_mask=mask2, max_new_tokens=32, do_sample=False,
-                          pad_token_id=tok.pad_token_id, eos_token_id=eos)[:, ids2.shape[1]:]
+    out2, ref2 = greedy_engine_and_generate(dec, model, tok, PROMPTS[:6] * 2, 32)
     assert torch.equal(out2.tokens, ref2) and counters["stats"]["unique_graphs"] == graphs

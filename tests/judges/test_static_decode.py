@@ -198,17 +198,23 @@ PROMPTS = ["Name three colours of the rainbow.", "Write one sentence about the s
            "Say hello in French.", "What is 12 times 12?", "Describe a cat.", "Who wrote Hamlet?"]
 
 
+def greedy_engine_and_generate(dec, model, tok, prompts: list[str], new: int):
+    """The engine's greedy tokens and plain `generate`'s for the same chat prompts (EOS: the model's and <|im_end|>)."""
+    ids, mask = _chat_batch(tok, prompts)
+    eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    out = dec.generate(ids, mask, max_new_tokens=new, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
+    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, do_sample=False,
+                         pad_token_id=tok.pad_token_id, eos_token_id=eos)[:, ids.shape[1]:]
+    return out, ref
+
+
 @pytest.mark.slow
 @gpu
 def test_gpu_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch):
     """20 rows (bucket 20, then 16 or 8 as rows end) through captured graphs vs plain generate, fp32."""
     model, tok = _smollm2_cuda(smollm2_path)
-    ids, mask = _chat_batch(tok, PROMPTS * 2)
     dec = engine(model, True, monkeypatch)
-    eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
-    out = dec.generate(ids, mask, max_new_tokens=64, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
-    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=64, do_sample=False,
-                         pad_token_id=tok.pad_token_id, eos_token_id=eos)[:, ids.shape[1]:]
+    out, ref = greedy_engine_and_generate(dec, model, tok, PROMPTS * 2, 64)
     assert dec.compactions >= 1  # short answers end early: the batch shrank to a smaller row bucket
     assert 2 <= dec.captures <= 2 * len(row_buckets(20))  # graphs per (row bucket, attended length) actually used
     assert out.tokens.shape == ref.shape and torch.equal(out.tokens, ref)
