@@ -33,18 +33,18 @@ parameter or buffer moved (`.to()`, reload).
 Returned log-probabilities are log softmax(logits / T) of the sampled token, before top-k / top-p:
 the quantity TRL's GRPO loss computes. On CPU the same step runs eagerly (no graph).
 Only models whose layers all attend fully are supported (`supported`); others use decode.py.
+The per-shape cache, buffers and graphs are `decode_buffers.Entry`; the token draw is `token_sampling.pick_tokens`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from judgerl.judges import phases
+from judgerl.judges.decode_buffers import Entry, row_buckets
+from judgerl.judges.token_sampling import Generated, pick_tokens, trim_after_eos
 
 CHECK_EVERY = 8       # decode steps between host checks for "all rows ended"
 LEN_BUCKET = 256      # cache lengths are rounded up to this (fewer shapes, fewer captures)
 MAX_ENTRIES = 3       # (rows, cache length) shapes kept with their cache and graphs per model
-MIN_BUCKET = 8        # smallest row bucket finished rows are compacted down to
 LEN_CHUNK = 128       # the fused step's attention reads the cache up to the next multiple of this past the slot
 WARM = 2              # eager warm-up steps before a capture (their writes are undone)
 # Tokens of headroom a new (rows, length) entry gets past the call that creates it, so that a later call a little
@@ -62,97 +62,6 @@ def supported(model) -> bool:
     return local_attention_window(model) is None and impl in ("sdpa", GQA_ATTENTION)
 
 
-@dataclass
-class Generated:
-    tokens: object       # LongTensor [rows, n]: pad after each row's first EOS
-    logprobs: object     # FloatTensor [rows, n]: 0 after each row's first EOS
-    lengths: list[int]   # new tokens per row, its EOS included
-    cache: object = None  # generate(keep_cache=True): DynamicCache of each output row's prompt layout + fed tokens
-
-
-def pick_tokens(logits, temperature: float, top_k: int, top_p: float, noise=None):
-    """(token, logprob) per row from float32 logits [B, V]: greedy when temperature <= 0, else an exact
-    draw from softmax(logits / T) restricted to the top-k, then top-p set (transformers' order and
-    tie rule for top-p; top-k keeps exactly k). `noise` holds Exponential(1) draws, [B, V] or [B, k]."""
-
-    if temperature <= 0:
-        tok = logits.argmax(-1)
-        return tok, logits.gather(1, tok[:, None])[:, 0] - logits.logsumexp(-1)
-    z = logits / temperature
-    lse = z.logsumexp(-1)
-    gumbel = -noise.clamp_min(1e-30).log()
-    if top_k and top_k < z.shape[-1]:
-        vals, idx = z.topk(top_k, dim=-1)                          # sorted, largest first
-        if top_p < 1.0:
-            asc = vals.flip(-1)
-            remove = asc.softmax(-1).cumsum(-1) <= 1 - top_p
-            remove[:, -1] = False                                  # the most likely token always stays
-            vals = vals.masked_fill(remove.flip(-1), float("-inf"))
-        choice = (vals + gumbel[:, :top_k]).argmax(-1, keepdim=True)
-        tok = idx.gather(1, choice)[:, 0]
-    else:
-        if top_p < 1.0:
-            srt, order = z.sort(-1)                                # ascending, as transformers' TopPLogitsWarper
-            remove = srt.softmax(-1).cumsum(-1) <= 1 - top_p
-            remove[:, -1] = False
-            z_f = z.masked_fill(remove.scatter(1, order, remove), float("-inf"))
-        else:
-            z_f = z
-        tok = (z_f + gumbel).argmax(-1)
-    return tok, z.gather(1, tok[:, None])[:, 0] - lse
-
-
-def row_buckets(rows: int) -> list[int]:
-    """Row counts a decode may shrink to (early exit of finished rows): powers of two from MIN_BUCKET, and rows."""
-    sizes, k = [rows], MIN_BUCKET
-    while k < rows:
-        sizes.append(k)
-        k *= 2
-    return sorted(set(sizes))
-
-
-class _Entry:
-    """Static cache, step buffers and (on CUDA) the captured graphs for one (rows, cache length): one graph per
-    row bucket, each on the leading rows of the same buffers, so finished rows leave without a re-capture."""
-
-    def __init__(self, model, rows: int, length: int, noise_width: int, fused):
-        import torch
-        from transformers import StaticCache
-
-        dev = model.device
-        self.rows, self.length = rows, length
-        self.cache = StaticCache(config=model.config, max_cache_len=length)
-        p = next(model.parameters())
-        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        dummy = torch.zeros(rows, kvh, 1, hd, dtype=p.dtype, device=dev)
-        for layer in self.cache.layers:
-            layer.lazy_initialization(dummy, dummy)
-        self.keys = [layer.keys for layer in self.cache.layers]
-        self.values = [layer.values for layer in self.cache.layers]
-        self.tok_in = torch.zeros(rows, 1, dtype=torch.long, device=dev)
-        self.pos = torch.zeros(rows, 1, dtype=torch.long, device=dev)
-        self.mask = torch.zeros(rows, 1, 1, length, dtype=torch.bool, device=dev)  # transformers' forward (unfused)
-        self.fmask = torch.zeros(rows, length, dtype=p.dtype, device=dev)  # additive mask (fused step)
-        self.slot = torch.zeros(1, dtype=torch.long, device=dev)  # cache column the next token is written to
-        self.finished = torch.zeros(rows, dtype=torch.bool, device=dev)
-        self.orig = torch.arange(rows, device=dev)  # output row of each buffer row (rows move when compacted)
-        self.t = torch.zeros(1, dtype=torch.long, device=dev)
-        self.noise = torch.ones(rows, noise_width, dtype=torch.float32, device=dev)
-        self.tokens = torch.zeros(rows, length, dtype=torch.long, device=dev)
-        self.logprobs = torch.zeros(rows, length, dtype=torch.float32, device=dev)
-        self.rope = fused.rope_tables(length, dummy) if fused is not None else None
-        self.graphs: dict = {}  # (rows bucket, attended length) -> CUDAGraph
-        self.key = None  # sampling settings the graphs were captured with
-        self.ptrs = None
-
-    def per_row(self) -> list:
-        """Every buffer indexed by row (what compaction moves)."""
-        return [self.tok_in, self.pos, self.mask, self.fmask, self.finished, self.orig, self.noise, self.tokens,
-                self.logprobs, *self.keys, *self.values]
-
-
 class StaticDecoder:
     """Per-model decoding engine; get it with `decoder_for(model)`."""
 
@@ -160,7 +69,7 @@ class StaticDecoder:
         from judgerl.judges.fused_step import fused_step_for
 
         self.model = model
-        self.entries: dict[tuple[int, int], _Entry] = {}
+        self.entries: dict[tuple[int, int], Entry] = {}
         self.captures = 0  # graphs captured so far (tests and benches read it)
         self.compactions = 0  # times finished rows were dropped (early exit)
         self.fused = fused_step_for(model, _free_bytes(model))
@@ -171,7 +80,7 @@ class StaticDecoder:
         m = self.model
         return tuple(t.data_ptr() for t in (*m.parameters(), *m.buffers()))
 
-    def _entry(self, rows: int, need: int, noise_width: int) -> _Entry:
+    def _entry(self, rows: int, need: int, noise_width: int) -> Entry:
         for (r, length), e in self.entries.items():  # reuse a cache that is long enough and not much longer
             if r == rows and need <= length <= 2 * need + LEN_BUCKET + ENTRY_HEADROOM and e.noise.shape[1] == noise_width:
                 return e
@@ -179,10 +88,10 @@ class StaticDecoder:
         phases.count("new_entries")
         while len(self.entries) >= MAX_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
-        e = self.entries[(rows, length)] = _Entry(self.model, rows, length, noise_width, self.fused)
+        e = self.entries[(rows, length)] = Entry(self.model, rows, length, noise_width, self.fused)
         return e
 
-    def _step(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+    def _step(self, e: Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
         """One token for the first r rows of the entry, attending to the first lc cache columns (fused step; the
         slot written must lie below lc); all of it captured into one graph on CUDA."""
         import torch
@@ -210,13 +119,13 @@ class StaticDecoder:
         e.pos[:r].add_(1)
         e.t.add_(1)
 
-    def _capture(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+    def _capture(self, e: Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
         """Capture the step for (r rows, lc columns). It may happen mid-decode: the warm-up steps run at slot 0 and
         everything they write (positions, flags, mask, the first cache / output columns) is restored after."""
         with phases.phase("capture"):
             return self._capture_now(e, r, lc, sampling, eos, pad_token_id)
 
-    def _capture_now(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+    def _capture_now(self, e: Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
         import torch
 
         # Each graph gets its own memory pool: a shared pool outlived its last graph when entries were evicted or
@@ -248,10 +157,10 @@ class StaticDecoder:
         self.captures += 1
         return g
 
-    def _graph(self, e: _Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
+    def _graph(self, e: Entry, r: int, lc: int, sampling: tuple, eos, pad_token_id: int):
         return e.graphs.get((r, lc)) or self._capture(e, r, lc, sampling, eos, pad_token_id)
 
-    def _ensure_graphs(self, e: _Entry, sampling: tuple, eos, pad_token_id: int):
+    def _ensure_graphs(self, e: Entry, sampling: tuple, eos, pad_token_id: int):
         """Drop the entry's graphs unless they were captured for these sampling settings and these parameter
         addresses. The fused step's graphs are captured as decoding first needs them (`_graph`); transformers'
         forward has one graph per entry, captured here, before the prefill (as the issue-14 engine did)."""
@@ -264,7 +173,7 @@ class StaticDecoder:
             self._capture(e, e.rows, e.length, sampling, eos, pad_token_id)
 
     # ---- prefill ----------------------------------------------------------------------------
-    def _prefill(self, e: _Entry, input_ids, attention_mask, rows, prefix_len: int, buckets: int = 1):
+    def _prefill(self, e: Entry, input_ids, attention_mask, rows, prefix_len: int, buckets: int = 1):
         """Eager prefill of the distinct input rows into the cache rows (prefill.py: one forward, or length buckets);
         masks, positions and the slot set for the decode; returns last logits."""
         import torch
@@ -286,7 +195,7 @@ class StaticDecoder:
         return last
 
     # ---- early exit of finished rows ----------------------------------------------------------
-    def _compact(self, e: _Entry, r: int, n_real: int, res: tuple, keep: bool = False) -> tuple[int, int]:
+    def _compact(self, e: Entry, r: int, n_real: int, res: tuple, keep: bool = False) -> tuple[int, int]:
         """Move the unfinished rows of the first n_real to the front and continue with the smallest row bucket
         that holds them; finished rows' outputs go to `res` first. Returns (bucket, rows that are real).
         keep: permute every row instead of overwriting the finished ones, so that each row's KV stays in the
@@ -313,7 +222,7 @@ class StaticDecoder:
         self.compactions += 1
         return nb, na
 
-    def _decode(self, e: _Entry, b: int, width: int, max_new_tokens: int, sampling: tuple, eos, pad_token_id: int,
+    def _decode(self, e: Entry, b: int, width: int, max_new_tokens: int, sampling: tuple, eos, pad_token_id: int,
                 generator, use_graph: bool, res: tuple, keep: bool = False) -> int:
         """Decode steps 2..max_new_tokens; finished rows leave at each check (fused step). Returns the steps."""
         n, r, n_real = 1, b, b
@@ -405,11 +314,11 @@ class StaticDecoder:
             m.train(was_training)
             if m.config._attn_implementation != impl:
                 m.set_attn_implementation(impl)
-        out = _trim(tokens, logprobs, n, eos, pad_token_id)
+        out = trim_after_eos(tokens, logprobs, n, eos, pad_token_id)
         out.cache = cache
         return out
 
-    def _kept_cache(self, e: _Entry, n_out: int, columns: int):
+    def _kept_cache(self, e: Entry, n_out: int, columns: int):
         """The first `columns` cache columns of each output row (prompt layout, then the tokens fed back), in
         output-row order, as a DynamicCache (a copy: the entry's buffers serve the next call)."""
         import torch
@@ -438,21 +347,6 @@ class StaticDecoder:
         self._fused_ptrs = ptrs
         if self.fused is not None:
             self.fused.refresh()
-
-
-def _trim(tokens, logprobs, n: int, eos, pad_token_id: int) -> Generated:
-    """Lengths up to each row's first EOS; pad (and log-prob 0) after it; no column after the last row's EOS."""
-    import torch
-
-    n_out = tokens.shape[0]
-    lengths = [n] * n_out
-    if eos is not None and n_out:
-        hit = torch.isin(tokens, eos)
-        first = torch.where(hit.any(1), hit.int().argmax(1) + 1, torch.full_like(hit[:, 0], n, dtype=torch.long))
-        lengths = first.tolist()
-        width = max(lengths)  # as generate(): no column after the last row's EOS
-        tokens, logprobs = tokens[:, :width], logprobs[:, :width]
-    return Generated(tokens, logprobs, lengths)
 
 
 def _free_bytes(model) -> int | None:
