@@ -13,7 +13,8 @@ from judgerl import JudgerlError
 from judgerl.paths import data_root
 from judgerl.study.config import StudyConfig
 from judgerl.study.labels import decile_cuts, split_prompts, to_label
-from judgerl.study.run import StageRunner, expand, load_config, main
+from judgerl.study.run import expand, load_config, main
+from judgerl.study.stages import StageRunner
 from judgerl.study.stats import cluster_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def test_earlier_alpha_rows_hold_only_for_judges_trained_before_them(tmp_path):
 
 
 def test_a_stopped_rerun_keeps_the_last_finished_record(tmp_path):
-    from judgerl.study.run import last_done
+    from judgerl.study.stages import last_done
 
     def stop():
         raise KeyboardInterrupt  # the call's deadline

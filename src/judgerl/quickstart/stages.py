@@ -21,7 +21,6 @@ stretch with the load), the process's peak RSS so far and its RSS after the stag
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
@@ -32,9 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-
-def config_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+from judgerl.study.stages import config_hash
 
 
 class _Routed:

@@ -127,7 +127,7 @@ def earlier_alpha_rows(judges_dir: Path, config: dict) -> dict[str, dict]:
     rec_path, curve = judges_dir / "stage-judges-eval.json", judges_dir / "curve.json"
     if not (rec_path.is_file() and curve.is_file()):
         return {}
-    from judgerl.study.run import last_done
+    from judgerl.study.stages import last_done
 
     rec = last_done(json.loads(rec_path.read_text()))  # a re-run stopped half-way keeps the last finished record
     if rec is None or {k: v for k, v in rec.get("config", {}).items() if k != "counts"} != \
