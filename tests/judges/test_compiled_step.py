@@ -54,8 +54,11 @@ def test_off_by_default_on_with_the_flag_and_the_engine_follows_a_flip(monkeypat
     monkeypatch.setenv("JUDGERL_COMPILED_STEP", "0")  # a bench arm turns it off again: the next generate is eager
     dec._check_weights()
     assert type(dec.fused) is FusedStep
+    assert type(compiled_step.decode_step_for(model)) is FusedStep
+    monkeypatch.setenv("JUDGERL_COMPILED_STEP", "1")
+    assert type(compiled_step.decode_step_for(model)) is CompiledStep
     monkeypatch.setenv("JUDGERL_FUSED_STEP", "0")
-    assert fused_step_for(model) is None  # the compiled step is a form of the fused step, never without it
+    assert compiled_step.decode_step_for(model) is None  # the compiled step is a form of the fused step, never without it
 
 
 def test_a_failed_compile_falls_back_to_the_eager_step_with_one_warning(monkeypatch):

@@ -195,7 +195,9 @@ def test_sharded_matches_one_process(sharding, one_process, uninterrupted, smoll
     for step in m1:
         a, b = m1[step], m2[step]
         assert b["reward"] == pytest.approx(a["reward"], rel=1e-5)
-        assert b["reward_std"] == pytest.approx(a["reward_std"], rel=1e-4, abs=1e-6)
+        # the same completions, scored in other batch compositions (one rank's block vs both): float rounding moves each
+        # reward by ~1e-6 and a std of rewards by as much in absolute terms (0.035251 vs 0.035256 on an AVX2-only host)
+        assert b["reward_std"] == pytest.approx(a["reward_std"], abs=2e-5)
         assert b["completions/mean_length"] == a["completions/mean_length"]
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3) and a["grad_norm"] > 0
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)

@@ -51,6 +51,15 @@ def compiled_on(device_type: str) -> bool:
     return flag == "1" or (flag != "0" and ON_BY_DEFAULT.get(device_type, False))
 
 
+def decode_step_for(model, device_free_bytes: int | None = None) -> FusedStep | None:
+    """The engine's step: the fused step (fused_step.fused_step_for decides whether there is one), compiled where
+    `compiled_on` says so."""
+    from judgerl.judges.fused_step import fused_step_for
+
+    on = compiled_on(next(model.parameters()).device.type)
+    return fused_step_for(model, device_free_bytes, CompiledStep if on else FusedStep)
+
+
 def kind_changed(step, model) -> bool:
     """True when `step` (a FusedStep) is compiled and the switch now says eager, or the other way round."""
     return isinstance(step, CompiledStep) != compiled_on(next(model.parameters()).device.type)

@@ -187,15 +187,12 @@ class FusedStep:
         return (x @ self.lm_head.t()).float()
 
 
-def fused_step_for(model, device_free_bytes: int | None = None) -> FusedStep | None:
-    """A FusedStep when the model is fusable, its weight copies fit (see MAX_EXTRA_BYTES) and the step is on for
-    its device, else None. `JUDGERL_FUSED_STEP=1` / `=0` turns it on / off everywhere; unset, it is on where
-    it has been verified (`ON_BY_DEFAULT`). Off, the engine captures transformers' own forward. On, it is a
-    `compiled_step.CompiledStep` (the same step through torch.compile) where `JUDGERL_COMPILED_STEP=1` or that
-    module's ON_BY_DEFAULT says so."""
+def fused_step_for(model, device_free_bytes: int | None = None, step_class=None) -> FusedStep | None:
+    """A FusedStep (or `step_class`, a subclass: compiled_step.decode_step_for picks the compiled one) when the model
+    is fusable, its weight copies fit (see MAX_EXTRA_BYTES) and the step is on for its device, else None.
+    `JUDGERL_FUSED_STEP=1` / `=0` turns it on / off everywhere; unset, it is on where it has been verified
+    (`ON_BY_DEFAULT`). Off, the engine captures transformers' own forward."""
     import os
-
-    from judgerl.judges.compiled_step import CompiledStep, compiled_on
 
     flag = os.environ.get("JUDGERL_FUSED_STEP")
     dev = next(model.parameters()).device.type
@@ -204,4 +201,4 @@ def fused_step_for(model, device_free_bytes: int | None = None) -> FusedStep | N
     extra = FusedStep.extra_bytes(model)
     if extra > MAX_EXTRA_BYTES and (device_free_bytes is None or extra > device_free_bytes // 4):
         return None
-    return CompiledStep(model) if compiled_on(dev) else FusedStep(model)
+    return (step_class or FusedStep)(model)

@@ -66,13 +66,13 @@ class StaticDecoder:
     """Per-model decoding engine; get it with `decoder_for(model)`."""
 
     def __init__(self, model):
-        from judgerl.judges.fused_step import fused_step_for
+        from judgerl.judges.compiled_step import decode_step_for
 
         self.model = model
         self.entries: dict[tuple[int, int], Entry] = {}
         self.captures = 0  # graphs captured so far (tests and benches read it)
         self.compactions = 0  # times finished rows were dropped (early exit)
-        self.fused = fused_step_for(model, _free_bytes(model))
+        self.fused = decode_step_for(model, _free_bytes(model))
         self.last_steps = 0  # decode steps of the last generate call (benches read it)
 
     # ---- helpers ----------------------------------------------------------------------------
@@ -335,14 +335,13 @@ class StaticDecoder:
     def _check_weights(self):
         """Fused weight copies follow the live parameters; a moved parameter (reload, `.to()`) rebuilds them, and so
         does a flipped `JUDGERL_COMPILED_STEP` (compiled_step.py; a bench arm turns it on for a shared model)."""
-        from judgerl.judges.compiled_step import kind_changed
-        from judgerl.judges.fused_step import fused_step_for
+        from judgerl.judges.compiled_step import decode_step_for, kind_changed
 
         if self.fused is None:
             return
         ptrs = self._ptrs()
         if getattr(self, "_fused_ptrs", None) not in (None, ptrs) or kind_changed(self.fused, self.model):
-            self.fused = fused_step_for(self.model, _free_bytes(self.model))
+            self.fused = decode_step_for(self.model, _free_bytes(self.model))
             self.entries.clear()
         self._fused_ptrs = ptrs
         if self.fused is not None:
