@@ -200,7 +200,9 @@ def test_sharded_matches_one_process(sharding, one_process, uninterrupted, smoll
         assert b["reward_std"] == pytest.approx(a["reward_std"], abs=2e-5)
         assert b["completions/mean_length"] == a["completions/mean_length"]
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3) and a["grad_norm"] > 0
-        assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+        # the loss is ~1e-5 (advantages average to 0) and the advantages divide that rounding by reward_std (~0.035):
+        # on an AVX2-only host 9.8e-6 vs -9.1e-6; a different update would move it by far more (grad_norm, weights)
+        assert b["loss"] == pytest.approx(a["loss"], abs=5e-5)
     # updated weights: the same update (see the module doc for the measure)
     from safetensors.torch import load_file
 
