@@ -36,7 +36,7 @@ import os
 import time
 import warnings
 
-from judgerl.judges.fused_step import FusedStep
+from judgerl.judges.fused_step import FusedStep, fused_step_for
 
 # Where the compiled step is the default: nowhere yet. CUDA once tests/judges/test_compiled_step.py's GPU guard
 # (greedy rollouts through captured graphs of the compiled step == plain generate) has passed on a GPU.
@@ -54,8 +54,6 @@ def compiled_on(device_type: str) -> bool:
 def decode_step_for(model, device_free_bytes: int | None = None) -> FusedStep | None:
     """The engine's step: the fused step (fused_step.fused_step_for decides whether there is one), compiled where
     `compiled_on` says so."""
-    from judgerl.judges.fused_step import fused_step_for
-
     on = compiled_on(next(model.parameters()).device.type)
     return fused_step_for(model, device_free_bytes, CompiledStep if on else FusedStep)
 
