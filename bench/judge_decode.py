@@ -9,6 +9,8 @@ Batch B, prompt P random tokens, N new tokens forced (no EOS). Every path genera
           element-wise work fused into few kernels; `JUDGERL_COMPILED_STEP=1`, off by default). Not in the default
           --variants (its compile takes tens of seconds a model); `first_call_s` includes it, `compile_s` is the first
           compiled step alone, `compiled: false` says the compile failed and the eager step ran.
+  compiled_math  `compiled` with the attention as plain matmuls in the compiled graph (`JUDGERL_COMPILED_ATTN=math`)
+          instead of SDPA's memory-efficient kernel.
 Roofline (the decode floor): per step the fewest bytes are all weights once plus the KV cache read so far,
   bytes/step = n_params * 2 + B * (P + N/2) * kv_bytes_per_token,  kv_bytes_per_token = 2 * layers * kv_heads * head_dim * 2
 (bf16), floor = bytes/step / HBM bandwidth (measured device-to-device copy), roofline tok/s = B / floor.
@@ -47,7 +49,8 @@ SHAPES = {
 # What each engine variant sets (the compiled step is read at every generate: kept set while a variant runs)
 FLAGS = {"hf": {"JUDGERL_FUSED_STEP": "0", "JUDGERL_COMPILED_STEP": "0"},
          "fused": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "0"},
-         "compiled": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1"}}
+         "compiled": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "sdpa"},
+         "compiled_math": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "math"}}
 
 
 def copy_bandwidth(torch, device: str = "cuda") -> float:
@@ -114,7 +117,8 @@ def engine(model, variant: str):
 
     dec = StaticDecoder(model)
     assert (dec.fused is not None) == (variant != "hf"), variant
-    assert isinstance(dec.fused, CompiledStep) == (variant == "compiled"), variant
+    assert isinstance(dec.fused, CompiledStep) == variant.startswith("compiled"), variant
+    assert dec.fused is None or dec.fused.math_attention == (variant == "compiled_math"), variant
     return dec
 
 
@@ -167,12 +171,12 @@ def measure(torch, a, model, ids, mask, name: str, v: str, row: dict) -> dict:
     tps = a.batch * a.new / t
     out = dict(tok_s=round(tps), roofline_frac=round(tps / row["roofline_tok_s"], 4), s=round(t, 4),
                ms_per_step=round(1e3 * t / a.new, 3), first_call_s=round(first, 2))
-    if v == "compiled":  # False: the compile failed and the eager fused step ran (a warning said why)
+    if v.startswith("compiled"):  # False: the compile failed and the eager fused step ran (a warning said why)
         out.update(compiled=dec.fused.compiled, compile_s=round(dec.fused.first_call_s or 0.0, 2))
     if v != "plain" and "plain" in row:
         out["over_plain"] = round(tps / row["plain"]["tok_s"], 2)
     print(json.dumps({name: {v: out}}), flush=True)
-    if a.profile and v in ("fused", "compiled"):
+    if a.profile and v in ("fused", "compiled", "compiled_math"):
         text = profile_table(torch, lambda: run(64), 64)
         print(text.splitlines()[0], flush=True)
         with open(os.path.join(a.out, f"decode_profile{a.tag}.txt"), "a") as f:
@@ -188,7 +192,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--new", type=int, default=256)
-    ap.add_argument("--variants", default="plain,hf,fused", help="of plain, hf, fused, compiled")
+    ap.add_argument("--variants", default="plain,hf,fused", help="of plain, hf, fused, compiled, compiled_math")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run (eager, no graphs)")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))

@@ -35,8 +35,8 @@
 #          graphs of the compiled step == plain generate, no recompile at other rows; test_static_decode.py's and
 #          test_rollout.py's GPU guards, all through the compiled step) -> gpu_tests5.log (-rP: compile seconds);
 #          bench 1 rollout shape (batch 64, prompt 128 + 256 new), variants BENCH1_5_VARIANTS (default
-#          plain,fused,compiled) with --profile -> judge_decode_rollout5.json, decode_profile_rollout5.txt, bench1_5.log;
-#          bench 3 long shape, arms LONG5_ARMS (default new,new_cmp) with LONG5_FLAGS (default --judge-phases) ->
+#          plain,fused,compiled,compiled_math) with --profile -> judge_decode_rollout5.json, decode_profile_rollout5.txt, bench1_5.log;
+#          bench 3 long shape, arms LONG5_ARMS (default new,new_cmp,new_cmpm: SDPA / matmul attention) with LONG5_FLAGS (default --judge-phases) ->
 #          grpo_step_long5.json (`new_over_new_cmp`, each arm's `rollout_roofline_frac`, new_cmp's `compiled_steps`
 #          and `dynamo_graphs`). Every process compiles the step once per model shape / dtype / grad setting (tens of
 #          seconds; on this 2-core CPU 14-18 s for SmolLM2; inductor's cache in /tmp makes a later call on the same
@@ -168,12 +168,12 @@ part5() {
   fi
   if [ -z "${SKIP_BENCH1:-}" ] && fits 150 "bench 1 rollout shape (compiled)"; then
     timeout $(cap ${BENCH1_5_S:-240}) python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 \
-      --new 256 --variants ${BENCH1_5_VARIANTS:-plain,fused,compiled} --profile --tag _rollout5 --out "$OUT" \
+      --new 256 --variants ${BENCH1_5_VARIANTS:-plain,fused,compiled,compiled_math} --profile --tag _rollout5 --out "$OUT" \
       > "$OUT/bench1_5.log" 2>&1
     log "bench 1 rollout shape rc=$?"; grep "kernels a step\|compile" "$OUT/bench1_5.log" | tail -6; tail -3 "$OUT/bench1_5.log"
   fi
   if [ -z "${SKIP_BENCH3:-}" ] && fits 200 "bench 3 long (compiled)"; then
-    timeout $(cap ${LONG5_S:-400}) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG5_ARMS:-new,new_cmp} \
+    timeout $(cap ${LONG5_S:-400}) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG5_ARMS:-new,new_cmp,new_cmpm} \
       --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 ${LONG5_FLAGS:---judge-phases} \
       --out "$OUT/grpo_step_long5.json" > "$OUT/grpo_step_long5.log" 2>&1
     log "bench 3 long rc=$?"; grep -A3 '"new_over_new_cmp"' "$OUT/grpo_step_long5.log"; tail -4 "$OUT/grpo_step_long5.log"

@@ -82,6 +82,27 @@ def test_a_failed_compile_falls_back_to_the_eager_step_with_one_warning(monkeypa
     assert torch.equal(got, want)
 
 
+def test_math_attention_equals_sdpa_and_follows_its_flag(monkeypatch):
+    """The attention as plain matmuls (fused_step.math_attention, JUDGERL_COMPILED_ATTN=math) decodes the same tokens
+    as SDPA with log-probs within 1e-5 (eager, ragged left-padded rows); the compiled step takes it from the flag and
+    an engine rebuilds its step when the flag changes."""
+    from judgerl.judges.compiled_step import kind_changed
+
+    model = tiny_llama()
+    ids, mask = batch(5, 9, 40, seed=2)
+    want = engine(model, False, monkeypatch).generate(ids, mask, max_new_tokens=12)
+    dec = engine(model, False, monkeypatch)
+    dec.fused.math_attention = True
+    got = dec.generate(ids, mask, max_new_tokens=12)
+    assert torch.equal(got.tokens, want.tokens)
+    assert (got.logprobs - want.logprobs).abs().max() < 1e-5
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "math")
+    step = engine(model, True, monkeypatch).fused
+    assert step.math_attention and not kind_changed(step, model)
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "sdpa")
+    assert kind_changed(step, model)
+
+
 def _state(e, r: int, lc: int):
     """The inputs one decode step of the entry's first r rows reads (as static_decode._step passes them)."""
     return (e.tok_in[:r, 0], e.pos[:r, 0], *e.rope, e.fmask[:r, :lc], [k[:r] for k in e.keys],
@@ -145,17 +166,19 @@ gpu = pytest.mark.skipif(not CUDA, reason="CUDA graphs need a GPU")
 
 @pytest.mark.slow
 @gpu
-def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch):
-    """As test_static_decode.test_gpu_greedy_rollouts_equal_plain_generate, through the compiled step: 20 rows
-    (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain generate, fp32; then a second call
-    at 12 rows (another entry) compiles nothing new."""
+@pytest.mark.parametrize("attn", ["sdpa", "math"])
+def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch, attn):
+    """As test_static_decode.test_gpu_greedy_rollouts_equal_plain_generate, through the compiled step (its attention
+    SDPA or plain matmuls): 20 rows (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain
+    generate, fp32; then a second call at 12 rows (another entry) compiles nothing new."""
     from torch._dynamo.utils import counters
 
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", attn)
     model, tok = _smollm2_cuda(smollm2_path)
     dec = engine(model, True, monkeypatch)
     out, ref = greedy_engine_and_generate(dec, model, tok, PROMPTS * 2, 64)
     print(f"compiled step: first call {dec.fused.first_call_s:.1f} s, {dec.captures} graphs captured")
-    assert dec.fused.compiled  # it compiled (no fallback to the eager step)
+    assert dec.fused.compiled and dec.fused.math_attention == (attn == "math")  # compiled (no eager fallback)
     assert dec.compactions >= 1
     assert 2 <= dec.captures <= 2 * len(row_buckets(20))
     assert out.tokens.shape == ref.shape and torch.equal(out.tokens, ref)

@@ -28,6 +28,8 @@ How it fits the engine:
 
 Off by default everywhere (`ON_BY_DEFAULT`) until its GPU guards pass; `JUDGERL_COMPILED_STEP=1` / `=0` turns it on /
 off (read when the engine is built and at every `generate`, so a bench arm can flip it between calls).
+`JUDGERL_COMPILED_ATTN=math` (read when the step is built) computes the attention as plain matmuls inside the compiled
+graph (fused_step.math_attention) instead of SDPA's memory-efficient kernel; default: SDPA.
 """
 
 from __future__ import annotations
@@ -58,9 +60,15 @@ def decode_step_for(model, device_free_bytes: int | None = None) -> FusedStep | 
     return fused_step_for(model, device_free_bytes, CompiledStep if on else FusedStep)
 
 
+def math_attention_on() -> bool:
+    return os.environ.get("JUDGERL_COMPILED_ATTN", "sdpa") == "math"
+
+
 def kind_changed(step, model) -> bool:
-    """True when `step` (a FusedStep) is compiled and the switch now says eager, or the other way round."""
-    return isinstance(step, CompiledStep) != compiled_on(next(model.parameters()).device.type)
+    """True when `step` (a FusedStep) is compiled and the switch now says eager, or the other way round, or its
+    attention (JUDGERL_COMPILED_ATTN) is not the one asked for now."""
+    on = compiled_on(next(model.parameters()).device.type)
+    return isinstance(step, CompiledStep) != on or (on and step.math_attention != math_attention_on())
 
 
 def _forward(step, tok, pos, cos_tab, sin_tab, mask, keys, values, slot):
@@ -79,6 +87,7 @@ class CompiledStep(FusedStep):
         import torch
 
         super().__init__(model)
+        self.math_attention = math_attention_on()
         opts = None if self.mode else dict(self.options)  # torch.compile takes a mode or options, not both
         self._fn = torch.compile(_forward, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
         self.compiled = True

@@ -98,8 +98,21 @@ class _Layer:
             torch.cat(self.src_b, 0, out=self.b_qkv)
 
 
+def math_attention(q, k, v, mask, scale: float):
+    """softmax(q k^T * scale + mask) v as plain matmuls (what SDPA's math backend computes; softmax in float32):
+    under torch.compile the mask add and the softmax become one generated kernel beside two batched GEMMs, instead of
+    the memory-efficient attention kernel (20 us a layer at 64 rows x 384 columns on an H100, bench/RESULTS.md 3c)."""
+    import torch
+
+    s = torch.matmul(q, k.transpose(-1, -2)).float() * scale + mask
+    return torch.matmul(torch.softmax(s, dim=-1).to(v.dtype), v)
+
+
 class FusedStep:
-    """The fused one-token forward of a fusable model (see `fusable`)."""
+    """The fused one-token forward of a fusable model (see `fusable`). `math_attention`: attention as plain matmuls
+    (compiled_step.CompiledStep sets it from JUDGERL_COMPILED_ATTN=math) instead of SDPA."""
+
+    math_attention = False
 
     def __init__(self, model):
         import torch
@@ -177,8 +190,8 @@ class FusedStep:
             v = qkv[:, hd + kd:].view(r, kvh, d)
             keys[i].index_copy_(2, slot, k[:, :, None])
             values[i].index_copy_(2, slot, v[:, :, None])
-            o = F.scaled_dot_product_attention(q.reshape(r, kvh, rep, d), keys[i][:, :, :length],
-                                               values[i][:, :, :length], attn_mask=m4, scale=L.scaling)
+            att = math_attention if self.math_attention else F.scaled_dot_product_attention
+            o = att(q.reshape(r, kvh, rep, d), keys[i][:, :, :length], values[i][:, :, :length], m4, scale=L.scaling)
             x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
             a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
             gu = a @ L.w_gu.t()
