@@ -44,6 +44,8 @@
 #          bench 3, so all three may not fit one 570 s call: run SKIP_BENCH3=1, then SKIP_TESTS=1 SKIP_BENCH1=1.
 #          Triton needs a C compiler on the machine: without one the step falls back to eager with one warning
 #          (the GPU guard then fails on `dec.fused.compiled`; bench 1 says "compiled": false).
+#   part6  (SFX=6 part5 with BENCH1_5_VARIANTS / LONG5_ARMS set) the compiled step as the CUDA default, one layer compiled
+#          and reused; part6trl: bench 3 long shape arms new,trl in one run (TRL's second step is its steady state).
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
 E=${ENGINE_DIR:-device_carry/engine}
@@ -163,21 +165,29 @@ part5() {
   if [ -z "${SKIP_TESTS:-}" ] && fits 150 "GPU guards (compiled step)"; then
     JUDGERL_COMPILED_STEP=1 timeout $(cap ${TESTS5_S:-300}) python3 -m pytest -q -rP -p no:cacheprovider -c pyproject.toml \
       --rootdir "$E" "$E/tests/judges/test_compiled_step.py" "$E/tests/judges/test_static_decode.py" \
-      "$E/tests/training/test_rollout.py" -k "gpu or cuda_graph or eviction" > "$OUT/gpu_tests5.log" 2>&1
-    log "GPU guards (compiled step) rc=$?"; grep -h "compiled step: first call\|passed\|failed" "$OUT/gpu_tests5.log" | tail -6
+      "$E/tests/training/test_rollout.py" -k "gpu or cuda_graph or eviction" > "$OUT/gpu_tests${SFX:-5}.log" 2>&1
+    log "GPU guards (compiled step) rc=$?"; grep -h "compiled step: first call\|passed\|failed" "$OUT/gpu_tests${SFX:-5}.log" | tail -6
   fi
   if [ -z "${SKIP_BENCH1:-}" ] && fits 150 "bench 1 rollout shape (compiled)"; then
     timeout $(cap ${BENCH1_5_S:-240}) python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 \
-      --new 256 --variants ${BENCH1_5_VARIANTS:-plain,fused,compiled,compiled_math} --profile --tag _rollout5 --out "$OUT" \
-      > "$OUT/bench1_5.log" 2>&1
-    log "bench 1 rollout shape rc=$?"; grep "kernels a step\|compile" "$OUT/bench1_5.log" | tail -6; tail -3 "$OUT/bench1_5.log"
+      --new 256 --variants ${BENCH1_5_VARIANTS:-plain,fused,compiled,compiled_math} --profile --tag _rollout${SFX:-5} --out "$OUT" \
+      > "$OUT/bench1_${SFX:-5}.log" 2>&1
+    log "bench 1 rollout shape rc=$?"; grep "kernels a step\|compile" "$OUT/bench1_${SFX:-5}.log" | tail -6; tail -3 "$OUT/bench1_${SFX:-5}.log"
   fi
   if [ -z "${SKIP_BENCH3:-}" ] && fits 200 "bench 3 long (compiled)"; then
     timeout $(cap ${LONG5_S:-400}) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG5_ARMS:-new,new_cmp,new_cmpm} \
       --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 ${LONG5_FLAGS:---judge-phases} \
-      --out "$OUT/grpo_step_long5.json" > "$OUT/grpo_step_long5.log" 2>&1
-    log "bench 3 long rc=$?"; grep -A3 '"new_over_new_cmp"' "$OUT/grpo_step_long5.log"; tail -4 "$OUT/grpo_step_long5.log"
+      --out "$OUT/grpo_step_long${SFX:-5}.json" > "$OUT/grpo_step_long${SFX:-5}.log" 2>&1
+    log "bench 3 long rc=$?"; grep -A3 '"new_over_new_cmp"' "$OUT/grpo_step_long${SFX:-5}.log"; tail -4 "$OUT/grpo_step_long${SFX:-5}.log"
   fi
+}
+
+part6trl() {  # the long shape, arms new and trl in one run (item 3's ratio over TRL): ~60 s + two TRL steps (~230 + ~130 s)
+  any_setup 6 || return 1
+  timeout $(cap 590) python3 $E/bench/grpo_step.py --steps 4 --trl-steps 2 --arms ${TRL6_ARMS:-new,trl} --prompts 16 \
+    --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 --out "$OUT/grpo_step_long_trl6.json" \
+    > "$OUT/grpo_step_long_trl6.log" 2>&1
+  log "bench 3 long new+trl rc=$?"; tail -6 "$OUT/grpo_step_long_trl6.log"
 }
 
 case "$1" in
@@ -187,6 +197,7 @@ case "$1" in
   part3trl) warm_setup && fits 330 "bench 3 long trl arm" && long_trl ;;
   part4) part4 ;;
   part5) part5 ;;
+  part6trl) part6trl ;;
   all) part1; part2 ;;
   *) echo "usage: $0 part1|part2|part3|part3trl|part4|part5|all"; exit 2 ;;
 esac

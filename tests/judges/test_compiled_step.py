@@ -46,7 +46,7 @@ def test_off_by_default_on_with_the_flag_and_the_engine_follows_a_flip(monkeypat
     model = tiny_llama()
     monkeypatch.setenv("JUDGERL_FUSED_STEP", "1")
     monkeypatch.delenv("JUDGERL_COMPILED_STEP", raising=False)
-    assert compiled_step.ON_BY_DEFAULT == {"cpu": False, "cuda": False}  # until its GPU guard passes
+    assert compiled_step.ON_BY_DEFAULT == {"cpu": False, "cuda": True}  # CUDA: its GPU guards passed (3i)
     assert type(fused_step_for(model)) is FusedStep
     monkeypatch.setenv("JUDGERL_COMPILED_STEP", "1")
     dec = StaticDecoder(model)
@@ -103,6 +103,15 @@ def test_math_attention_equals_sdpa_and_follows_its_flag(monkeypatch):
     assert kind_changed(step, model)
 
 
+def _eager(step, *args):
+    """The step's eager forward (every layer uncompiled) on the same state."""
+    step.compiled = False
+    try:
+        return FusedStep.forward(step, *args)
+    finally:
+        step.compiled = True
+
+
 def _state(e, r: int, lc: int):
     """The inputs one decode step of the entry's first r rows reads (as static_decode._step passes them)."""
     return (e.tok_in[:r, 0], e.pos[:r, 0], *e.rope, e.fmask[:r, :lc], [k[:r] for k in e.keys],
@@ -129,7 +138,7 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
     t0 = time.perf_counter()
     got = dec.generate(enc.input_ids, enc.attention_mask, **kw)
     print(f"compiled generate, first call {time.perf_counter() - t0:.1f} s (first step {dec.fused.first_call_s:.1f} s)")
-    assert dec.fused.compiled and counters["stats"]["unique_graphs"] == graphs + 1
+    assert dec.fused.compiled and counters["stats"]["unique_graphs"] == graphs + 1  # one layer graph for all 30
     assert torch.equal(got.tokens, want.tokens) and got.lengths == want.lengths
     print(f"log-probs max |eager - compiled| = {(got.logprobs - want.logprobs).abs().max():.2e}")
     assert (got.logprobs - want.logprobs).abs().max() < 1e-4
@@ -137,7 +146,7 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
     (e,) = dec.entries.values()
     args = _state(e, 3, LEN_CHUNK)  # the attended length of these steps (short prompts, 10 tokens)
     with torch.inference_mode():
-        eager, compiled = FusedStep.forward(dec.fused, *args), dec.fused.forward(*args)
+        eager, compiled = _eager(dec.fused, *args), dec.fused.forward(*args)
         diff = float((eager - compiled).abs().max())
         print(f"logits max |eager - compiled| = {diff:.2e}")
         assert diff < 1e-4 and torch.equal(eager.argmax(-1), compiled.argmax(-1))
@@ -146,7 +155,7 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
         try:  # an optimizer-like in-place update: the compiled step reads the live (refreshed) weights
             w.mul_(1.5)
             dec.fused.refresh()
-            moved_e, moved_c = FusedStep.forward(dec.fused, *args), dec.fused.forward(*args)
+            moved_e, moved_c = _eager(dec.fused, *args), dec.fused.forward(*args)
             assert (moved_e - eager).abs().max() > 1e-3 and (moved_e - moved_c).abs().max() < 1e-4
         finally:
             w.copy_(saved)

@@ -26,10 +26,13 @@ How it fits the engine:
   failure                  no C++ compiler, no triton, a graph break (fullgraph): one warning line, then the eager
                            fused step for the rest of this instance's life; never a crash.
 
-Off by default everywhere (`ON_BY_DEFAULT`) until its GPU guards pass; `JUDGERL_COMPILED_STEP=1` / `=0` turns it on /
-off (read when the engine is built and at every `generate`, so a bench arm can flip it between calls).
-`JUDGERL_COMPILED_ATTN=math` (read when the step is built) computes the attention as plain matmuls inside the compiled
-graph (fused_step.math_attention) instead of SDPA's memory-efficient kernel; default: SDPA.
+On by default on CUDA, off on the CPU (`ON_BY_DEFAULT`); `JUDGERL_COMPILED_STEP=1` / `=0` turns it on / off (read
+when the engine is built and at every `generate`, so a bench arm can flip it between calls).
+The attention is computed as plain matmuls inside the compiled graph (fused_step.math_attention; 5% faster rollouts
+than SDPA's memory-efficient kernel on an H100, bench/RESULTS.md 3i); `JUDGERL_COMPILED_ATTN=sdpa` (read when the step
+is built) keeps SDPA.
+One layer is compiled, not the model: every decoder layer has the same shapes, so the layer's graph is traced, lowered
+and compiled once and serves all of them (a cold compile of SmolLM2 on 2 CPU cores: 15 s instead of 100 s).
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ import warnings
 
 from judgerl.judges.fused_step import FusedStep, fused_step_for
 
-# Where the compiled step is the default: nowhere yet. CUDA once tests/judges/test_compiled_step.py's GPU guard
-# (greedy rollouts through captured graphs of the compiled step == plain generate) has passed on a GPU.
-ON_BY_DEFAULT = {"cpu": False, "cuda": False}
+# Where the compiled step is the default: CUDA, since its GPU guards (tests/judges/test_compiled_step.py: greedy
+# rollouts through captured graphs of the compiled step == plain generate, both attentions; test_static_decode.py's and
+# test_rollout.py's guards through it) passed on one H100 (bench/issue25_h100_part5, part6) and it made the GRPO step
+# faster (bench/RESULTS.md 3i). Not the CPU: no launch overhead to remove there, and a compile of ~15 s a process.
+ON_BY_DEFAULT = {"cpu": False, "cuda": True}
 RECOMPILE_LIMIT = 64  # dynamo's per-function limit within this step's calls (default 8, then eager)
 
 
@@ -61,7 +66,8 @@ def decode_step_for(model, device_free_bytes: int | None = None) -> FusedStep | 
 
 
 def math_attention_on() -> bool:
-    return os.environ.get("JUDGERL_COMPILED_ATTN", "sdpa") == "math"
+    """The compiled step's attention: plain matmuls (default; JUDGERL_COMPILED_ATTN=math) or SDPA (=sdpa)."""
+    return os.environ.get("JUDGERL_COMPILED_ATTN", "math") != "sdpa"
 
 
 def kind_changed(step, model) -> bool:
@@ -71,10 +77,10 @@ def kind_changed(step, model) -> bool:
     return isinstance(step, CompiledStep) != on or (on and step.math_attention != math_attention_on())
 
 
-def _forward(step, tok, pos, cos_tab, sin_tab, mask, keys, values, slot):
-    """What dynamo traces: the eager fused step, the attended length taken from the mask (a dynamic size)
-    rather than a Python int argument (an int would be specialised, one graph per length)."""
-    return FusedStep.forward(step, tok, pos, cos_tab, sin_tab, mask, keys, values, slot, mask.shape[-1])
+def _layer(step, L, x, cos, sin, m4, k_cache, v_cache, slot):
+    """What dynamo traces: one eager decoder layer of the fused step. Every layer has the same shapes, so one compiled
+    graph serves all of them (a compile of one layer, not of the unrolled model: seconds instead of ~50 s on an H100)."""
+    return FusedStep.layer_forward(step, L, x, cos, sin, m4, k_cache, v_cache, slot)
 
 
 class CompiledStep(FusedStep):
@@ -89,38 +95,39 @@ class CompiledStep(FusedStep):
         super().__init__(model)
         self.math_attention = math_attention_on()
         opts = None if self.mode else dict(self.options)  # torch.compile takes a mode or options, not both
-        self._fn = torch.compile(_forward, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
+        self._fn = torch.compile(_layer, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
         self.compiled = True
         self.calls = 0
         self.first_call_s = None  # seconds of the first call (the compile, and one step)
 
     def forward(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length: int):
-        """As `FusedStep.forward` (`length` must equal mask.shape[-1]), through the compiled function."""
-        if not self.compiled:
-            return super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
-        import torch
-
-        assert mask.shape[-1] == length, (mask.shape, length)
-        mark = torch._dynamo.maybe_mark_dynamic
-        for t in (tok, pos, mask, *keys, *values):
-            mark(t, 0)
-        mark(mask, 1)
-        for t in (*keys, *values):
-            mark(t, 2)
-        mark(cos_tab, 0)
-        mark(sin_tab, 0)
-        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        """As `FusedStep.forward`, each layer through the compiled function; times the first call."""
         t0 = time.perf_counter()
-        try:
-            with torch._dynamo.config.patch(**{limit: max(RECOMPILE_LIMIT, getattr(torch._dynamo.config, limit))}):
-                out = self._fn(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot)
-        except Exception as e:  # noqa: BLE001 - any compile failure: the eager step computes the same function
-            self.compiled = False
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            warnings.warn(f"judgerl: compiled decode step unavailable ({type(e).__name__}: {first}); "
-                          "running the eager fused step", RuntimeWarning, stacklevel=2)
-            return super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
+        out = super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
         if self.calls == 0:
             self.first_call_s = time.perf_counter() - t0
         self.calls += 1
         return out
+
+    def layer_forward(self, L, x, cos, sin, m4, k_cache, v_cache, slot):
+        """As `FusedStep.layer_forward`, through the compiled function (the eager one after a compile failure)."""
+        if not self.compiled:
+            return super().layer_forward(L, x, cos, sin, m4, k_cache, v_cache, slot)
+        import torch
+
+        mark = torch._dynamo.maybe_mark_dynamic
+        for t in (x, cos, sin, m4, k_cache, v_cache):
+            mark(t, 0)
+        mark(m4, 3)
+        mark(k_cache, 2)
+        mark(v_cache, 2)
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        try:
+            with torch._dynamo.config.patch(**{limit: max(RECOMPILE_LIMIT, getattr(torch._dynamo.config, limit))}):
+                return self._fn(self, L, x, cos, sin, m4, k_cache, v_cache, slot)
+        except Exception as e:  # noqa: BLE001 - any compile failure: the eager layer computes the same function
+            self.compiled = False
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            warnings.warn(f"judgerl: compiled decode step unavailable ({type(e).__name__}: {first}); "
+                          "running the eager fused step", RuntimeWarning, stacklevel=2)
+            return super().layer_forward(L, x, cos, sin, m4, k_cache, v_cache, slot)

@@ -163,41 +163,50 @@ class FusedStep:
         """Logits (float32) [r, vocab] of one new token per row. tok, pos: [r] long; keys / values: per layer
         [r, kv_heads, L, head_dim], written at `slot` (a [1] long tensor < length); attention reads their first
         `length` columns, under the additive mask [r, length]."""
-        import torch
         import torch.nn.functional as F
 
-        r, h, kvh, d = tok.shape[0], self.heads, self.kv_heads, self.head_dim
-        rep, hd, kd = h // kvh, h * d, kvh * d
+        r = tok.shape[0]
         x = F.embedding(tok, self.embed)
         cos = cos_tab.index_select(0, pos)[:, None]  # [r, 1, d]
         sin = sin_tab.index_select(0, pos)[:, None]
-        m4 = mask[:, None, None, :].expand(r, kvh, rep, mask.shape[-1])
-
-        def rope(t):  # t * cos + rotate_half(t) * sin; the half swap as a flip (one kernel on a strided view)
-            n = t.shape[1]
-            return torch.addcmul(t * cos, t.view(r, n, 2, d // 2).flip(2).view(r, n, d), sin)
-
+        m4 = mask[:, None, None, :length].expand(r, self.kv_heads, self.heads // self.kv_heads, length)
         for i, L in enumerate(self.layers):
-            a = F.rms_norm(x, (x.shape[-1],), L.n_in, L.eps_in)
-            qkv = torch.addmm(L.b_qkv, a, L.w_qkv.t()) if L.b_qkv is not None else a @ L.w_qkv.t()
-            if L.qk_norm is None:
-                qk = rope(qkv[:, :hd + kd].view(r, h + kvh, d))
-                q, k = qk[:, :h], qk[:, h:]
-            else:
-                qw, qe, kw, ke = L.qk_norm
-                q = rope(F.rms_norm(qkv[:, :hd].view(r, h, d), (d,), qw, qe))
-                k = rope(F.rms_norm(qkv[:, hd:hd + kd].view(r, kvh, d), (d,), kw, ke))
-            v = qkv[:, hd + kd:].view(r, kvh, d)
-            keys[i].index_copy_(2, slot, k[:, :, None])
-            values[i].index_copy_(2, slot, v[:, :, None])
-            att = math_attention if self.math_attention else F.scaled_dot_product_attention
-            o = att(q.reshape(r, kvh, rep, d), keys[i][:, :, :length], values[i][:, :, :length], m4, scale=L.scaling)
-            x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
-            a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
-            gu = a @ L.w_gu.t()
-            x = torch.addmm(x, F.silu(gu[:, :self.inter]) * gu[:, self.inter:], L.w_down.t())
+            x = self.layer_forward(L, x, cos, sin, m4, keys[i], values[i], slot)
         x = F.rms_norm(x, (x.shape[-1],), self.norm.weight, self.norm.variance_epsilon)
         return (x @ self.lm_head.t()).float()
+
+    def layer_forward(self, L, x, cos, sin, m4, k_cache, v_cache, slot):
+        """One decoder layer: the hidden state x [r, hidden] after it; the layer's K/V written into its cache at
+        `slot`; attention over the cache's first m4.shape[-1] columns (the same function for every layer, so
+        compiled_step compiles it once and reuses it 30 times)."""
+        import torch
+        import torch.nn.functional as F
+
+        r, h, kvh, d = x.shape[0], self.heads, self.kv_heads, self.head_dim
+        rep, hd, kd, n = h // kvh, h * d, kvh * d, m4.shape[-1]
+
+        def rope(t):  # t * cos + rotate_half(t) * sin; the half swap as a flip (one kernel on a strided view)
+            c = t.shape[1]
+            return torch.addcmul(t * cos, t.view(r, c, 2, d // 2).flip(2).view(r, c, d), sin)
+
+        a = F.rms_norm(x, (x.shape[-1],), L.n_in, L.eps_in)
+        qkv = torch.addmm(L.b_qkv, a, L.w_qkv.t()) if L.b_qkv is not None else a @ L.w_qkv.t()
+        if L.qk_norm is None:
+            qk = rope(qkv[:, :hd + kd].view(r, h + kvh, d))
+            q, k = qk[:, :h], qk[:, h:]
+        else:
+            qw, qe, kw, ke = L.qk_norm
+            q = rope(F.rms_norm(qkv[:, :hd].view(r, h, d), (d,), qw, qe))
+            k = rope(F.rms_norm(qkv[:, hd:hd + kd].view(r, kvh, d), (d,), kw, ke))
+        v = qkv[:, hd + kd:].view(r, kvh, d)
+        k_cache.index_copy_(2, slot, k[:, :, None])
+        v_cache.index_copy_(2, slot, v[:, :, None])
+        att = math_attention if self.math_attention else F.scaled_dot_product_attention
+        o = att(q.reshape(r, kvh, rep, d), k_cache[:, :, :n], v_cache[:, :, :n], m4, scale=L.scaling)
+        x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
+        a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
+        gu = a @ L.w_gu.t()
+        return torch.addmm(x, F.silu(gu[:, :self.inter]) * gu[:, self.inter:], L.w_down.t())
 
 
 def fused_step_for(model, device_free_bytes: int | None = None, step_class=None) -> FusedStep | None:
