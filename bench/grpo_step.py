@@ -13,7 +13,7 @@ Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
   new_bkt  `new` with the judge's prompts prefilled in length buckets (JudgeSpec.prefill_buckets = --prefill-buckets,
          judges/prefill.py); with --judge-phases or --replay each arm reports its prefilled tokens (padded), those one
          forward would have prefilled, and the real ones (`judge_prefill`).
-  new_cmp  `new` with the decode step compiled (judges/compiled_step.py, JUDGERL_COMPILED_STEP=1, off by default): the
+  new_cmp  `new` with the decode step compiled (judges/compiled_step.py, JUDGERL_COMPILED_STEP=1; SDPA attention): the
          policy's rollouts and the judge (same engine) through torch.compile'd fused steps. Its compile (tens of
          seconds, once per process and model shape) lands in its first step; `compiled_steps` says whether each
          engine's step compiled (false: it fell back to the eager step) and its first call's seconds;

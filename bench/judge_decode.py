@@ -6,7 +6,7 @@ Batch B, prompt P random tokens, N new tokens forced (no EOS). Every path genera
   hf      the graph engine capturing transformers' own forward (`JUDGERL_FUSED_STEP=0`, the issue-14 engine)
   fused   the graph engine with `fused_step.FusedStep` (the default for Llama-family models)
   compiled  the graph engine with `compiled_step.CompiledStep`: the fused step through torch.compile (inductor, its
-          element-wise work fused into few kernels; `JUDGERL_COMPILED_STEP=1`, off by default). Not in the default
+          element-wise work fused into few kernels; `JUDGERL_COMPILED_STEP=1`, SDPA attention). Not in the default
           --variants (its compile takes tens of seconds a model); `first_call_s` includes it, `compile_s` is the first
           compiled step alone, `compiled: false` says the compile failed and the eager step ran.
   compiled_math  `compiled` with the attention as plain matmuls in the compiled graph (`JUDGERL_COMPILED_ATTN=math`)

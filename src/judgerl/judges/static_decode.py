@@ -13,8 +13,9 @@ The forward is `fused_step.FusedStep` for Llama-family models (fused q/k/v and g
 fused into the projections, one-kernel RMSNorm, rotary from a table: ~15 kernels a layer instead of ~43), else
 transformers' own forward through a `StaticCache` with a 4-D boolean mask. The fused step is the default on the CPU;
 on CUDA too since its GPU guards passed on an H100 (fused_step.ON_BY_DEFAULT; `JUDGERL_FUSED_STEP=0` turns it off).
-`JUDGERL_COMPILED_STEP=1` runs the fused step through torch.compile (compiled_step.py, off by default): compiled in the
-warm-up before a capture, then captured and replayed like the eager one.
+On CUDA the fused step runs through torch.compile (compiled_step.py: one decoder layer compiled, reused by all; on by
+default on CUDA, off on the CPU; `JUDGERL_COMPILED_STEP=1` / `=0`): compiled in the warm-up before a capture, then
+captured and replayed like the eager one.
 Randomness comes from Exponential(1) noise that the host writes into a static buffer before each
 replay with the caller's own `torch.Generator` (argmax p_i / E_i is an exact draw from p), so the
 global RNG is never touched. The host syncs once every `CHECK_EVERY` steps: to stop when every row ended and,
