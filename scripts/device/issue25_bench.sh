@@ -44,8 +44,8 @@
 #          bench 3, so all three may not fit one 570 s call: run SKIP_BENCH3=1, then SKIP_TESTS=1 SKIP_BENCH1=1.
 #          Triton needs a C compiler on the machine: without one the step falls back to eager with one warning
 #          (the GPU guard then fails on `dec.fused.compiled`; bench 1 says "compiled": false).
-#   part6  (SFX=6 part5 with BENCH1_5_VARIANTS / LONG5_ARMS set) the compiled step as the CUDA default, one layer compiled
-#          and reused; part6trl: bench 3 long shape arms new,trl in one run (TRL's second step is its steady state).
+#   part6  the compiled step as the CUDA default (one layer compiled and reused): its GPU guards, bench 3 long shape arms
+#          new,new_eager,today (gpu_tests6.log, grpo_step_long6.json), then bench 1 if time is left; part6trl: bench 3 long shape arms new,trl in one run (TRL's second step is its steady state).
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
 E=${ENGINE_DIR:-device_carry/engine}
@@ -182,6 +182,25 @@ part5() {
   fi
 }
 
+part6() {  # the compiled step as the CUDA default (one layer compiled): guards, bench 3 long (new,new_eager,today), bench 1
+  any_setup 6 || return 1
+  if [ -z "${SKIP_TESTS:-}" ] && fits 60 "GPU guards (compiled default)"; then
+    timeout $(cap ${TESTS6_S:-130}) python3 -m pytest -q -rP -p no:cacheprovider -c pyproject.toml --rootdir "$E" \
+      "$E/tests/judges/test_compiled_step.py" "$E/tests/judges/test_static_decode.py" "$E/tests/training/test_rollout.py" \
+      -k "gpu or cuda_graph or eviction" > "$OUT/gpu_tests6.log" 2>&1
+    log "GPU guards (compiled default) rc=$?"; grep -h "compiled step: first call\|passed\|failed" "$OUT/gpu_tests6.log" | tail -6
+  fi
+  fits 90 "bench 3 long (part6)" && {
+    timeout $(cap ${LONG6_S:-170}) python3 $E/bench/grpo_step.py --steps ${LONG_STEPS:-4} --arms ${LONG6_ARMS:-new,new_eager,today} \
+      --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 --judge-phases \
+      --out "$OUT/grpo_step_long6.json" > "$OUT/grpo_step_long6.log" 2>&1
+    log "bench 3 long rc=$?"; tail -6 "$OUT/grpo_step_long6.log"; }
+  fits 50 "bench 1 rollout shape (part6)" && {
+    timeout $(cap 120) python3 $E/bench/judge_decode.py --models smollm2-135m --batch 64 --prompt 128 --new 256 \
+      --variants ${BENCH1_6_VARIANTS:-plain,fused,compiled_math} --profile --tag _rollout6 --out "$OUT" > "$OUT/bench1_6.log" 2>&1
+    log "bench 1 rollout shape rc=$?"; tail -3 "$OUT/bench1_6.log"; }
+}
+
 part6trl() {  # the long shape, arms new and trl in one run (item 3's ratio over TRL): ~60 s + two TRL steps (~230 + ~130 s)
   any_setup 6 || return 1
   timeout $(cap 590) python3 $E/bench/grpo_step.py --steps 4 --trl-steps 2 --arms ${TRL6_ARMS:-new,trl} --prompts 16 \
@@ -197,6 +216,7 @@ case "$1" in
   part3trl) warm_setup && fits 330 "bench 3 long trl arm" && long_trl ;;
   part4) part4 ;;
   part5) part5 ;;
+  part6) part6 ;;
   part6trl) part6trl ;;
   all) part1; part2 ;;
   *) echo "usage: $0 part1|part2|part3|part3trl|part4|part5|all"; exit 2 ;;
