@@ -45,7 +45,9 @@
 #          Triton needs a C compiler on the machine: without one the step falls back to eager with one warning
 #          (the GPU guard then fails on `dec.fused.compiled`; bench 1 says "compiled": false).
 #   part6  the compiled step as the CUDA default (one layer compiled and reused): its GPU guards, bench 3 long shape arms
-#          new,new_eager,today (gpu_tests6.log, grpo_step_long6.json), then bench 1 if time is left; part6trl: bench 3 long shape arms new,trl in one run (TRL's second step is its steady state).
+#          new,new_eager,today (gpu_tests6.log, grpo_step_long6.json), then bench 1 if time is left; part7: bench 3 at
+#          both shapes with the same-run baselines (long: new,new_eager,today; small: new,new_eager,today,trl), ~400 s;
+#          part6trl: bench 3 long shape arms new,trl in one run (TRL's second step is its steady state).
 # Each stage runs under its own timeout and is skipped when less than its need is left of DEADLINE seconds.
 set +e
 E=${ENGINE_DIR:-device_carry/engine}
@@ -201,6 +203,22 @@ part6() {  # the compiled step as the CUDA default (one layer compiled): guards,
     log "bench 1 rollout shape rc=$?"; tail -3 "$OUT/bench1_6.log"; }
 }
 
+part7() {  # item 3 with the compiled default, same-run ratios: bench 3 long (new,new_eager,today) then small
+  # (new,new_eager,today,trl), --judge-phases --standalone engine (the in-loop judge against the raw decode); ~400 s
+  any_setup 7 || return 1
+  local flags="--judge-phases --standalone engine --replay"
+  fits 150 "bench 3 long (part7)" && {
+    timeout $(cap ${LONG7_S:-220}) python3 $E/bench/grpo_step.py --steps 4 --arms ${LONG7_ARMS:-new,new_eager,today} \
+      --prompts 16 --generations 8 --completion 256 --judge-tokens 256 --judge-batch 128 $flags \
+      --out "$OUT/grpo_step_long7.json" > "$OUT/grpo_step_long7.log" 2>&1
+    log "bench 3 long rc=$?"; tail -6 "$OUT/grpo_step_long7.log"; }
+  fits 120 "bench 3 small (part7)" && {
+    timeout $(cap ${SMALL7_S:-240}) python3 $E/bench/grpo_step.py --steps 4 --trl-steps 2 \
+      --arms ${SMALL7_ARMS:-new,new_eager,today,trl} --prompts 4 --generations 8 --completion 64 --judge-tokens 128 \
+      --judge-batch 32 $flags --out "$OUT/grpo_step_small7.json" > "$OUT/grpo_step_small7.log" 2>&1
+    log "bench 3 small rc=$?"; tail -7 "$OUT/grpo_step_small7.log"; }
+}
+
 part6trl() {  # the long shape, arms new and trl in one run (item 3's ratio over TRL): ~60 s + two TRL steps (~230 + ~130 s)
   any_setup 6 || return 1
   timeout $(cap 590) python3 $E/bench/grpo_step.py --steps 4 --trl-steps 2 --arms ${TRL6_ARMS:-new,trl} --prompts 16 \
@@ -218,6 +236,7 @@ case "$1" in
   part5) part5 ;;
   part6) part6 ;;
   part6trl) part6trl ;;
+  part7) part7 ;;
   all) part1; part2 ;;
   *) echo "usage: $0 part1|part2|part3|part3trl|part4|part5|all"; exit 2 ;;
 esac
