@@ -442,7 +442,7 @@ def main() -> None:
         arms[name].update(rollout=rollout, wall_s=wall if name in JUDGERL_ARMS else time.perf_counter() - t0)
         if cb.mem:
             arms[name]["memory_per_step"] = cb.mem
-        if compiled_steps:  # built during this arm (new_cmp): did each compile, how long its first call took
+        if compiled_steps:  # built during this arm (new on CUDA, new_cmp, new_cmpm): compiled?, first call's seconds
             arms[name]["compiled_steps"] = [{"compiled": c.compiled, "first_call_s": c.first_call_s, "calls": c.calls}
                                             for c in compiled_steps]
             arms[name]["dynamo_graphs"] = dynamo_graphs() - graphs0  # compiles + recompiles in this arm

@@ -238,6 +238,6 @@ case "$1" in
   part6trl) part6trl ;;
   part7) part7 ;;
   all) part1; part2 ;;
-  *) echo "usage: $0 part1|part2|part3|part3trl|part4|part5|all"; exit 2 ;;
+  *) echo "usage: $0 part1|part2|part3|part3trl|part4|part5|part6|part6trl|part7|all"; exit 2 ;;
 esac
 log "done"

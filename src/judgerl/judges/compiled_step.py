@@ -3,9 +3,9 @@
 An H100 profile of the fused step (bench/RESULTS.md 3c) put ~50% of a decode step's GPU time in ~12 small
 element-wise / index / norm kernels a layer (RMSNorm, rotary, the cache writes, silu * mul, the mask), 1-4 us each and
 launch-bound; the GEMMs took 21% and SDPA 26%. Inductor fuses such chains into a few Triton kernels (C++ loops on the
-CPU) and leaves the GEMMs and SDPA as library calls. `CompiledStep` is `FusedStep` whose `forward` runs through
-`torch.compile`; nothing else in the engine changes: static_decode.py captures this forward into its own CUDA graph
-per (row bucket, attended length) and replays it.
+CPU) and leaves the GEMMs as library calls. `CompiledStep` is `FusedStep` whose `layer_forward` runs through
+`torch.compile`; nothing else in the engine changes: static_decode.py captures the step's forward into its own CUDA
+graph per (row bucket, attended length) and replays it.
 
 How it fits the engine:
   no inductor cudagraphs   default mode, `triton.cudagraphs` off: the engine captures the graph itself
@@ -13,13 +13,14 @@ How it fits the engine:
   compile outside capture  dynamo compiles on the first call at a new signature. The engine runs WARM eager steps at
                            the exact shapes before every capture, so compiles, recompiles and Triton autotuning all
                            happen in those warm-up steps, never while a graph is being captured.
-  one graph for all shapes the rows (dim 0 of every per-row input), the attended length (mask dim 1) and the cache
-                           length (K/V dim 2, rope tables dim 0) are marked dynamic (`maybe_mark_dynamic`: a size-1 dim
+  one graph for all shapes the rows (dim 0 of every per-row input), the attended length (mask dim 3) and the cache
+                           length (K/V dim 2) are marked dynamic (`maybe_mark_dynamic`: a size-1 dim
                            stays specialised rather than erroring), so every row bucket, chunk and cache entry reuses
                            one compiled graph instead of a recompile per (rows, length). Recompiles can still happen
                            (a batch of 1, two sizes first seen equal and duck-sized into one symbol, a stride first seen
                            static): dynamo's recompile limit (8, after which it silently runs eager) is raised to
-                           RECOMPILE_LIMIT for this step's calls only (a scoped config patch), so it never falls back.
+                           RECOMPILE_LIMIT for this step's calls only (a config patch around each step), so it never
+                           falls back.
   live weights             parameters and the concatenated copies are graph inputs, read on every call (inductor's
                            freezing is off): `refresh()` copying in place and optimizer steps are seen by the next
                            replay, as with the eager step.
@@ -49,6 +50,15 @@ from judgerl.judges.fused_step import FusedStep, fused_step_for
 # faster (bench/RESULTS.md 3i). Not the CPU: no launch overhead to remove there, and a compile of ~15 s a process.
 ON_BY_DEFAULT = {"cpu": False, "cuda": True}
 RECOMPILE_LIMIT = 64  # dynamo's per-function limit within this step's calls (default 8, then eager)
+
+
+def _recompile_limit_patch():
+    """dynamo's recompile limit raised to RECOMPILE_LIMIT while the patch is entered (its name differs by torch)."""
+    import torch
+
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    return cfg.patch(**{name: max(RECOMPILE_LIMIT, getattr(cfg, name))})
 
 
 def compiled_on(device_type: str) -> bool:
@@ -103,7 +113,8 @@ class CompiledStep(FusedStep):
     def forward(self, tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length: int):
         """As `FusedStep.forward`, each layer through the compiled function; times the first call."""
         t0 = time.perf_counter()
-        out = super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
+        with _recompile_limit_patch():  # once a step, not once a layer
+            out = super().forward(tok, pos, cos_tab, sin_tab, mask, keys, values, slot, length)
         if self.calls == 0:
             self.first_call_s = time.perf_counter() - t0
         self.calls += 1
@@ -121,10 +132,8 @@ class CompiledStep(FusedStep):
         mark(m4, 3)
         mark(k_cache, 2)
         mark(v_cache, 2)
-        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
         try:
-            with torch._dynamo.config.patch(**{limit: max(RECOMPILE_LIMIT, getattr(torch._dynamo.config, limit))}):
-                return self._fn(self, L, x, cos, sin, m4, k_cache, v_cache, slot)
+            return self._fn(self, L, x, cos, sin, m4, k_cache, v_cache, slot)
         except Exception as e:  # noqa: BLE001 - any compile failure: the eager layer computes the same function
             self.compiled = False
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
