@@ -10,6 +10,9 @@ Batch B, prompt P random tokens, N new tokens forced (no EOS). Every path genera
           --variants (its compile takes tens of seconds a model); `first_call_s` includes it, `compile_s` is the first
           compiled step alone, `compiled: false` says the compile failed and the eager step ran.
   compiled_math  `compiled` with the attention as plain matmuls in the compiled graph (`JUDGERL_COMPILED_ATTN=math`)
+  compiled_flex  `compiled` with flex attention (inductor's flex-decoding template; `JUDGERL_COMPILED_ATTN=flex`)
+  compiled_math_at, compiled_flex_at  the same compiled with `JUDGERL_COMPILED_MODE=max-autotune-no-cudagraphs`
+                 (Triton GEMM templates autotuned against cuBLAS at the step's shapes; a longer compile)
           instead of SDPA's memory-efficient kernel.
 Roofline (the decode floor): per step the fewest bytes are all weights once plus the KV cache read so far,
   bytes/step = n_params * 2 + B * (P + N/2) * kv_bytes_per_token,  kv_bytes_per_token = 2 * layers * kv_heads * head_dim * 2
@@ -50,7 +53,12 @@ SHAPES = {
 FLAGS = {"hf": {"JUDGERL_FUSED_STEP": "0", "JUDGERL_COMPILED_STEP": "0"},
          "fused": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "0"},
          "compiled": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "sdpa"},
-         "compiled_math": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "math"}}
+         "compiled_math": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "math"},
+         "compiled_flex": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "flex"},
+         "compiled_math_at": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "math",
+                              "JUDGERL_COMPILED_MODE": "max-autotune-no-cudagraphs"},
+         "compiled_flex_at": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "flex",
+                              "JUDGERL_COMPILED_MODE": "max-autotune-no-cudagraphs"}}
 
 
 def copy_bandwidth(torch, device: str = "cuda") -> float:
@@ -118,7 +126,7 @@ def engine(model, variant: str):
     dec = StaticDecoder(model)
     assert (dec.fused is not None) == (variant != "hf"), variant
     assert isinstance(dec.fused, CompiledStep) == variant.startswith("compiled"), variant
-    assert dec.fused is None or dec.fused.math_attention == (variant == "compiled_math"), variant
+    assert dec.fused is None or dec.fused.attention == FLAGS[variant].get("JUDGERL_COMPILED_ATTN", "sdpa"), variant
     return dec
 
 
@@ -176,7 +184,7 @@ def measure(torch, a, model, ids, mask, name: str, v: str, row: dict) -> dict:
     if v != "plain" and "plain" in row:
         out["over_plain"] = round(tps / row["plain"]["tok_s"], 2)
     print(json.dumps({name: {v: out}}), flush=True)
-    if a.profile and v in ("fused", "compiled", "compiled_math"):
+    if a.profile and v != "plain" and v != "hf":
         text = profile_table(torch, lambda: run(64), 64)
         print(text.splitlines()[0], flush=True)
         with open(os.path.join(a.out, f"decode_profile{a.tag}.txt"), "a") as f:
@@ -192,7 +200,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--new", type=int, default=256)
-    ap.add_argument("--variants", default="plain,hf,fused", help="of plain, hf, fused, compiled, compiled_math")
+    ap.add_argument("--variants", default="plain,hf,fused", help="of plain, hf, " + ", ".join(k for k in FLAGS if k != "hf"))
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run (eager, no graphs)")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))

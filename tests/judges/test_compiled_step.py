@@ -82,25 +82,33 @@ def test_a_failed_compile_falls_back_to_the_eager_step_with_one_warning(monkeypa
     assert torch.equal(got, want)
 
 
-def test_math_attention_equals_sdpa_and_follows_its_flag(monkeypatch):
-    """The attention as plain matmuls (fused_step.math_attention, JUDGERL_COMPILED_ATTN=math) decodes the same tokens
-    as SDPA with log-probs within 1e-5 (eager, ragged left-padded rows); the compiled step takes it from the flag and
-    an engine rebuilds its step when the flag changes."""
+@pytest.mark.parametrize("attn", ["math", "flex"])
+def test_attention_kinds_equal_sdpa_and_follow_their_flag(monkeypatch, attn):
+    """The attention as plain matmuls (fused_step.math_attention) or through flex attention with the mask as a
+    score_mod (fused_step.flex_decode_attention) decodes the same tokens as SDPA with log-probs within 1e-5 (eager,
+    ragged left-padded rows); the compiled step takes its kind (and compile mode) from the flags and an engine
+    rebuilds its step when a flag changes; an unknown kind is a one-line error."""
     from judgerl.judges.compiled_step import kind_changed
 
     model = tiny_llama()
     ids, mask = batch(5, 9, 40, seed=2)
     want = engine(model, False, monkeypatch).generate(ids, mask, max_new_tokens=12)
     dec = engine(model, False, monkeypatch)
-    dec.fused.math_attention = True
+    dec.fused.attention = attn
     got = dec.generate(ids, mask, max_new_tokens=12)
     assert torch.equal(got.tokens, want.tokens)
     assert (got.logprobs - want.logprobs).abs().max() < 1e-5
-    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "math")
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", attn)
     step = engine(model, True, monkeypatch).fused
-    assert step.math_attention and not kind_changed(step, model)
+    assert step.attention == attn and not kind_changed(step, model)
+    monkeypatch.setenv("JUDGERL_COMPILED_MODE", "max-autotune-no-cudagraphs")
+    assert kind_changed(step, model)
+    monkeypatch.delenv("JUDGERL_COMPILED_MODE")
     monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "sdpa")
     assert kind_changed(step, model)
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "flash")
+    with pytest.raises(ValueError, match="JUDGERL_COMPILED_ATTN='flash'"):
+        kind_changed(step, model)
 
 
 def _eager(step, *args):
@@ -120,8 +128,10 @@ def _state(e, r: int, lc: int):
 
 @pytest.mark.slow
 @cpp
-def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
-    """Greedy decode of chat prompts through the compiled step == the eager fused step, token for token, with EOS;
+@pytest.mark.parametrize("attn", ["math", "flex"])
+def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch, attn):
+    """Greedy decode of chat prompts through the compiled step (attention as matmuls, or flex attention lowered by
+    inductor) == the eager fused step (SDPA), token for token, with EOS;
     the logits of one more step from the same state agree within 1e-4 (fp32); a second call with other rows, prompt
     length and cache entry compiles nothing new; an in-place weight update (+ refresh) is read by the compiled step."""
     from torch._dynamo.utils import counters
@@ -133,12 +143,14 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
     eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
     kw = dict(max_new_tokens=10, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
     want = engine(model, False, monkeypatch).generate(enc.input_ids, enc.attention_mask, **kw)
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", attn)
     dec = engine(model, True, monkeypatch)
     graphs = counters["stats"]["unique_graphs"]
     t0 = time.perf_counter()
     got = dec.generate(enc.input_ids, enc.attention_mask, **kw)
     print(f"compiled generate, first call {time.perf_counter() - t0:.1f} s (first step {dec.fused.first_call_s:.1f} s)")
-    assert dec.fused.compiled and counters["stats"]["unique_graphs"] == graphs + 1  # one layer graph for all 30
+    assert dec.fused.compiled and dec.fused.attention == attn
+    assert counters["stats"]["unique_graphs"] == graphs + 1  # one layer graph for all 30
     assert torch.equal(got.tokens, want.tokens) and got.lengths == want.lengths
     print(f"log-probs max |eager - compiled| = {(got.logprobs - want.logprobs).abs().max():.2e}")
     assert (got.logprobs - want.logprobs).abs().max() < 1e-4
@@ -175,7 +187,7 @@ gpu = pytest.mark.skipif(not CUDA, reason="CUDA graphs need a GPU")
 
 @pytest.mark.slow
 @gpu
-@pytest.mark.parametrize("attn", ["sdpa", "math"])
+@pytest.mark.parametrize("attn", ["sdpa", "math", "flex"])
 def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch, attn):
     """As test_static_decode.test_gpu_greedy_rollouts_equal_plain_generate, through the compiled step (its attention
     SDPA or plain matmuls): 20 rows (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain
@@ -187,7 +199,7 @@ def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeyp
     dec = engine(model, True, monkeypatch)
     out, ref = greedy_engine_and_generate(dec, model, tok, PROMPTS * 2, 64)
     print(f"compiled step: first call {dec.fused.first_call_s:.1f} s, {dec.captures} graphs captured")
-    assert dec.fused.compiled and dec.fused.math_attention == (attn == "math")  # compiled (no eager fallback)
+    assert dec.fused.compiled and dec.fused.attention == attn  # compiled (no eager fallback)
     assert dec.compactions >= 1
     assert 2 <= dec.captures <= 2 * len(row_buckets(20))
     assert out.tokens.shape == ref.shape and torch.equal(out.tokens, ref)

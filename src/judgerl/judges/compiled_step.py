@@ -31,7 +31,9 @@ On by default on CUDA, off on the CPU (`ON_BY_DEFAULT`); `JUDGERL_COMPILED_STEP=
 when the engine is built and at every `generate`, so a bench arm can flip it between calls).
 The attention is computed as plain matmuls inside the compiled graph (fused_step.math_attention; 5% faster rollouts
 than SDPA's memory-efficient kernel on an H100, bench/RESULTS.md 3i); `JUDGERL_COMPILED_ATTN=sdpa` (read when the step
-is built) keeps SDPA.
+is built) keeps SDPA, `=flex` uses flex attention (inductor's flex-decoding template: one split-KV kernel for q k^T,
+mask, softmax and v; fused_step.flex_decode_attention). `JUDGERL_COMPILED_MODE` sets torch.compile's mode (e.g.
+`max-autotune-no-cudagraphs`: Triton GEMM templates autotuned against cuBLAS at the step's shapes).
 One layer is compiled, not the model: every decoder layer has the same shapes, so the layer's graph is traced, lowered
 and compiled once and serves all of them (a cold compile of SmolLM2 on 2 CPU cores: 15 s instead of 100 s).
 """
@@ -42,7 +44,7 @@ import os
 import time
 import warnings
 
-from judgerl.judges.fused_step import FusedStep, fused_step_for
+from judgerl.judges.fused_step import ATTENTIONS, FusedStep, fused_step_for
 
 # Where the compiled step is the default: CUDA, since its GPU guards (tests/judges/test_compiled_step.py: greedy
 # rollouts through captured graphs of the compiled step == plain generate, both attentions; test_static_decode.py's and
@@ -75,16 +77,29 @@ def decode_step_for(model, device_free_bytes: int | None = None) -> FusedStep | 
     return fused_step_for(model, device_free_bytes, CompiledStep if on else FusedStep)
 
 
-def math_attention_on() -> bool:
-    """The compiled step's attention: plain matmuls (default; JUDGERL_COMPILED_ATTN=math) or SDPA (=sdpa)."""
-    return os.environ.get("JUDGERL_COMPILED_ATTN", "math") != "sdpa"
+def attention_asked() -> str:
+    """The compiled step's attention (JUDGERL_COMPILED_ATTN): `math` (plain matmuls, the default), `sdpa` or `flex`
+    (fused_step.ATTENTIONS)."""
+    kind = os.environ.get("JUDGERL_COMPILED_ATTN", "math")
+    if kind not in ATTENTIONS:
+        raise ValueError(f"JUDGERL_COMPILED_ATTN={kind!r}: expected one of {', '.join(ATTENTIONS)}")
+    return kind
+
+
+def mode_asked() -> str | None:
+    """torch.compile's mode for the step (JUDGERL_COMPILED_MODE, e.g. max-autotune-no-cudagraphs); None: default."""
+    mode = os.environ.get("JUDGERL_COMPILED_MODE") or None
+    if mode is not None and "cudagraphs" not in mode and mode != "default":
+        raise ValueError(f"JUDGERL_COMPILED_MODE={mode!r}: the engine captures its own graphs; use 'default' or a "
+                         "'-no-cudagraphs' mode")
+    return mode
 
 
 def kind_changed(step, model) -> bool:
     """True when `step` (a FusedStep) is compiled and the switch now says eager, or the other way round, or its
-    attention (JUDGERL_COMPILED_ATTN) is not the one asked for now."""
+    attention (JUDGERL_COMPILED_ATTN) or compile mode (JUDGERL_COMPILED_MODE) is not the one asked for now."""
     on = compiled_on(next(model.parameters()).device.type)
-    return isinstance(step, CompiledStep) != on or (on and step.math_attention != math_attention_on())
+    return isinstance(step, CompiledStep) != on or (on and step.asked != (attention_asked(), mode_asked()))
 
 
 def _layer(step, L, x, cos, sin, m4, k_cache, v_cache, slot):
@@ -96,14 +111,15 @@ def _layer(step, L, x, cos, sin, m4, k_cache, v_cache, slot):
 class CompiledStep(FusedStep):
     """`FusedStep` with `forward` compiled by inductor (module docstring). `compiled` is False after a failure."""
 
-    mode = None  # torch.compile mode: default (no inductor cudagraphs); "max-autotune-no-cudagraphs" also fits
     options = {"triton.cudagraphs": False}
 
     def __init__(self, model):
         import torch
 
         super().__init__(model)
-        self.math_attention = math_attention_on()
+        self.attention = attention_asked()
+        self.mode = mode_asked()  # None: default (no inductor cudagraphs); "max-autotune-no-cudagraphs" also fits
+        self.asked = (self.attention, self.mode)  # what it was built for (kind_changed), whatever a failure changed
         opts = None if self.mode else dict(self.options)  # torch.compile takes a mode or options, not both
         self._fn = torch.compile(_layer, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
         self.compiled = True
@@ -136,6 +152,7 @@ class CompiledStep(FusedStep):
             return self._fn(self, L, x, cos, sin, m4, k_cache, v_cache, slot)
         except Exception as e:  # noqa: BLE001 - any compile failure: the eager layer computes the same function
             self.compiled = False
+            self.attention = "sdpa" if self.attention == "flex" else self.attention  # eager flex is a slow reference
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             warnings.warn(f"judgerl: compiled decode step unavailable ({type(e).__name__}: {first}); "
                           "running the eager fused step", RuntimeWarning, stacklevel=2)

@@ -108,11 +108,39 @@ def math_attention(q, k, v, mask, scale: float):
     return torch.matmul(torch.softmax(s, dim=-1).to(v.dtype), v)
 
 
-class FusedStep:
-    """The fused one-token forward of a fusable model (see `fusable`). `math_attention`: attention as plain matmuls
-    (compiled_step.CompiledStep sets it from JUDGERL_COMPILED_ATTN=math) instead of SDPA."""
+def flex_decode_attention(q, k, v, mask, scale: float):
+    """The same attention through `flex_attention` with the additive mask as a score_mod: under torch.compile on CUDA
+    inductor lowers it to its flex-decoding Triton template (q k^T, mask, online softmax and v in one split-KV kernel
+    plus a small reduction) instead of two batched GEMMs and a softmax kernel. q [r, kvh, rep, d] (the rep query heads
+    of each KV head), k / v [r, kvh, n, d], mask [r, kvh, rep, n] (one [r, n] mask expanded)."""
+    from torch.nn.attention.flex_attention import flex_attention
 
-    math_attention = False
+    r, kvh, rep, d = q.shape
+    row_mask = mask[:, 0, 0]  # [r, n]
+
+    def add_mask(score, b, h, q_idx, kv_idx):
+        return score + row_mask[b, kv_idx]
+
+    q = q.reshape(r, kvh * rep, 1, d).contiguous()  # a 4-D buffer: inductor's CPU lowering reads the query's layout
+    out = flex_attention(q, k, v, score_mod=add_mask, scale=scale, enable_gqa=True)
+    return out.view(r, kvh, rep, d)
+
+
+def _sdpa(q, k, v, mask, scale: float):
+    import torch.nn.functional as F
+
+    return F.scaled_dot_product_attention(q, k, v, mask, scale=scale)
+
+
+# The decode step's attention kinds (FusedStep.attention): SDPA (the eager default), plain matmuls, flex attention
+ATTENTIONS = {"sdpa": _sdpa, "math": math_attention, "flex": flex_decode_attention}
+
+
+class FusedStep:
+    """The fused one-token forward of a fusable model (see `fusable`). `attention`: a key of ATTENTIONS (SDPA here;
+    compiled_step.CompiledStep sets it from JUDGERL_COMPILED_ATTN)."""
+
+    attention = "sdpa"
 
     def __init__(self, model):
         import torch
@@ -201,8 +229,7 @@ class FusedStep:
         v = qkv[:, hd + kd:].view(r, kvh, d)
         k_cache.index_copy_(2, slot, k[:, :, None])
         v_cache.index_copy_(2, slot, v[:, :, None])
-        att = math_attention if self.math_attention else F.scaled_dot_product_attention
-        o = att(q.reshape(r, kvh, rep, d), k_cache[:, :, :n], v_cache[:, :, :n], m4, scale=L.scaling)
+        o = ATTENTIONS[self.attention](q.reshape(r, kvh, rep, d), k_cache[:, :, :n], v_cache[:, :, :n], m4, scale=L.scaling)
         x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
         a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
         gu = a @ L.w_gu.t()
