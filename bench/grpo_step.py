@@ -20,6 +20,7 @@ Arms (same policy, judge, GRPOConfig and prompts; one process, one run):
          `new_over_new_cmp`: new's step / rollout / judge seconds over new_cmp's (> 1: compiled faster).
   new_cmpm `new_cmp` with the attention as plain matmuls in the compiled graph (JUDGERL_COMPILED_ATTN=math).
   new_eager `new` with the fused step eager (JUDGERL_COMPILED_STEP=0), where the compiled step is the default (CUDA).
+  new_flex `new` with flex attention in the compiled step (JUDGERL_COMPILED_ATTN=flex: inductor's flex-decoding kernel).
 Split per step: rollout = `GRPOTrainer._generate`, judge = `GRPOTrainer._calculate_rewards` (the device is
 synchronised at both ends), update = the rest of the step (policy log-probs, loss, backward, optimizer).
 Step time = wall time between optimizer steps; medians exclude the first step (warm-up, compilation).
@@ -60,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 JUDGERL_ARMS = {"new": ("engine", "engine"), "today": ("trl", "compile"),
                 "engine_rollout": ("engine", "compile"), "engine_judge": ("trl", "engine"),
                 "new_opt": ("engine", "engine"), "new_bkt": ("engine", "engine"), "new_cmp": ("engine", "engine"),
-                "new_cmpm": ("engine", "engine"), "new_eager": ("engine", "engine")}
+                "new_cmpm": ("engine", "engine"), "new_eager": ("engine", "engine"), "new_flex": ("engine", "engine")}
 # Options an arm sets for its run (and its replay), still off by default: HFBackend class attributes,
 # judges/static_decode.py module settings (prefixed "static_decode."), JudgeSpec fields (prefixed "spec.") and
 # environment variables (prefixed "env."; the engine reads JUDGERL_COMPILED_STEP at every generate)
@@ -68,7 +69,8 @@ JUDGE_OPTIONS = {"new_opt": {"engine_kv_verdict": True, "tokenize_threads": 4, "
                  "new_bkt": {"spec.prefill_buckets": 4},
                  "new_cmp": {"env.JUDGERL_COMPILED_STEP": "1", "env.JUDGERL_COMPILED_ATTN": "sdpa"},
                  "new_cmpm": {"env.JUDGERL_COMPILED_STEP": "1", "env.JUDGERL_COMPILED_ATTN": "math"},
-                 "new_eager": {"env.JUDGERL_COMPILED_STEP": "0"}}
+                 "new_eager": {"env.JUDGERL_COMPILED_STEP": "0"},
+                 "new_flex": {"env.JUDGERL_COMPILED_STEP": "1", "env.JUDGERL_COMPILED_ATTN": "flex"}}
 PREFILL_COUNTS = ("prefill_tokens", "prefill_tokens_one_forward", "prompt_tokens", "prefill_forwards")
 
 
@@ -468,7 +470,7 @@ def main() -> None:
             res[f"{other}_over_new_opt"] = arms[other]["step_s"] / arms["new_opt"]["step_s"]
     if base and arms.get("new_eager", {}).get("step_s"):  # > 1: the default (compiled on CUDA) is faster than eager
         res["new_eager_over_new"] = {k: arms["new_eager"][k] / arms["new"][k] for k in ("step_s", "rollout_s", "judge_s")}
-    for cmp in ("new_cmp", "new_cmpm"):  # > 1: the compiled step made the step / rollouts / judge faster
+    for cmp in ("new_cmp", "new_cmpm", "new_flex"):  # > 1: the compiled step made the step / rollouts / judge faster
         if base and arms.get(cmp, {}).get("step_s"):
             res[f"new_over_{cmp}"] = {k: arms["new"][k] / arms[cmp][k] for k in ("step_s", "rollout_s", "judge_s")}
     if base and arms.get("new_bkt", {}).get("step_s"):  # > 1: bucketed prefill made the step / the judge faster

