@@ -126,12 +126,27 @@ def _state(e, r: int, lc: int):
             [v[:r] for v in e.values], e.slot, lc)
 
 
+@cpp
+def test_compiled_flex_attention_equals_the_eager_step(monkeypatch):
+    """The compiled step with flex attention (inductor lowers flex_attention with the mask as a score_mod) decodes the
+    same tokens as the eager fused step (SDPA) on ragged left-padded rows, log-probs within 1e-5, without falling
+    back to the eager step (tiny model: a compile of seconds; the default attention is checked on SmolLM2 below)."""
+    model = tiny_llama()
+    ids, mask = batch(5, 9, 40, seed=3)
+    want = engine(model, False, monkeypatch).generate(ids, mask, max_new_tokens=12)
+    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "flex")
+    dec = engine(model, True, monkeypatch)
+    got = dec.generate(ids, mask, max_new_tokens=12)
+    assert dec.fused.compiled and dec.fused.attention == "flex" and dec.fused.calls > 0
+    assert torch.equal(got.tokens, want.tokens)
+    assert (got.logprobs - want.logprobs).abs().max() < 1e-5
+
+
 @pytest.mark.slow
 @cpp
-@pytest.mark.parametrize("attn", ["math", "flex"])
-def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch, attn):
-    """Greedy decode of chat prompts through the compiled step (attention as matmuls, or flex attention lowered by
-    inductor) == the eager fused step (SDPA), token for token, with EOS;
+def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
+    """Greedy decode of chat prompts through the compiled step (attention as matmuls) == the eager fused step (SDPA),
+    token for token, with EOS;
     the logits of one more step from the same state agree within 1e-4 (fp32); a second call with other rows, prompt
     length and cache entry compiles nothing new; an in-place weight update (+ refresh) is read by the compiled step."""
     from torch._dynamo.utils import counters
@@ -143,13 +158,12 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch, at
     eos = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
     kw = dict(max_new_tokens=10, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
     want = engine(model, False, monkeypatch).generate(enc.input_ids, enc.attention_mask, **kw)
-    monkeypatch.setenv("JUDGERL_COMPILED_ATTN", attn)
     dec = engine(model, True, monkeypatch)
     graphs = counters["stats"]["unique_graphs"]
     t0 = time.perf_counter()
     got = dec.generate(enc.input_ids, enc.attention_mask, **kw)
     print(f"compiled generate, first call {time.perf_counter() - t0:.1f} s (first step {dec.fused.first_call_s:.1f} s)")
-    assert dec.fused.compiled and dec.fused.attention == attn
+    assert dec.fused.compiled and dec.fused.attention == "math"
     assert counters["stats"]["unique_graphs"] == graphs + 1  # one layer graph for all 30
     assert torch.equal(got.tokens, want.tokens) and got.lengths == want.lengths
     print(f"log-probs max |eager - compiled| = {(got.logprobs - want.logprobs).abs().max():.2e}")
@@ -173,12 +187,12 @@ def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch, at
             w.copy_(saved)
             dec.fused.refresh()
 
-    graphs = counters["stats"]["unique_graphs"]  # eager flex_attention compiles a wrapper of its own (the references)
+    assert counters["stats"]["unique_graphs"] == graphs + 1
     ids2 = torch.cat([enc.input_ids, enc.input_ids[:, :5]], 1)[[0, 1, 2, 0, 1]]
     mask2 = torch.cat([enc.attention_mask, torch.ones_like(enc.attention_mask[:, :5])], 1)[[0, 1, 2, 0, 1]]
     more = dec.generate(ids2, mask2, max_new_tokens=6, eos_token_ids=eos, pad_token_id=tok.pad_token_id)
     assert more.tokens.shape[0] == 5 and len(dec.entries) == 2
-    assert counters["stats"]["unique_graphs"] == graphs  # other rows / lengths / entry: no recompile
+    assert counters["stats"]["unique_graphs"] == graphs + 1  # other rows / lengths / entry: no recompile
 
 
 # ---- GPU guard on the real SmolLM2 (captured graphs of the compiled step) ----------------------------------------
