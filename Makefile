@@ -21,7 +21,7 @@ llama-server: venv
 	bash scripts/install_llama_server.sh $(PY)
 
 test: venv models llama-server
-	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -q -ra --durations=20 $(PYTEST_ARGS)
 
 quickstart: venv models
 	$(JUDGERL) quickstart $(QUICKSTART_ARGS)
