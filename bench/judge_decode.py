@@ -10,10 +10,10 @@ Batch B, prompt P random tokens, N new tokens forced (no EOS). Every path genera
           --variants (its compile takes tens of seconds a model); `first_call_s` includes it, `compile_s` is the first
           compiled step alone, `compiled: false` says the compile failed and the eager step ran.
   compiled_math  `compiled` with the attention as plain matmuls in the compiled graph (`JUDGERL_COMPILED_ATTN=math`)
+          instead of SDPA's memory-efficient kernel.
   compiled_flex  `compiled` with flex attention (inductor's flex-decoding template; `JUDGERL_COMPILED_ATTN=flex`)
   compiled_math_at, compiled_flex_at  the same compiled with `JUDGERL_COMPILED_MODE=max-autotune-no-cudagraphs`
                  (Triton GEMM templates autotuned against cuBLAS at the step's shapes; a longer compile)
-          instead of SDPA's memory-efficient kernel.
 Roofline (the decode floor): per step the fewest bytes are all weights once plus the KV cache read so far,
   bytes/step = n_params * 2 + B * (P + N/2) * kv_bytes_per_token,  kv_bytes_per_token = 2 * layers * kv_heads * head_dim * 2
 (bf16), floor = bytes/step / HBM bandwidth (measured device-to-device copy), roofline tok/s = B / floor.
@@ -50,15 +50,17 @@ SHAPES = {
                  intermediate_size=96, vocab_size=512, tie_word_embeddings=True),  # smoke runs (--device cpu)
 }
 # What each engine variant sets (the compiled step is read at every generate: kept set while a variant runs)
+def _compiled(attention: str, mode: str | None = None) -> dict:
+    """The environment of a compiled variant: its attention, and torch.compile's mode when not the default."""
+    env = {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": attention}
+    return {**env, "JUDGERL_COMPILED_MODE": mode} if mode else env
+
+
+AUTOTUNE = "max-autotune-no-cudagraphs"
 FLAGS = {"hf": {"JUDGERL_FUSED_STEP": "0", "JUDGERL_COMPILED_STEP": "0"},
          "fused": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "0"},
-         "compiled": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "sdpa"},
-         "compiled_math": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "math"},
-         "compiled_flex": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "flex"},
-         "compiled_math_at": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "math",
-                              "JUDGERL_COMPILED_MODE": "max-autotune-no-cudagraphs"},
-         "compiled_flex_at": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": "flex",
-                              "JUDGERL_COMPILED_MODE": "max-autotune-no-cudagraphs"}}
+         "compiled": _compiled("sdpa"), "compiled_math": _compiled("math"), "compiled_flex": _compiled("flex"),
+         "compiled_math_at": _compiled("math", AUTOTUNE), "compiled_flex_at": _compiled("flex", AUTOTUNE)}
 
 
 def copy_bandwidth(torch, device: str = "cuda") -> float:
@@ -184,7 +186,7 @@ def measure(torch, a, model, ids, mask, name: str, v: str, row: dict) -> dict:
     if v != "plain" and "plain" in row:
         out["over_plain"] = round(tps / row["plain"]["tok_s"], 2)
     print(json.dumps({name: {v: out}}), flush=True)
-    if a.profile and v != "plain" and v != "hf":
+    if a.profile and v not in ("plain", "hf"):
         text = profile_table(torch, lambda: run(64), 64)
         print(text.splitlines()[0], flush=True)
         with open(os.path.join(a.out, f"decode_profile{a.tag}.txt"), "a") as f:

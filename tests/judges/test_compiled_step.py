@@ -103,6 +103,9 @@ def test_attention_kinds_equal_sdpa_and_follow_their_flag(monkeypatch, attn):
     assert step.attention == attn and not kind_changed(step, model)
     monkeypatch.setenv("JUDGERL_COMPILED_MODE", "max-autotune-no-cudagraphs")
     assert kind_changed(step, model)
+    monkeypatch.setenv("JUDGERL_COMPILED_MODE", "reduce-overhead")  # inductor's own CUDA graphs: refused
+    with pytest.raises(ValueError, match="JUDGERL_COMPILED_MODE='reduce-overhead'"):
+        kind_changed(step, model)
     monkeypatch.delenv("JUDGERL_COMPILED_MODE")
     monkeypatch.setenv("JUDGERL_COMPILED_ATTN", "sdpa")
     assert kind_changed(step, model)
@@ -204,7 +207,7 @@ gpu = pytest.mark.skipif(not CUDA, reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("attn", ["sdpa", "math", "flex"])
 def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch, attn):
     """As test_static_decode.test_gpu_greedy_rollouts_equal_plain_generate, through the compiled step (its attention
-    SDPA or plain matmuls): 20 rows (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain
+    SDPA, plain matmuls or flex attention): 20 rows (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain
     generate, fp32; then a second call at 12 rows (another entry) compiles nothing new."""
     from torch._dynamo.utils import counters
 

@@ -86,12 +86,16 @@ def attention_asked() -> str:
     return kind
 
 
+# torch.compile modes without inductor's own CUDA graphs (the engine captures the step itself)
+MODES = ("default", "max-autotune-no-cudagraphs")
+
+
 def mode_asked() -> str | None:
-    """torch.compile's mode for the step (JUDGERL_COMPILED_MODE, e.g. max-autotune-no-cudagraphs); None: default."""
+    """torch.compile's mode for the step (JUDGERL_COMPILED_MODE, one of MODES); None when unset."""
     mode = os.environ.get("JUDGERL_COMPILED_MODE") or None
-    if mode is not None and "cudagraphs" not in mode and mode != "default":
-        raise ValueError(f"JUDGERL_COMPILED_MODE={mode!r}: the engine captures its own graphs; use 'default' or a "
-                         "'-no-cudagraphs' mode")
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"JUDGERL_COMPILED_MODE={mode!r}: the engine captures its own graphs; expected one of "
+                         f"{', '.join(MODES)}")
     return mode
 
 

@@ -229,7 +229,8 @@ class FusedStep:
         v = qkv[:, hd + kd:].view(r, kvh, d)
         k_cache.index_copy_(2, slot, k[:, :, None])
         v_cache.index_copy_(2, slot, v[:, :, None])
-        o = ATTENTIONS[self.attention](q.reshape(r, kvh, rep, d), k_cache[:, :, :n], v_cache[:, :, :n], m4, scale=L.scaling)
+        attend = ATTENTIONS[self.attention]
+        o = attend(q.reshape(r, kvh, rep, d), k_cache[:, :, :n], v_cache[:, :, :n], m4, scale=L.scaling)
         x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
         a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
         gu = a @ L.w_gu.t()
