@@ -35,6 +35,56 @@ def test_load_model_applies_it(monkeypatch, cudnn_sdp_restored):
     model, _ = model_loader.load_model("smollm2-135m-instruct", "causal", device=None, dtype="float32")
     assert next(model.parameters()).device.type == "cpu"
     assert not torch.backends.cuda.cudnn_sdp_enabled()
+    assert model.config._attn_implementation == "sdpa"  # a GPU host: transformers' SDPA as loaded
+
+
+@pytest.mark.slow
+def test_cpu_loads_get_grouped_attention_unless_turned_off(smollm2_path, monkeypatch):
+    """Without CUDA (and for device="cpu" anywhere) models load with grouped-query SDPA; the flag turns it off."""
+    from judgerl.judges.attention import GQA_ATTENTION
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cpu", None):
+        model, _ = model_loader.load_model(str(smollm2_path), "causal", device=device, dtype="float32")
+        assert model.config._attn_implementation == GQA_ATTENTION
+    reward_model, _ = model_loader.load_model(str(smollm2_path), "reward", device="cpu",
+                                              dtype="float32")
+    assert reward_model.config._attn_implementation == GQA_ATTENTION
+    monkeypatch.setattr(model_loader, "grouped_cpu_attention", False)
+    model, _ = model_loader.load_model(str(smollm2_path), "causal", device="cpu", dtype="float32")
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_grouped_attention_trains_as_sdpa_does():
+    """A policy on the CPU trains through grouped-query SDPA: on a left-padded batch its loss and every gradient are
+    SDPA's up to float rounding."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "judges"))
+    from test_decode import tiny_gqa_model
+
+    from judgerl.judges.attention import use_grouped_attention
+
+    ids = torch.randint(0, 101, (3, 11), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0
+    mask[2, :2] = 0
+    grads = []
+    for grouped in (False, True):
+        model = tiny_gqa_model(7).train()
+        if grouped:
+            assert use_grouped_attention(model)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = (logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] * mask[:, 1:]).sum()
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l0, g0), (l1, g1) = grads
+    assert torch.allclose(l0, l1, rtol=1e-5)
+    assert all(g0[n].abs().sum() > 0 for n in ("model.layers.0.self_attn.k_proj.weight",
+                                                 "model.layers.1.self_attn.q_proj.weight"))
+    for n in g0:
+        assert torch.allclose(g0[n], g1[n], atol=1e-5, rtol=1e-4), n
 
 
 TRIM_SCRIPT = """

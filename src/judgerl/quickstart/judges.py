@@ -77,13 +77,16 @@ def shipped_spec(name: str, base: str):
     return spec.model_copy(update={"model": str(merged_shipped(name, base))})
 
 
-# CPU batch sizes. A direct judge is one forward over each prompt: batches of 4 (cut from the prompts sorted by length)
-# leave little padding in a call of 8 or 16 answers (the policy runs' rewards and monitor: 16 monitor answers
-# computed 2,880 suffix tokens at 16 a batch, 2,324 at 4, 2,159 without padding; 9.3 -> 8.1 CPU-s at one thread)
-# and need less transient memory. A reasoning judge decodes token by token, and a CPU decode step costs about the
-# same at any batch up to 16 (it reads the weights once a step), but its KV cache of 16 prompts of ~500 tokens is
-# ~0.37 GB beside the policy run of the other lane: batches of 8.
-DIRECT_BATCH, REASONING_BATCH = 4, 8
+# CPU batch sizes. A direct judge is one forward over each prompt, one prompt per call: its template head comes from the
+# judge's prefix memo (judges/prefix_memo.py) and nothing is padding. On the quickstart's 100 held-out answers that
+# took 98-105 CPU-s against 108-112 in batches of 4 cut from the prompts sorted by length (the prompted judge at one
+# thread, two runs each, bench/RESULTS.md 7i). Not built: answers to the same question one after the other, so that
+# each would also reuse the question (14,804 prompt tokens computed instead of 18,954; the Judge calls its backend
+# once per batch, in the callers' order). The gold RM has no memo: batches of 4 by length (GOLD_BATCH). A reasoning
+# judge decodes token by token, and a CPU decode step costs about the same at any batch up to 16 (it reads the
+# weights once a step), but its KV cache of 16 prompts of ~500 tokens is ~0.37 GB beside the policy run of the other
+# lane: batches of 8.
+DIRECT_BATCH, REASONING_BATCH, GOLD_BATCH = 1, 8, 4
 
 
 def spec_for(source: str, cfg, run_root: Path, batch_size: int | None = None):

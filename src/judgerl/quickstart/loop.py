@@ -29,9 +29,9 @@ class Quickstart:
     def gold_spec(self):
         from judgerl.study.embedded import embedded_gold_spec
 
-        from judgerl.quickstart.judges import DIRECT_BATCH
+        from judgerl.quickstart.judges import GOLD_BATCH
 
-        return embedded_gold_spec("cpu", DIRECT_BATCH, "gold").model_copy(update={"dtype": judge_dtype(self.cfg)})
+        return embedded_gold_spec("cpu", GOLD_BATCH, "gold").model_copy(update={"dtype": judge_dtype(self.cfg)})
 
     def prompt_sets(self) -> dict[str, list[str]]:
         """The study's prompt sets (short prompts only), written to prompts/<set>_prompts.jsonl."""
