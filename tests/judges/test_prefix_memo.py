@@ -89,3 +89,35 @@ def test_quickstart_flag_gives_each_hf_judge_a_memo_with_the_same_verdicts(smoll
     assert memo.backend.prefix_memo.tokens_reused >= 200  # the second call's template head came from the memo
     for a, b in zip(sum(got, []), sum(want, [])):
         assert max(abs(x - y) for x, y in zip(a.probs, b.probs)) < 1e-4 and a.label == b.label
+
+
+@pytest.mark.slow
+def test_one_request_a_call_groups_a_questions_answers_for_the_memo(smollm2, monkeypatch):
+    """An hf judge at batch_size 1 (the quickstart's direct judges): the Judge sends requests to the same question one
+    after another, so that each answer after the first computes only what follows the question; the verdicts are
+    the batched judge's, in the callers' order."""
+    from judgerl import model_loader
+    from judgerl.judges import Judge, JudgeRequest, JudgeSpec
+    from judgerl.judges.kv_reuse import common_prefix
+    from judgerl.judges.plain_chat import chat_ids_many
+    from judgerl.judges.prompts import render
+
+    model, tok = smollm2
+    questions = ["Explain in two sentences why the sky looks blue during the day and red at sunset, for a child.",
+                 "List three practical ways a small team can keep its code review turnaround under one working day."]
+    answers = ["Sunlight scatters.", "Because of Rayleigh scattering of short wavelengths.", "No idea.",
+               "Review daily.", "Small pull requests, a rota and a shared checklist."]
+    reqs = [JudgeRequest(prompt=questions[i % 2], responses=[answers[i % 5]]) for i in range(8)]  # interleaved
+    monkeypatch.setattr(model_loader, "memo_judge_heads", True)
+    batched = Judge(JudgeSpec(cache=False, batch_size=4), model=model, tokenizer=tok)
+    lone = Judge(JudgeSpec(cache=False, batch_size=1), model=model, tokenizer=tok)
+    want, got = batched.judge(reqs), lone.judge(reqs)
+    b = lone.backend
+    grouped = sorted(reqs, key=lambda r: questions.index(r.prompt))  # stable: each question's answers in call order
+    rows = chat_ids_many(tok, [render(lone.spec, r) for r in grouped], [b.prefix] * len(grouped))
+    shared = [common_prefix(p, q) for p, q in zip(rows, rows[1:])]
+    head = min(shared)  # the template head every prompt starts with
+    assert sum(k > head + 10 for k in shared) == 6  # 6 of 8 rows follow an answer to the same question
+    assert b.prefix_memo.tokens_reused == sum(shared)  # each computed only what follows the row before it
+    for a, c in zip(got, want):
+        assert max(abs(x - y) for x, y in zip(a.probs, c.probs)) < 1e-4 and a.label == c.label

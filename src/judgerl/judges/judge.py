@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import threading
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def make_backend(spec: JudgeSpec, model=None, tokenizer=None):
     module, cls = BACKENDS[spec.backend].split(":")
     backend_cls = getattr(importlib.import_module(module), cls)
     return backend_cls(spec, model=model, tokenizer=tokenizer) if (model is not None) else backend_cls(spec)
+
+
+def same_prompt_key(request: JudgeRequest) -> str:
+    """Requests with the same instruction (and rubric) sort together; the callers' order is kept among them."""
+    return json.dumps([request.prompt, request.rubric], sort_keys=True)
 
 
 class Judge:
@@ -81,6 +87,8 @@ class Judge:
                 out[i] = refused(problem)
                 todo.remove(i)
         chunk = max(1, self.spec.batch_size if self.spec.backend != "openai" else self.spec.concurrency * 4)
+        if chunk == 1 and self.spec.backend == "hf":  # one request a call: an hf judge's prefix memo then serves the
+            todo.sort(key=lambda i: same_prompt_key(requests[i]))  # question too when its requests follow each other
         bar = tqdm(total=len(todo), desc=desc or f"judging ({self.spec.name})", disable=not progress or not todo,
                    unit="req", dynamic_ncols=True)
         dead, last_error = 0, None  # chunks in a row whose every call failed (an outage)

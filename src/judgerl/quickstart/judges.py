@@ -77,15 +77,15 @@ def shipped_spec(name: str, base: str):
     return spec.model_copy(update={"model": str(merged_shipped(name, base))})
 
 
-# CPU batch sizes. A direct judge is one forward over each prompt, one prompt per call: its template head comes from the
-# judge's prefix memo (judges/prefix_memo.py) and nothing is padding. On the quickstart's 100 held-out answers that
-# took 98-105 CPU-s against 108-112 in batches of 4 cut from the prompts sorted by length (the prompted judge at one
-# thread, two runs each, bench/RESULTS.md 7i). Not built: answers to the same question one after the other, so that
-# each would also reuse the question (14,804 prompt tokens computed instead of 18,954; the Judge calls its backend
-# once per batch, in the callers' order). The gold RM has no memo: batches of 4 by length (GOLD_BATCH). A reasoning
-# judge decodes token by token, and a CPU decode step costs about the same at any batch up to 16 (it reads the
-# weights once a step), but its KV cache of 16 prompts of ~500 tokens is ~0.37 GB beside the policy run of the other
-# lane: batches of 8.
+# CPU batch sizes. A direct judge is one forward over each prompt, one prompt per call: the Judge sends answers to the
+# same question one after another (judges/judge.py), so that the judge's prefix memo (judges/prefix_memo.py) serves
+# each its template head and, after the first, the question; nothing is padding. On the quickstart's 100 held-out
+# answers (24 questions) that computes 14,804 prompt tokens after the head instead of 19,160 in batches of 4 cut from
+# the prompts sorted by length: 76.5 / 80.8 CPU-s against 104.2 / 98.5 (the prompted judge at one thread, alternating
+# runs, bench/RESULTS.md 7i). The gold RM has no memo: batches of 4 by length (GOLD_BATCH). A reasoning judge decodes
+# token by token, and a CPU decode step costs about the same at any batch up to 16 (it reads the weights once a
+# step), but its KV cache of 16 prompts of ~500 tokens is ~0.37 GB beside the policy run of the other lane: batches
+# of 8.
 DIRECT_BATCH, REASONING_BATCH, GOLD_BATCH = 1, 8, 4
 
 
