@@ -251,9 +251,9 @@ trim_cpu_judges = False
 # Set by the quickstart while it runs: each hf judge keeps its last prompt head's KV across calls (judges/prefix_memo.py;
 # the reward server turns it on for its own judge): the template head is computed once per judge, not once a batch.
 memo_judge_heads = False
-# On a machine without CUDA, models load with grouped-query SDPA (judges.attention.grouped_sdpa: K/V read once per KV
-# head) instead of transformers' SDPA, which copies K and V n_rep times whenever a mask is present (left-padded
-# batches, every decode step of `generate`). The same numbers up to float rounding; on 2 CPU cores the quickstart's
-# reasoning judge took 20-30% fewer CPU-seconds (bench/RESULTS.md 7i). Training backpropagates through it as through
-# SDPA. Off: transformers' SDPA as loaded.
+# Models loaded onto the CPU (device "cpu", or no device on a machine without CUDA) use grouped-query SDPA
+# (judges.attention.grouped_sdpa: K/V read once per KV head) instead of transformers' SDPA, which copies K and V n_rep
+# times whenever a mask is present (left-padded batches, every decode step of `generate`). The same numbers up to
+# float rounding; on 2 CPU cores the quickstart's reasoning judge took 16-30% fewer CPU-seconds (bench/RESULTS.md
+# 7i). Training backpropagates through it as through SDPA. Off: transformers' SDPA as loaded.
 grouped_cpu_attention = True
