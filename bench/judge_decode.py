@@ -13,6 +13,8 @@ Batch B, prompt P random tokens, N new tokens forced (no EOS). Every path genera
           instead of SDPA's memory-efficient kernel.
   compiled_flex  `compiled` with flex attention (inductor's flex-decoding template; `JUDGERL_COMPILED_ATTN=flex`)
   compiled_math_at, compiled_flex_at  the same compiled with `JUDGERL_COMPILED_MODE=max-autotune-no-cudagraphs`
+  compiled_math_def, compiled_flex_def, compiled_flex_def_at  with `JUDGERL_COMPILED_RESIDUAL=deferred` (the residual
+                 adds in the next RMSNorm kernel instead of addmm, which copies the residual on CUDA)
                  (Triton GEMM templates autotuned against cuBLAS at the step's shapes; a longer compile)
 Roofline (the decode floor): per step the fewest bytes are all weights once plus the KV cache read so far,
   bytes/step = n_params * 2 + B * (P + N/2) * kv_bytes_per_token,  kv_bytes_per_token = 2 * layers * kv_heads * head_dim * 2
@@ -50,9 +52,11 @@ SHAPES = {
                  intermediate_size=96, vocab_size=512, tie_word_embeddings=True),  # smoke runs (--device cpu)
 }
 # What each engine variant sets (the compiled step is read at every generate: kept set while a variant runs)
-def _compiled(attention: str, mode: str | None = None) -> dict:
-    """The environment of a compiled variant: its attention, and torch.compile's mode when not the default."""
-    env = {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": attention}
+def _compiled(attention: str, mode: str | None = None, residual: str = "addmm") -> dict:
+    """The environment of a compiled variant: its attention, residual form, and torch.compile's mode when not the
+    default."""
+    env = {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "1", "JUDGERL_COMPILED_ATTN": attention,
+           "JUDGERL_COMPILED_RESIDUAL": residual}
     return {**env, "JUDGERL_COMPILED_MODE": mode} if mode else env
 
 
@@ -60,7 +64,10 @@ AUTOTUNE = "max-autotune-no-cudagraphs"
 FLAGS = {"hf": {"JUDGERL_FUSED_STEP": "0", "JUDGERL_COMPILED_STEP": "0"},
          "fused": {"JUDGERL_FUSED_STEP": "1", "JUDGERL_COMPILED_STEP": "0"},
          "compiled": _compiled("sdpa"), "compiled_math": _compiled("math"), "compiled_flex": _compiled("flex"),
-         "compiled_math_at": _compiled("math", AUTOTUNE), "compiled_flex_at": _compiled("flex", AUTOTUNE)}
+         "compiled_math_at": _compiled("math", AUTOTUNE), "compiled_flex_at": _compiled("flex", AUTOTUNE),
+         "compiled_math_def": _compiled("math", residual="deferred"),
+         "compiled_flex_def": _compiled("flex", residual="deferred"),
+         "compiled_flex_def_at": _compiled("flex", AUTOTUNE, "deferred")}
 
 
 def copy_bandwidth(torch, device: str = "cuda") -> float:

@@ -145,6 +145,39 @@ def test_compiled_flex_attention_equals_the_eager_step(monkeypatch):
     assert (got.logprobs - want.logprobs).abs().max() < 1e-5
 
 
+@cpp
+def test_compiled_deferred_residual_equals_the_eager_step(monkeypatch):
+    """JUDGERL_COMPILED_RESIDUAL=deferred (each layer returns (x, mlp out); the adds move into the next RMSNorm): the
+    compiled step decodes the same tokens as the eager fused step (addmm residuals), log-probs within 1e-5, logits of
+    one more step within 1e-5, compiled (no fallback) as one graph for every layer; the flag rebuilds the step and an
+    unknown form is a one-line error."""
+    from torch._dynamo.utils import counters
+
+    from judgerl.judges.compiled_step import kind_changed
+
+    model = tiny_llama()
+    ids, mask = batch(5, 9, 40, seed=4)
+    want = engine(model, False, monkeypatch).generate(ids, mask, max_new_tokens=12)
+    monkeypatch.setenv("JUDGERL_COMPILED_RESIDUAL", "deferred")
+    dec = engine(model, True, monkeypatch)
+    graphs = counters["stats"]["unique_graphs"]
+    got = dec.generate(ids, mask, max_new_tokens=12)
+    assert dec.fused.compiled and dec.fused.residual == "deferred" and dec.fused.calls > 0
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    assert torch.equal(got.tokens, want.tokens)
+    assert (got.logprobs - want.logprobs).abs().max() < 1e-5
+    (e,) = dec.entries.values()
+    args = _state(e, 5, LEN_CHUNK)
+    with torch.inference_mode():
+        assert (_eager(dec.fused, *args) - dec.fused.forward(*args)).abs().max() < 1e-5
+    assert not kind_changed(dec.fused, model)
+    monkeypatch.setenv("JUDGERL_COMPILED_RESIDUAL", "addmm")
+    assert kind_changed(dec.fused, model)
+    monkeypatch.setenv("JUDGERL_COMPILED_RESIDUAL", "fused")
+    with pytest.raises(ValueError, match="JUDGERL_COMPILED_RESIDUAL='fused'"):
+        kind_changed(dec.fused, model)
+
+
 @pytest.mark.slow
 @cpp
 def test_compiled_step_equals_the_eager_step_on_smollm2(smollm2, monkeypatch):
@@ -204,14 +237,16 @@ gpu = pytest.mark.skipif(not CUDA, reason="CUDA graphs need a GPU")
 
 @pytest.mark.slow
 @gpu
-@pytest.mark.parametrize("attn", ["sdpa", "math", "flex"])
+@pytest.mark.parametrize("attn", ["sdpa", "math", "flex", "math+deferred"])
 def test_gpu_compiled_greedy_rollouts_equal_plain_generate(smollm2_path, monkeypatch, attn):
     """As test_static_decode.test_gpu_greedy_rollouts_equal_plain_generate, through the compiled step (its attention
-    SDPA, plain matmuls or flex attention): 20 rows (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain
+    SDPA, plain matmuls or flex attention; +deferred: the residual adds in the next RMSNorm): 20 rows (bucket 20, then 16 or 8 as rows end) replayed from captured graphs vs plain
     generate, fp32; then a second call at 12 rows (another entry) compiles nothing new."""
     from torch._dynamo.utils import counters
 
+    attn, _, residual = attn.partition("+")
     monkeypatch.setenv("JUDGERL_COMPILED_ATTN", attn)
+    monkeypatch.setenv("JUDGERL_COMPILED_RESIDUAL", residual or "addmm")
     model, tok = _smollm2_cuda(smollm2_path)
     dec = engine(model, True, monkeypatch)
     out, ref = greedy_engine_and_generate(dec, model, tok, PROMPTS * 2, 64)

@@ -33,7 +33,8 @@ The attention is computed as plain matmuls inside the compiled graph (fused_step
 than SDPA's memory-efficient kernel on an H100, bench/RESULTS.md 3i); `JUDGERL_COMPILED_ATTN=sdpa` (read when the step
 is built) keeps SDPA, `=flex` uses flex attention (inductor's flex-decoding template: one split-KV kernel for q k^T,
 mask, softmax and v; fused_step.flex_decode_attention). `JUDGERL_COMPILED_MODE` sets torch.compile's mode (e.g.
-`max-autotune-no-cudagraphs`: Triton GEMM templates autotuned against cuBLAS at the step's shapes).
+`max-autotune-no-cudagraphs`: Triton GEMM templates autotuned against cuBLAS at the step's shapes);
+`JUDGERL_COMPILED_RESIDUAL=deferred` leaves the residual adds to the next RMSNorm kernel (RESIDUALS).
 One layer is compiled, not the model: every decoder layer has the same shapes, so the layer's graph is traced, lowered
 and compiled once and serves all of them (a cold compile of SmolLM2 on 2 CPU cores: 15 s instead of 100 s).
 """
@@ -99,17 +100,41 @@ def mode_asked() -> str | None:
     return mode
 
 
+# How the compiled layer adds its residuals: "addmm" (fused into the o / down GEMMs, as the eager step does; on CUDA
+# addmm copies the residual into its output first: a device memcpy twice a layer) or "deferred" (the layer returns
+# (x, mlp out) and the next layer's first RMSNorm kernel does the add; fused_step.layer_forward_deferred)
+RESIDUALS = ("addmm", "deferred")
+
+
+def residual_asked() -> str:
+    """The compiled layer's residual form (JUDGERL_COMPILED_RESIDUAL, one of RESIDUALS; default `addmm`)."""
+    kind = os.environ.get("JUDGERL_COMPILED_RESIDUAL", "addmm")
+    if kind not in RESIDUALS:
+        raise ValueError(f"JUDGERL_COMPILED_RESIDUAL={kind!r}: expected one of {', '.join(RESIDUALS)}")
+    return kind
+
+
+def _asked() -> tuple:
+    return attention_asked(), mode_asked(), residual_asked()
+
+
 def kind_changed(step, model) -> bool:
     """True when `step` (a FusedStep) is compiled and the switch now says eager, or the other way round, or its
-    attention (JUDGERL_COMPILED_ATTN) or compile mode (JUDGERL_COMPILED_MODE) is not the one asked for now."""
+    attention (JUDGERL_COMPILED_ATTN), compile mode (JUDGERL_COMPILED_MODE) or residual form
+    (JUDGERL_COMPILED_RESIDUAL) is not the one asked for now."""
     on = compiled_on(next(model.parameters()).device.type)
-    return isinstance(step, CompiledStep) != on or (on and step.asked != (attention_asked(), mode_asked()))
+    return isinstance(step, CompiledStep) != on or (on and step.asked != _asked())
 
 
 def _layer(step, L, x, cos, sin, m4, k_cache, v_cache, slot):
     """What dynamo traces: one eager decoder layer of the fused step. Every layer has the same shapes, so one compiled
     graph serves all of them (a compile of one layer, not of the unrolled model: seconds instead of ~50 s on an H100)."""
     return FusedStep.layer_forward(step, L, x, cos, sin, m4, k_cache, v_cache, slot)
+
+
+def _layer_deferred(step, L, h, d, cos, sin, m4, k_cache, v_cache, slot):
+    """The same with the residual stream as h + d (RESIDUALS)."""
+    return FusedStep.layer_forward_deferred(step, L, h, d, cos, sin, m4, k_cache, v_cache, slot)
 
 
 class CompiledStep(FusedStep):
@@ -121,11 +146,10 @@ class CompiledStep(FusedStep):
         import torch
 
         super().__init__(model)
-        self.attention = attention_asked()
-        self.mode = mode_asked()  # None: default (no inductor cudagraphs); "max-autotune-no-cudagraphs" also fits
-        self.asked = (self.attention, self.mode)  # what it was built for (kind_changed), whatever a failure changed
+        self.attention, self.mode, self.residual = self.asked = _asked()  # asked: what it was built for (kind_changed)
         opts = None if self.mode else dict(self.options)  # torch.compile takes a mode or options, not both
-        self._fn = torch.compile(_layer, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
+        traced = _layer_deferred if self.residual == "deferred" else _layer
+        self._fn = torch.compile(traced, mode=self.mode, options=opts, fullgraph=True, dynamic=None)
         self.compiled = True
         self.calls = 0
         self.first_call_s = None  # seconds of the first call (the compile, and one step)
@@ -140,24 +164,44 @@ class CompiledStep(FusedStep):
         self.calls += 1
         return out
 
+    def run_layers(self, x, cos, sin, m4, keys, values, slot):
+        """As `FusedStep.run_layers`; with the deferred residual, each layer takes and returns (x, mlp out)."""
+        if self.residual != "deferred":
+            return super().run_layers(x, cos, sin, m4, keys, values, slot)
+        import torch
+
+        h, d = x, torch.zeros_like(x)
+        for i, L in enumerate(self.layers):
+            if self.compiled:
+                h, d = self._call(FusedStep.layer_forward_deferred, L, h, d, cos, sin, m4, keys[i], values[i], slot)
+            else:
+                h, d = FusedStep.layer_forward_deferred(self, L, h, d, cos, sin, m4, keys[i], values[i], slot)
+        return h + d
+
     def layer_forward(self, L, x, cos, sin, m4, k_cache, v_cache, slot):
         """As `FusedStep.layer_forward`, through the compiled function (the eager one after a compile failure)."""
         if not self.compiled:
             return super().layer_forward(L, x, cos, sin, m4, k_cache, v_cache, slot)
+        return self._call(FusedStep.layer_forward, L, x, cos, sin, m4, k_cache, v_cache, slot)
+
+    def _call(self, eager, L, *args):
+        """The compiled layer on args (..., cos, sin, m4, k_cache, v_cache, slot), their row / length dims marked
+        dynamic; after a compile failure, one warning and `eager` (the same function) from then on."""
         import torch
 
+        *states, cos, sin, m4, k_cache, v_cache, slot = args
         mark = torch._dynamo.maybe_mark_dynamic
-        for t in (x, cos, sin, m4, k_cache, v_cache):
+        for t in (*states, cos, sin, m4, k_cache, v_cache):
             mark(t, 0)
         mark(m4, 3)
         mark(k_cache, 2)
         mark(v_cache, 2)
         try:
-            return self._fn(self, L, x, cos, sin, m4, k_cache, v_cache, slot)
+            return self._fn(self, L, *args)
         except Exception as e:  # noqa: BLE001 - any compile failure: the eager layer computes the same function
             self.compiled = False
             self.attention = "sdpa" if self.attention == "flex" else self.attention  # eager flex is a slow reference
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             warnings.warn(f"judgerl: compiled decode step unavailable ({type(e).__name__}: {first}); "
                           "running the eager fused step", RuntimeWarning, stacklevel=2)
-            return super().layer_forward(L, x, cos, sin, m4, k_cache, v_cache, slot)
+            return eager(self, L, *args)

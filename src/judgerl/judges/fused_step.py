@@ -198,26 +198,51 @@ class FusedStep:
         cos = cos_tab.index_select(0, pos)[:, None]  # [r, 1, d]
         sin = sin_tab.index_select(0, pos)[:, None]
         m4 = mask[:, None, None, :length].expand(r, self.kv_heads, self.heads // self.kv_heads, length)
-        for i, L in enumerate(self.layers):
-            x = self.layer_forward(L, x, cos, sin, m4, keys[i], values[i], slot)
+        x = self.run_layers(x, cos, sin, m4, keys, values, slot)
         x = F.rms_norm(x, (x.shape[-1],), self.norm.weight, self.norm.variance_epsilon)
         return (x @ self.lm_head.t()).float()
+
+    def run_layers(self, x, cos, sin, m4, keys, values, slot):
+        """The hidden state after every decoder layer (each through `layer_forward`)."""
+        for i, L in enumerate(self.layers):
+            x = self.layer_forward(L, x, cos, sin, m4, keys[i], values[i], slot)
+        return x
 
     def layer_forward(self, L, x, cos, sin, m4, k_cache, v_cache, slot):
         """One decoder layer: the hidden state x [r, hidden] after it; the layer's K/V written into its cache at
         `slot`; attention over the cache's first m4.shape[-1] columns (the same function for every layer, so
-        compiled_step compiles it once and reuses it 30 times)."""
+        compiled_step compiles it once and reuses it 30 times). The residual adds are fused into the GEMMs (addmm)."""
         import torch
         import torch.nn.functional as F
 
-        r, h, kvh, d = x.shape[0], self.heads, self.kv_heads, self.head_dim
+        o = self.attention_out(L, F.rms_norm(x, (x.shape[-1],), L.n_in, L.eps_in), cos, sin, m4, k_cache, v_cache, slot)
+        x = torch.addmm(x, o, L.w_o.t())
+        return torch.addmm(x, self.mlp_in(L, x), L.w_down.t())
+
+    def layer_forward_deferred(self, L, h, d, cos, sin, m4, k_cache, v_cache, slot):
+        """The same layer with the residual stream given as h + d and returned as (x, mlp out): the adds are left to
+        the RMSNorm that follows them, where inductor fuses them into its kernel, instead of addmm, which on CUDA
+        copies the residual into its output before the GEMM (a device memcpy twice a layer; compiled_step)."""
+        import torch.nn.functional as F
+
+        x = h + d
+        o = self.attention_out(L, F.rms_norm(x, (x.shape[-1],), L.n_in, L.eps_in), cos, sin, m4, k_cache, v_cache, slot)
+        x = x + o @ L.w_o.t()
+        return x, self.mlp_in(L, x) @ L.w_down.t()
+
+    def attention_out(self, L, a, cos, sin, m4, k_cache, v_cache, slot):
+        """The attention block of one layer on its normed input a [r, hidden], before o_proj: [r, heads * head_dim];
+        the layer's K/V written into its cache at `slot`."""
+        import torch
+        import torch.nn.functional as F
+
+        r, h, kvh, d = a.shape[0], self.heads, self.kv_heads, self.head_dim
         rep, hd, kd, n = h // kvh, h * d, kvh * d, m4.shape[-1]
 
         def rope(t):  # t * cos + rotate_half(t) * sin; the half swap as a flip (one kernel on a strided view)
             c = t.shape[1]
             return torch.addcmul(t * cos, t.view(r, c, 2, d // 2).flip(2).view(r, c, d), sin)
 
-        a = F.rms_norm(x, (x.shape[-1],), L.n_in, L.eps_in)
         qkv = torch.addmm(L.b_qkv, a, L.w_qkv.t()) if L.b_qkv is not None else a @ L.w_qkv.t()
         if L.qk_norm is None:
             qk = rope(qkv[:, :hd + kd].view(r, h + kvh, d))
@@ -231,10 +256,15 @@ class FusedStep:
         v_cache.index_copy_(2, slot, v[:, :, None])
         attend = ATTENTIONS[self.attention]
         o = attend(q.reshape(r, kvh, rep, d), k_cache[:, :, :n], v_cache[:, :, :n], m4, scale=L.scaling)
-        x = torch.addmm(x, o.reshape(r, hd), L.w_o.t())
+        return o.reshape(r, hd)
+
+    def mlp_in(self, L, x):
+        """silu(gate) * up of the post-attention RMSNorm of x: the down projection's input [r, intermediate]."""
+        import torch.nn.functional as F
+
         a = F.rms_norm(x, (x.shape[-1],), L.n_post, L.eps_post)
         gu = a @ L.w_gu.t()
-        return torch.addmm(x, F.silu(gu[:, :self.inter]) * gu[:, self.inter:], L.w_down.t())
+        return F.silu(gu[:, :self.inter]) * gu[:, self.inter:]
 
 
 def fused_step_for(model, device_free_bytes: int | None = None, step_class=None) -> FusedStep | None:
