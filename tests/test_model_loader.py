@@ -58,11 +58,7 @@ def test_cpu_loads_get_grouped_attention_unless_turned_off(smollm2_path, monkeyp
 def test_grouped_attention_trains_as_sdpa_does():
     """A policy on the CPU trains through grouped-query SDPA: on a left-padded batch its loss and every gradient are
     SDPA's up to float rounding."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent / "judges"))
-    from test_decode import tiny_gqa_model
+    from tiny_models import tiny_gqa_model
 
     from judgerl.judges.attention import use_grouped_attention
 

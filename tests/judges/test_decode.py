@@ -2,17 +2,10 @@
 reuse leaves tokens and logits unchanged (full and sliding-window attention)."""
 
 import torch
+from tiny_models import tiny_gqa_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from judgerl.judges.decode import GQA_ATTENTION, generate_ids, round_up, use_grouped_attention
-
-
-def tiny_gqa_model(seed: int):
-    torch.manual_seed(seed)
-    cfg = AutoConfig.for_model("llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=8,
-                               num_key_value_heads=2, intermediate_size=128, vocab_size=101)
-    cfg._attn_implementation = "sdpa"
-    return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
 
 
 def test_grouped_sdpa_matches_sdpa_with_padding_mask():

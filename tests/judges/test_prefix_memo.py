@@ -7,7 +7,7 @@ import torch
 from judgerl.judges.decode import PREFIX_MIN, last_token_logits
 from judgerl.judges.prefix_memo import PrefixMemo
 
-from test_decode import tiny_gqa_model
+from tiny_models import tiny_gqa_model
 
 
 def left_padded(rows: list[list[int]]):
