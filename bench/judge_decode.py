@@ -13,9 +13,9 @@ Batch B, prompt P random tokens, N new tokens forced (no EOS). Every path genera
           instead of SDPA's memory-efficient kernel.
   compiled_flex  `compiled` with flex attention (inductor's flex-decoding template; `JUDGERL_COMPILED_ATTN=flex`)
   compiled_math_at, compiled_flex_at  the same compiled with `JUDGERL_COMPILED_MODE=max-autotune-no-cudagraphs`
+                 (Triton GEMM templates autotuned against cuBLAS at the step's shapes; a longer compile)
   compiled_math_def, compiled_flex_def, compiled_flex_def_at  with `JUDGERL_COMPILED_RESIDUAL=deferred` (the residual
                  adds in the next RMSNorm kernel instead of addmm, which copies the residual on CUDA)
-                 (Triton GEMM templates autotuned against cuBLAS at the step's shapes; a longer compile)
 Roofline (the decode floor): per step the fewest bytes are all weights once plus the KV cache read so far,
   bytes/step = n_params * 2 + B * (P + N/2) * kv_bytes_per_token,  kv_bytes_per_token = 2 * layers * kv_heads * head_dim * 2
 (bf16), floor = bytes/step / HBM bandwidth (measured device-to-device copy), roofline tok/s = B / floor.
